@@ -1,1 +1,40 @@
-//! memory
+//! Persistent memory of Command Center: everything the daemon must still know after a restart.
+//!
+//! What this crate holds, all in one sled database at `<data_dir>/store`:
+//! - the **journal**: an append-only, hash-chained audit log of what happened and who did it
+//!   ([`Journal`]), with checkpoints of its head in `<data_dir>/checkpoints.jsonl` so truncation
+//!   and rewrites can be detected ([`Store::write_checkpoint`], [`Journal::verify`]);
+//! - **series**: numeric samples by metric name and labels, with hour/day downsampling
+//!   ([`SeriesStore`]);
+//! - **state**: small JSON documents by string key ([`StateStore`]);
+//! - consistent online **snapshots** and offline **restore** ([`Store::snapshot`],
+//!   [`Store::restore`]).
+//!
+//! What it must never do:
+//! - let any other crate see sled: this is the only crate that names it, so the backend can be
+//!   replaced here alone;
+//! - rewrite or delete journal entries, or acknowledge an append before it is flushed to disk;
+//! - hold secrets: callers put no credentials in entries, series labels or state, and errors
+//!   here only name paths, seqs and keys;
+//! - panic on bad data: damaged bytes become a [`StoreError`] or a [`ChainProblem`].
+
+mod checkpoint;
+mod error;
+mod gate;
+mod journal;
+mod series;
+mod state;
+mod store;
+
+pub use checkpoint::{Checkpoint, read_checkpoints};
+pub use error::StoreError;
+pub use journal::{
+    ChainProblem, GENESIS_HASH, Journal, JournalEntry, JournalQuery, NewEntry, ProblemKind,
+    VerifyReport, write_csv, write_jsonl,
+};
+pub use series::{Aggregation, Resolution, Sample, SeriesKey, SeriesStore};
+pub use state::StateStore;
+pub use store::{SnapshotManifest, Store};
+
+#[cfg(test)]
+mod test_support;

@@ -1,1 +1,7 @@
-fn main() {}
+//! `command-center`: see `command-center --help`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    runtime::cli::main()
+}

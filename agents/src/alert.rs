@@ -1,0 +1,73 @@
+//! The alert value agents emit and the runtime routes.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How urgent an alert is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// Whether the condition holds now or has just ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+impl std::fmt::Display for AlertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        })
+    }
+}
+
+/// One alert event: a condition starting (firing) or ending (resolved).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable identity of the condition, e.g. `market.price_move/the-open-network`; a firing and
+    /// its resolution share it.
+    pub key: String,
+    /// Rule name, e.g. `price_move`, `source_unavailable`.
+    pub rule: String,
+    pub status: AlertStatus,
+    pub severity: Severity,
+    /// One line a person reads first.
+    pub summary: String,
+    /// Labels for routing and grouping (`domain`, `coin`, `source`, ...).
+    pub labels: BTreeMap<String, String>,
+    /// What the agent saw: numbers, sample times, error texts.
+    pub evidence: serde_json::Value,
+    /// When the condition started.
+    pub starts_at: DateTime<Utc>,
+    /// When this event was produced (equals `starts_at` for a firing).
+    pub at: DateTime<Utc>,
+    /// When the data behind the event was observed (the sample time), for latency accounting.
+    pub observed_at: DateTime<Utc>,
+}
+
+impl Alert {
+    /// Label value or "".
+    pub fn label(&self, name: &str) -> &str {
+        self.labels.get(name).map(String::as_str).unwrap_or("")
+    }
+}

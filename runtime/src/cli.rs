@@ -1,0 +1,404 @@
+//! The command line. Every command's `--help` says what it does, with an example.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigSource, LogFormat};
+
+mod audit;
+mod ops;
+
+const EXAMPLES: &str = "\
+Examples:
+  command-center run --demo          # simulated world, alerts within a minute, offline
+  command-center config init         # write a commented command-center.toml
+  command-center check               # validate config, policies and prompts
+  command-center status              # ask the running daemon
+  command-center audit tail -n 20    # newest audit entries
+  command-center audit verify        # prove the audit log was not edited";
+
+/// Command Center: operations platform for TON validators, AI compute and a crypto treasury.
+#[derive(Debug, Parser)]
+#[command(name = "command-center", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Configuration file [default: ./command-center.toml if present, else built-in defaults]
+    #[arg(
+        long,
+        global = true,
+        env = "COMMAND_CENTER_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr (overrides daemon.log_format)
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Data directory (overrides daemon.data_dir)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: agents, alerts, the HTTP API and /metrics.
+    ///
+    /// Example: `command-center run --demo` runs against a simulated world (no network needed);
+    /// `command-center run --config /etc/command-center.toml` runs against the real services.
+    Run(RunArgs),
+    /// Validate the configuration, policies and prompts; list every problem; exit 2 if any.
+    ///
+    /// Example: `command-center check --config command-center.toml`
+    Check,
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Browse, search, verify and export the tamper-evident audit log.
+    ///
+    /// Talks to the running daemon when one answers on daemon.http_listen, else opens the data
+    /// directory. Example: `command-center audit search --kind 'alert.*' --since 24h`
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Ask the running daemon how it is: actors, sources, firing alerts, journal.
+    ///
+    /// Example: `command-center status` or `command-center status --json`
+    Status(StatusArgs),
+    /// Write a consistent snapshot of the data directory to DIR, even while the daemon runs.
+    ///
+    /// Example: `command-center backup /var/backups/cc-$(date +%F)`
+    Backup(BackupArgs),
+    /// Restore a snapshot made by `backup` into the data directory (daemon stopped).
+    ///
+    /// Example: `command-center restore /var/backups/cc-2026-11-24 --force`
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run against the built-in simulated world (CoinGecko and toncenter on loopback)
+    #[arg(long)]
+    pub demo: bool,
+    /// Scenario file for --demo (see docs/scenarios.md)
+    #[arg(long, value_name = "FILE", requires = "demo")]
+    pub scenario: Option<PathBuf>,
+    /// Simulated seconds per real second for --demo
+    #[arg(long, requires = "demo")]
+    pub speed: Option<f64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write the commented example configuration.
+    ///
+    /// Example: `command-center config init --output /etc/command-center.toml`
+    Init {
+        /// Where to write it
+        #[arg(long, short, default_value = config::DEFAULT_CONFIG_FILE)]
+        output: PathBuf,
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Filters shared by the audit commands.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AuditFilters {
+    /// Entries at or after this time: RFC 3339, a date (2026-11-24) or an age (30m, 24h, 7d)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Entries before this time (same forms as --since)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this actor (market, notifier, runtime, operator:NAME)
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this kind; a trailing * matches a prefix (alert.*)
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Case-insensitive text in the subject or body
+    #[arg(long)]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show the newest entries, oldest first.
+    ///
+    /// Example: `command-center audit tail -n 50 --actor market`
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        #[command(flatten)]
+        filters: AuditFilters,
+    },
+    /// Show one entry in full.
+    ///
+    /// Example: `command-center audit show 1234`
+    Show { seq: u64 },
+    /// List matching entries, oldest first.
+    ///
+    /// Example: `command-center audit search --text TON --since 7d --limit 100`
+    Search {
+        #[command(flatten)]
+        filters: AuditFilters,
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+    },
+    /// Walk the hash chain and name the first edited, dropped, reordered or truncated entry.
+    ///
+    /// Example: `command-center audit verify --checkpoints /offsite/checkpoints.jsonl`
+    Verify {
+        /// Checkpoints kept elsewhere [default: <data_dir>/checkpoints.jsonl]
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+    },
+    /// Export matching entries as JSON Lines or CSV.
+    ///
+    /// Example: `command-center audit export --format csv --since 30d --output audit.csv`
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// File to write [default: stdout]
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        filters: AuditFilters,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Daemon URL [default: http://<daemon.http_listen>]
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Print the raw JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Directory to create (must not exist or be empty)
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Directory written by `command-center backup`
+    pub dir: PathBuf,
+    /// Replace an existing data directory (it is kept as store.replaced-<time>)
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A failure that has already been explained to the user, with its exit code.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+/// Exit code for invalid configuration, policies, prompts or arguments.
+pub const EXIT_INVALID: u8 = 2;
+
+/// Parses a time bound: RFC 3339, a date, or an age before now.
+pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(midnight) = date.and_hms_opt(0, 0, 0)
+    {
+        return Ok(midnight.and_utc());
+    }
+    let age = if let Some(days) = text.strip_suffix('d').and_then(|d| d.parse::<u64>().ok()) {
+        Duration::from_secs(days * 86_400)
+    } else {
+        humantime::parse_duration(text).map_err(|_| {
+            format!("{text:?} is not a time: use RFC 3339 (2026-11-24T12:00:00Z), a date (2026-11-24) or an age (30m, 24h, 7d)")
+        })?
+    };
+    chrono::Duration::from_std(age)
+        .map(|age| now - age)
+        .map_err(|_| format!("{text:?} is too far back"))
+}
+
+fn load_config(cli: &Cli) -> Result<Config, Exit> {
+    let source = ConfigSource::locate(cli.config.as_deref());
+    match config::load(&source, &config::environment_overrides()) {
+        Ok(mut config) => {
+            if let Some(format) = cli.log_format {
+                config.daemon.log_format = format;
+            }
+            if let Some(dir) = &cli.data_dir {
+                config.daemon.data_dir = dir.clone();
+            }
+            Ok(config)
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            Err(Exit(EXIT_INVALID))
+        }
+    }
+}
+
+fn write_example(output: &Path, force: bool) -> Result<(), Exit> {
+    if output.exists() && !force {
+        eprintln!(
+            "{} already exists; pass --force to overwrite it",
+            output.display()
+        );
+        return Err(Exit(1));
+    }
+    match std::fs::write(output, config::EXAMPLE_CONFIG) {
+        Ok(()) => {
+            println!(
+                "wrote {}; edit it, then run `command-center check`",
+                output.display()
+            );
+            Ok(())
+        }
+        Err(error) => {
+            eprintln!("cannot write {}: {error}", output.display());
+            Err(Exit(1))
+        }
+    }
+}
+
+fn run_daemon(cli: &Cli, args: &RunArgs) -> Result<(), Exit> {
+    let mut config = load_config(cli)?;
+    if let Some(scenario) = &args.scenario {
+        config.demo.scenario = Some(scenario.clone());
+    }
+    if let Some(speed) = args.speed {
+        if !(speed.is_finite() && speed > 0.0) {
+            eprintln!("--speed must be a positive number, not {speed}");
+            return Err(Exit(EXIT_INVALID));
+        }
+        config.demo.speed = speed;
+    }
+    crate::logging::init(config.daemon.log_format, &config.daemon.log_level);
+    let options = crate::daemon::RunOptions { demo: args.demo };
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|error| {
+                eprintln!("cannot start the async runtime: {error}");
+                std::process::exit(1)
+            })
+    });
+    match system.block_on(crate::daemon::run(config, options)) {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "daemon failed");
+            eprintln!("error: {error:#}");
+            Err(Exit(1))
+        }
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), Exit>>>(future: F) -> Result<(), Exit> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(future),
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            Err(Exit(1))
+        }
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run(args) => run_daemon(&cli, args),
+        Command::Check => ops::check(&cli),
+        Command::Config(ConfigCommand::Init { output, force }) => write_example(output, *force),
+        Command::Audit(command) => load_config(&cli).and_then(|config| {
+            crate::logging::init(config.daemon.log_format, "warn");
+            block_on(audit::run(config, command))
+        }),
+        Command::Status(args) => {
+            load_config(&cli).and_then(|config| block_on(ops::status(config, args)))
+        }
+        Command::Backup(args) => {
+            load_config(&cli).and_then(|config| block_on(ops::backup(config, args)))
+        }
+        Command::Restore(args) => load_config(&cli).and_then(|config| ops::restore(config, args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Exit(code)) => ExitCode::from(code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_help_with_an_example() {
+        let mut command = Cli::command();
+        let mut missing = Vec::new();
+        fn walk(command: &mut clap::Command, path: String, missing: &mut Vec<String>) {
+            let help = command.render_long_help().to_string();
+            if !help.contains("Example") && !help.contains("example") {
+                missing.push(path.clone());
+            }
+            for sub in command.get_subcommands_mut() {
+                let name = format!("{path} {}", sub.get_name());
+                walk(sub, name, missing);
+            }
+        }
+        walk(&mut command, "command-center".into(), &mut missing);
+        missing.retain(|path| !path.ends_with(" help") && path != "command-center config");
+        assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+    }
+
+    #[test]
+    fn time_bounds() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        assert_eq!(
+            parse_time("2h", now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap()
+        );
+        assert_eq!(
+            parse_time("7d", now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 17, 12, 0, 0).unwrap()
+        );
+        assert_eq!(
+            parse_time("2026-11-01", now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            parse_time("2026-11-24T11:30:00+01:00", now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 24, 10, 30, 0).unwrap()
+        );
+        assert!(
+            parse_time("yesterday-ish", now)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
+    }
+}

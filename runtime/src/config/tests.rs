@@ -1,0 +1,206 @@
+use super::*;
+
+fn load_ok(text: &str, env: &[(&str, &str)]) -> Config {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    match load_text(text, "test.toml", &env) {
+        Ok(config) => config,
+        Err(errors) => panic!("{errors}"),
+    }
+}
+
+fn problems(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load_text(text, "test.toml", &env)
+        .expect_err("expected problems")
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn embedded_default_loads_and_validates() {
+    let config = load(&ConfigSource::Embedded, &[]).unwrap();
+    assert_eq!(config.daemon.http_listen.port(), 8750);
+    assert_eq!(config.agents.market.move_alerts.len(), 1);
+    assert_eq!(config.agents.market.move_alerts[0].percent, 10.0);
+    assert_eq!(config.sources.coingecko.plan, CoinGeckoPlan::Public);
+}
+
+#[test]
+fn empty_file_means_defaults() {
+    let config = load_ok("", &[]);
+    assert_eq!(config.daemon.data_dir, PathBuf::from("data"));
+    assert!(config.agents.market.enabled);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let config = load_ok(
+        "[daemon]\nhttp_listen = \"127.0.0.1:1\"\n",
+        &[
+            ("COMMAND_CENTER__DAEMON__HTTP_LISTEN", "127.0.0.1:9999"),
+            ("COMMAND_CENTER__AGENTS__MARKET__INTERVAL", "30s"),
+            (
+                "COMMAND_CENTER__AGENTS__MARKET__SOURCE_FAILURE_ALERT_AFTER",
+                "7",
+            ),
+            ("COMMAND_CENTER__SOURCES__COINGECKO__API_KEY", "12345"),
+        ],
+    );
+    assert_eq!(config.daemon.http_listen.port(), 9999);
+    assert_eq!(config.agents.market.interval, Duration::from_secs(30));
+    assert_eq!(config.agents.market.source_failure_alert_after, 7);
+    assert_eq!(
+        config
+            .sources
+            .coingecko
+            .api_key
+            .as_ref()
+            .map(Secret::expose),
+        Some("12345"),
+        "an all-digit key stays a string"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_path_and_line() {
+    let text = "\
+[daemon]
+http_listen = \"not an address\"
+colour = \"blue\"
+
+[supervisor]
+crash_loop_restarts = 0
+
+[agents.market]
+coins = [\"bitcoin\"]
+
+[[agents.market.move_alerts]]
+coin = \"the-open-network\"
+percent = 10.0
+window = \"1h\"
+
+[surprise]
+x = 1
+";
+    let found = problems(text, &[]);
+    let joined = found.join("\n");
+    assert!(
+        joined.contains("test.toml:2: daemon.http_listen: invalid socket address syntax"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("test.toml:6: supervisor.crash_loop_restarts: must be 1 or more"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("test.toml:12: agents.market.move_alerts[0].coin: coin \"the-open-network\" is not polled"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("test.toml:16: surprise: unknown section"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("test.toml:3: daemon.colour: unknown field `colour`"),
+        "{joined}"
+    );
+    assert_eq!(found.len(), 5, "{joined}");
+}
+
+#[test]
+fn unknown_key_names_the_key_and_line() {
+    let found = problems("[daemon]\n\ncolour = \"blue\"\n", &[]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("test.toml:3: daemon.colour: unknown field `colour`"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn syntax_error_names_the_line() {
+    let found = problems("[daemon]\nhttp_listen = \n", &[]);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].starts_with("test.toml:2: (syntax)"), "{found:?}");
+}
+
+#[test]
+fn secrets_in_the_file_are_refused_without_echoing_them() {
+    let text = "[sources.coingecko]\nplan = \"pro\"\napi_key = \"CG-SECRET-VALUE\"\n";
+    let found = problems(text, &[]);
+    let joined = found.join("\n");
+    assert!(joined.contains("test.toml:3: sources.coingecko.api_key: secrets are not read from the configuration file"), "{joined}");
+    assert!(
+        !joined.contains("CG-SECRET-VALUE"),
+        "the secret leaked: {joined}"
+    );
+}
+
+#[test]
+fn a_paid_plan_without_a_key_is_a_missing_secret() {
+    let found = problems("[sources.coingecko]\nplan = \"pro\"\n", &[]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("sources.coingecko.api_key: the pro plan needs an API key"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn secret_file_is_read_and_a_missing_one_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("cg.key");
+    std::fs::write(&key, "from-file\n").unwrap();
+    let config = load_ok(
+        &format!(
+            "[sources.coingecko]\nplan = \"demo\"\napi_key_file = {:?}\n",
+            key.display().to_string()
+        ),
+        &[],
+    );
+    assert_eq!(
+        config
+            .sources
+            .coingecko
+            .api_key
+            .as_ref()
+            .map(Secret::expose),
+        Some("from-file")
+    );
+
+    let missing = dir.path().join("absent.key");
+    let found = problems(
+        &format!(
+            "[sources.coingecko]\nplan = \"demo\"\napi_key_file = {:?}\n",
+            missing.display().to_string()
+        ),
+        &[],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .starts_with("test.toml:3: sources.coingecko.api_key_file: cannot read secret file"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let found = problems(
+        "",
+        &[("COMMAND_CENTER__DAEMON__CHECKPOINT_INTERVAL", "often")],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("environment variable COMMAND_CENTER__DAEMON__CHECKPOINT_INTERVAL: daemon.checkpoint_interval: invalid duration"),
+        "{found:?}"
+    );
+}

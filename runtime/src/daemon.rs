@@ -1,0 +1,359 @@
+//! `command-center run`: wires storage, agents, supervisors, the notifier and the HTTP port,
+//! then waits for SIGINT/SIGTERM and shuts down in order (agents finish their tick, the
+//! notifier drains, the journal records the stop, storage is flushed).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use agents::audit::Auditor;
+use agents::health::HealthRegistry;
+use agents::market::MarketAgent;
+use agents::telemetry::Telemetry;
+use anyhow::Context as _;
+use chrono::Utc;
+use memory::Store;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+use tools::coingecko::CoinGeckoClient;
+
+use crate::config::{Config, WebhookReceiverConfig};
+use crate::http::{AppState, router};
+use crate::notifier::Notifier;
+use crate::supervisor::{AgentContext, AgentFactory, AgentSupervisor, Shutdown};
+
+/// Checkpoints file inside the data directory.
+pub const CHECKPOINT_FILE: &str = "checkpoints.jsonl";
+
+/// How `run` was asked to start.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub demo: bool,
+}
+
+/// A running daemon, for in-process use (tests, benchmarks) and for `run`.
+pub struct Daemon {
+    pub state: AppState,
+    pub http_addr: SocketAddr,
+    pub sim: Option<tools::sim::SimHandle>,
+    supervisors: BTreeMap<String, Addr<AgentSupervisor>>,
+    alert_sink: Option<mpsc::UnboundedSender<agents::Alert>>,
+    notifier: tokio::task::JoinHandle<()>,
+    http_stop: watch::Sender<bool>,
+    http_task: tokio::task::JoinHandle<()>,
+    checkpoint_task: tokio::task::JoinHandle<()>,
+    shutdown_grace: Duration,
+}
+
+/// Rewrites `config` to run against a simulated world; returns the world.
+pub async fn start_demo_world(config: &mut Config) -> anyhow::Result<tools::sim::SimHandle> {
+    let mut scenario = match &config.demo.scenario {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read scenario file {}", path.display()))?;
+            tools::sim::Scenario::from_toml(&text, &path.display().to_string())?
+        }
+        None => tools::sim::Scenario::demo(),
+    };
+    scenario.speed = config.demo.speed;
+    let sim = tools::sim::SimWorld::start(scenario, config.demo.sim_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the simulated world on {} (demo.sim_listen); is another demo running?",
+                config.demo.sim_listen
+            )
+        })?;
+    config.sources.coingecko.base_url = sim.coingecko_url();
+    config.sources.coingecko.requests_per_second = 50.0;
+    config.sources.coingecko.retry.backoff_initial = Duration::from_millis(200);
+    config.sources.coingecko.retry.backoff_max = Duration::from_secs(2);
+    config.sources.coingecko.retry.timeout = Duration::from_secs(2);
+    config.sources.toncenter.base_url = sim.toncenter_url();
+    config.daemon.data_dir = config.demo.data_dir.clone();
+    config.agents.market.interval = config.demo.interval;
+    config.notify.webhooks.push(WebhookReceiverConfig {
+        name: "demo-sink".to_owned(),
+        url: sim.webhook_url(),
+        secret: None,
+        secret_file: None,
+        timeout: Duration::from_secs(2),
+        max_attempts: 3,
+    });
+    tracing::info!(
+        sim = %sim.base_url(),
+        speed = config.demo.speed,
+        "demo: simulated world started; every source points at it"
+    );
+    Ok(sim)
+}
+
+impl Daemon {
+    /// Opens storage, starts agents and the HTTP port. Must run inside an actix System.
+    pub async fn start(mut config: Config, options: RunOptions) -> anyhow::Result<Daemon> {
+        tools::http::install_crypto_provider();
+        let sim = if options.demo {
+            Some(start_demo_world(&mut config).await?)
+        } else {
+            None
+        };
+        let data_dir = config.daemon.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+            .await
+            .context("storage thread")??;
+        let telemetry = Telemetry::default();
+        let mut registry = Registry::with_prefix("command_center");
+        telemetry.register(&mut registry);
+        let health = HealthRegistry::new();
+        let auditor = Auditor::new(store.clone(), telemetry.clone());
+        auditor
+            .record(
+                "runtime",
+                "daemon.started",
+                "daemon",
+                &serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "demo": options.demo,
+                    "pid": std::process::id(),
+                    // Secrets are skipped by the config's Serialize impl.
+                    "config": &config,
+                }),
+            )
+            .await?;
+
+        let (alert_sink, alert_queue) = mpsc::unbounded_channel();
+        let notifier = Notifier::new(&config.notify, auditor.clone(), telemetry.clone());
+        let notifier = tokio::spawn(notifier.run(alert_queue));
+
+        let context = AgentContext {
+            health: health.clone(),
+            telemetry: telemetry.clone(),
+            auditor: auditor.clone(),
+            alerts: alert_sink.clone(),
+        };
+        let mut supervisors = BTreeMap::new();
+        if config.agents.market.enabled {
+            let market = config.agents.market.clone();
+            let source = config.sources.coingecko.clone();
+            let factory_context = context.clone();
+            let factory: AgentFactory = Arc::new(move || {
+                let client = CoinGeckoClient::new(
+                    &source.base_url,
+                    source.plan,
+                    source.api_key.clone(),
+                    source.requests_per_second,
+                    source.retry.policy(),
+                )
+                .map_err(|error| agents::AgentError::Fatal {
+                    agent: agents::market::AGENT.to_owned(),
+                    message: error.to_string(),
+                })?;
+                Ok(Box::new(MarketAgent::new(
+                    market.clone(),
+                    client,
+                    factory_context.auditor.clone(),
+                    factory_context.health.clone(),
+                    factory_context.telemetry.clone(),
+                )) as Box<dyn agents::DomainAgent>)
+            });
+            let supervisor = AgentSupervisor::new(
+                agents::market::AGENT,
+                factory,
+                config.agents.market.interval,
+                config.supervisor.clone(),
+                context.clone(),
+            );
+            supervisors.insert(agents::market::AGENT.to_owned(), supervisor.start());
+        }
+
+        let state = AppState {
+            store: store.clone(),
+            auditor: auditor.clone(),
+            health: health.clone(),
+            registry: Arc::new(registry),
+            started_at: Utc::now(),
+            demo: options.demo,
+            agents: Arc::new(supervisors.clone()),
+        };
+        let listener = tokio::net::TcpListener::bind(config.daemon.http_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (daemon.http_listen); is another daemon running?",
+                    config.daemon.http_listen
+                )
+            })?;
+        let http_addr = listener.local_addr()?;
+        let (http_stop, mut http_stop_rx) = watch::channel(false);
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let http_task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = http_stop_rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(%error, "HTTP server stopped");
+            }
+        });
+
+        let checkpoint_store = store.clone();
+        let interval = config.daemon.checkpoint_interval;
+        let checkpoint_task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                write_checkpoint(&checkpoint_store).await;
+            }
+        });
+
+        Ok(Daemon {
+            state,
+            http_addr,
+            sim,
+            supervisors,
+            alert_sink: Some(alert_sink),
+            notifier,
+            http_stop,
+            http_task,
+            checkpoint_task,
+            shutdown_grace: config.daemon.shutdown_grace,
+        })
+    }
+
+    /// The supervisor of an agent, by name.
+    pub fn agent(&self, name: &str) -> Option<&Addr<AgentSupervisor>> {
+        self.supervisors.get(name)
+    }
+
+    /// Orderly stop: agents finish their tick, the notifier drains, the journal records the
+    /// stop and a final checkpoint, storage is flushed.
+    pub async fn shutdown(mut self, reason: &str) -> anyhow::Result<()> {
+        tracing::info!(%reason, "shutting down");
+        let grace = self.shutdown_grace;
+        let stops = self
+            .supervisors
+            .values()
+            .map(|addr| addr.send(Shutdown))
+            .collect::<Vec<_>>();
+        if tokio::time::timeout(grace, futures::future::join_all(stops))
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?grace, "agents did not stop within the grace period");
+        }
+        self.supervisors.clear();
+        // Dropping our sender lets the notifier finish once the queue is empty; the
+        // supervisors hold the others through their context.
+        self.alert_sink = None;
+        self.state.agents = Arc::new(BTreeMap::new());
+        if tokio::time::timeout(grace, &mut self.notifier)
+            .await
+            .is_err()
+        {
+            tracing::warn!("notifier did not drain within the grace period");
+            self.notifier.abort();
+        }
+        let _ = self.http_stop.send(true);
+        let _ = tokio::time::timeout(grace, &mut self.http_task).await;
+        self.checkpoint_task.abort();
+        self.state
+            .auditor
+            .record(
+                "runtime",
+                "daemon.stopped",
+                "daemon",
+                &serde_json::json!({ "reason": reason }),
+            )
+            .await?;
+        write_checkpoint(&self.state.store).await;
+        let store = self.state.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .context("storage thread")??;
+        if let Some(sim) = &self.sim {
+            sim.shutdown();
+        }
+        tracing::info!("stopped; storage flushed");
+        Ok(())
+    }
+}
+
+async fn write_checkpoint(store: &Store) {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.write_checkpoint()).await {
+        Ok(Ok(checkpoint)) => tracing::info!(
+            count = checkpoint.count,
+            head_hash = %checkpoint.head_hash,
+            at = %checkpoint.at.to_rfc3339(),
+            "journal checkpoint"
+        ),
+        Ok(Err(error)) => tracing::error!(%error, "could not write a journal checkpoint"),
+        Err(error) => tracing::error!(%error, "checkpoint task failed"),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+pub async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the daemon");
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+/// `command-center run`.
+pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let daemon = Daemon::start(config, options).await?;
+    let state = daemon.state.clone();
+    let addr = daemon.http_addr;
+    // Announce readiness once every agent has started (tests and scripts wait for this line).
+    let ready_state = state.clone();
+    let ready = tokio::spawn(async move {
+        let mut probe = tokio::time::interval(Duration::from_millis(10));
+        loop {
+            probe.tick().await;
+            if crate::http::is_ready(&ready_state) {
+                tracing::info!(
+                    listen = %addr,
+                    data_dir = %ready_state.store.data_dir().display(),
+                    startup_ms = started.elapsed().as_millis() as u64,
+                    "ready"
+                );
+                break;
+            }
+        }
+    });
+    if let Some(sim) = &daemon.sim {
+        tracing::info!(
+            status = %format!("http://{addr}/v1/status"),
+            webhooks = %format!("{}/_sim/state", sim.base_url()),
+            "demo running: try `command-center status` and `command-center audit tail` in another terminal"
+        );
+    }
+    let reason = shutdown_signal().await;
+    ready.abort();
+    daemon.shutdown(reason).await
+}

@@ -1,0 +1,17 @@
+//! The `command-center` daemon and CLI.
+//!
+//! This crate holds configuration ([`config`]), the supervision tree ([`supervisor`]), the
+//! notifier ([`notifier`]), the HTTP port ([`http`]), the daemon's wiring ([`daemon`]) and the
+//! command line ([`cli`]). It is the only crate that executes effects; agents only read and
+//! propose.
+//!
+//! What it must never do: put a secret in a log line, an audit entry or an error message, or
+//! act before the journal has recorded why.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod logging;
+pub mod notifier;
+pub mod supervisor;

@@ -1,0 +1,190 @@
+//! The simulated world: one HTTP server that speaks the real CoinGecko and toncenter v2
+//! wire formats from a scenario, injects faults, and records webhooks, so the daemon and
+//! its tests run without the internet.
+//!
+//! Paths: `/coingecko/api/v3/simple/price`, `/toncenter/api/v2/{getMasterchainInfo,
+//! getAddressInformation,getAddressBalance,getWalletInformation}`, `POST /webhook/sink`,
+//! and control: `POST /_sim/advance {"seconds": f64}`, `POST /_sim/fault <Fault>`,
+//! `GET /_sim/state`.
+//!
+//! Sim clock: `now = start + real_elapsed * speed + advanced`.
+
+mod scenario;
+mod server;
+mod world;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+pub use scenario::{
+    Fault, FaultKind, Scenario, SimCoin, SimEvent, SimService, SimValidator, format_offset,
+    parse_sim_offset,
+};
+use world::World;
+
+/// Errors of the sim boundary: scenario files and starting the server.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum SimError {
+    /// The TOML does not parse or does not fit the scenario schema.
+    #[error("{origin}{}: {}{message}", line.map(|line| format!(":{line}")).unwrap_or_default(),
+        if key_path.is_empty() { String::new() } else { format!("at `{key_path}`: ") })]
+    Parse {
+        origin: String,
+        line: Option<usize>,
+        key_path: String,
+        message: String,
+    },
+    /// The scenario parses but is inconsistent; every problem is listed.
+    #[error("{origin}: invalid scenario, {} problem(s):\n  {}", problems.len(), problems.join("\n  "))]
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
+    #[error("sim: cannot listen on {addr}: {message} (pick a free port, or port 0)")]
+    Bind { addr: SocketAddr, message: String },
+}
+
+/// One request the webhook sink received.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReceivedWebhook {
+    /// Wall clock, not sim time: delivery latency is real.
+    pub received_at: DateTime<Utc>,
+    /// Lower-case header names.
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body, or the raw text as a JSON string when the body was not JSON.
+    pub body: serde_json::Value,
+}
+
+pub struct SimWorld;
+
+impl SimWorld {
+    /// Validates the scenario, binds `addr` (port 0 picks a free port) and serves until
+    /// [`SimHandle::shutdown`].
+    pub async fn start(scenario: Scenario, addr: SocketAddr) -> Result<SimHandle, SimError> {
+        scenario.validate(&format!("scenario {:?}", scenario.name))?;
+        let listener =
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|error| SimError::Bind {
+                    addr,
+                    message: error.to_string(),
+                })?;
+        let local_addr = listener.local_addr().map_err(|error| SimError::Bind {
+            addr,
+            message: error.to_string(),
+        })?;
+        let world = Arc::new(World::new(scenario));
+        let (shutdown, mut shutdown_rx) = watch::channel(false);
+        let app = server::router(Arc::clone(&world));
+        info!(addr = %local_addr, scenario = %world.scenario.name, "sim world listening");
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // Err means every handle is gone, which also ends the sim.
+                    let _ = shutdown_rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(error) = served {
+                error!(addr = %local_addr, %error, "sim world server stopped with an error");
+            }
+        });
+        Ok(SimHandle {
+            inner: Arc::new(HandleInner {
+                world,
+                addr: local_addr,
+                shutdown,
+            }),
+        })
+    }
+}
+
+/// Control of a running sim; clones share the same world.
+#[derive(Clone)]
+pub struct SimHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    world: Arc<World>,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    pub fn coingecko_url(&self) -> String {
+        format!("{}/coingecko/api/v3", self.base_url())
+    }
+
+    pub fn toncenter_url(&self) -> String {
+        format!("{}/toncenter/api/v2", self.base_url())
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("{}/webhook/sink", self.base_url())
+    }
+
+    /// Current sim time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.world.now()
+    }
+
+    /// Moves the sim clock forward; events due in between take effect at once.
+    pub fn advance(&self, by: Duration) {
+        self.inner.world.advance(by);
+    }
+
+    pub fn inject_fault(&self, fault: Fault) {
+        self.inner.world.inject_fault(fault);
+    }
+
+    /// Pins a coin's price (the walk and events no longer apply) until set again.
+    pub fn set_price(&self, coin_id: &str, usd: f64) {
+        self.inner.world.set_price(coin_id, usd);
+    }
+
+    /// The price the sim would serve now; `None` for a coin not in the scenario.
+    pub fn price(&self, coin_id: &str) -> Option<f64> {
+        self.inner.world.price(coin_id)
+    }
+
+    /// Requests received by `"coingecko"`, `"toncenter"` or `"webhook"`, faulted ones included.
+    pub fn request_count(&self, service: &str) -> u64 {
+        self.inner.world.request_count(service)
+    }
+
+    pub fn webhooks(&self) -> Vec<ReceivedWebhook> {
+        self.inner.world.webhooks()
+    }
+
+    /// Waits until at least `count` webhooks arrived or `timeout` passed, then returns
+    /// all received so far (possibly fewer than `count`).
+    pub async fn wait_for_webhooks(&self, count: usize, timeout: Duration) -> Vec<ReceivedWebhook> {
+        let mut received = self.inner.world.webhook_count.subscribe();
+        // Timeout or a closed channel both end the wait; the caller checks the length.
+        let _ = tokio::time::timeout(timeout, received.wait_for(|n| *n >= count)).await;
+        self.webhooks()
+    }
+
+    /// Stops accepting connections; in-flight requests finish.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,476 @@
+//! The sim's HTTP face: the real wire formats of CoinGecko and toncenter v2, a webhook sink
+//! and control endpoints. Handlers forward to `World`; faults are applied in `serve`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ReceivedWebhook;
+use super::scenario::{Fault, FaultKind, SimService};
+use super::world::World;
+
+type Shared = State<Arc<World>>;
+
+pub(crate) fn router(world: Arc<World>) -> Router {
+    Router::new()
+        .route(
+            "/coingecko/api/v3/simple/price",
+            get(coingecko_simple_price),
+        )
+        .route(
+            "/toncenter/api/v2/getMasterchainInfo",
+            get(toncenter_masterchain_info),
+        )
+        .route(
+            "/toncenter/api/v2/getAddressInformation",
+            get(toncenter_address_information),
+        )
+        .route(
+            "/toncenter/api/v2/getAddressBalance",
+            get(toncenter_address_balance),
+        )
+        .route(
+            "/toncenter/api/v2/getWalletInformation",
+            get(toncenter_wallet_information),
+        )
+        .route("/webhook/sink", post(webhook_sink))
+        .route("/_sim/advance", post(control_advance))
+        .route("/_sim/fault", post(control_fault))
+        .route("/_sim/state", get(control_state))
+        .with_state(world)
+}
+
+/// Counts the request, then serves the fault due (if any) or the normal answer.
+async fn serve(
+    world: &World,
+    service: SimService,
+    answer: impl FnOnce() -> (StatusCode, Value),
+) -> Response {
+    let Some(fault) = world.record_request(service) else {
+        return answer().into_response_json();
+    };
+    match fault {
+        FaultKind::Timeout { delay_ms } => {
+            // Real time on purpose: the client's timeout is real time.
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            answer().into_response_json()
+        }
+        FaultKind::Garbage => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body>upstream placeholder</body></html>",
+        )
+            .into_response(),
+        FaultKind::Truncated => {
+            let full = answer().1.to_string();
+            let half = full.len() / 2;
+            let cut = (0..=half).rev().find(|i| full.is_char_boundary(*i)).unwrap_or(0);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                full[..cut].to_owned(),
+            )
+                .into_response()
+        }
+        FaultKind::RateLimit {
+            retry_after_seconds,
+        } => {
+            let body = match service {
+                SimService::Coingecko => json!({"status": {
+                    "error_code": 429,
+                    "error_message": "You've exceeded the Rate Limit. Please visit https://www.coingecko.com/en/api/pricing to subscribe to our API plans for higher rate limits."
+                }}),
+                SimService::Toncenter => json!({"ok": false, "result": "Ratelimit exceed", "code": 429}),
+            };
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response_json();
+            if let Some(seconds) = retry_after_seconds {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
+        FaultKind::RateLimitHtml => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+            "<!DOCTYPE html>\n<html><head><title>Access denied | api.coingecko.com used Cloudflare to restrict access</title></head><body><h1>Error 1015</h1><p>You are being rate limited</p></body></html>",
+        )
+            .into_response(),
+        FaultKind::ServerError { status } => server_error(service, status),
+    }
+}
+
+fn server_error(service: SimService, status: u16) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match (service, status) {
+        (SimService::Toncenter, 504) => {
+            (code, json!({"ok": false, "error": "Liteserver timeout", "code": 504})).into_response_json()
+        }
+        (SimService::Toncenter, 500) => {
+            (code, json!({"ok": false, "error": "Internal server error", "code": 500})).into_response_json()
+        }
+        (SimService::Coingecko, 500) => (
+            code,
+            json!({"status": {"error_code": 500, "error_message": "Internal server error"}}),
+        )
+            .into_response_json(),
+        // 502/503 (and CoinGecko 504) come from the proxy in front: HTML, not JSON.
+        _ => (
+            code,
+            [(header::CONTENT_TYPE, "text/html")],
+            format!("<html><head><title>{status} Bad Gateway</title></head><body><center><h1>{status}</h1></center><hr><center>cloudflare</center></body></html>"),
+        )
+            .into_response(),
+    }
+}
+
+trait IntoResponseJson {
+    fn into_response_json(self) -> Response;
+}
+
+impl IntoResponseJson for (StatusCode, Value) {
+    fn into_response_json(self) -> Response {
+        (self.0, axum::Json(self.1)).into_response()
+    }
+}
+
+// ---- CoinGecko ----
+
+async fn coingecko_simple_price(
+    State(world): Shared,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    serve(&world, SimService::Coingecko, || {
+        simple_price(&world, &params)
+    })
+    .await
+}
+
+fn simple_price(world: &World, params: &HashMap<String, String>) -> (StatusCode, Value) {
+    let (Some(ids), Some(vs_currencies)) = (params.get("ids"), params.get("vs_currencies")) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "Missing parameter ids or vs_currencies"}),
+        );
+    };
+    let flag = |name: &str| params.get(name).is_some_and(|value| value == "true");
+    let t = world.elapsed_seconds();
+    let last_updated_at = world.time_at(t).timestamp();
+    let mut body = serde_json::Map::new();
+    for id in ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+        let Some((price, change)) = world.quote_at(id, t) else {
+            continue; // unknown ids are silently absent, as on the real API
+        };
+        let mut entry = serde_json::Map::new();
+        for vs in vs_currencies.split(',').map(str::trim) {
+            // The sim only quotes USD; other currencies are absent like unlisted pairs.
+            if vs != "usd" {
+                continue;
+            }
+            entry.insert(vs.to_owned(), json!(price));
+            if flag("include_24hr_change") {
+                entry.insert(format!("{vs}_24h_change"), json!(change));
+            }
+        }
+        if flag("include_last_updated_at") {
+            entry.insert("last_updated_at".to_owned(), json!(last_updated_at));
+        }
+        body.insert(id.to_owned(), Value::Object(entry));
+    }
+    (StatusCode::OK, Value::Object(body))
+}
+
+// ---- toncenter v2 ----
+
+fn toncenter_ok(result: Value) -> (StatusCode, Value) {
+    (StatusCode::OK, json!({"ok": true, "result": result}))
+}
+
+fn toncenter_error(status: StatusCode, message: &str) -> (StatusCode, Value) {
+    (
+        status,
+        json!({"ok": false, "error": message, "code": status.as_u16()}),
+    )
+}
+
+/// A pseudo hash for sim block/transaction ids, base64-shaped like toncenter's.
+fn fake_hash(seed: u64, salt: u64) -> String {
+    let bytes: Vec<u8> = (0..4u64)
+        .flat_map(|i| {
+            (seed
+                ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ i.wrapping_mul(0xbf58_476d_1ce4_e5b9))
+            .wrapping_mul(0x94d0_49bb_1331_11eb)
+            .to_le_bytes()
+        })
+        .collect();
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded: String = bytes
+        .chunks(3)
+        .flat_map(|chunk| {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+            (0..4).map(move |i| ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char)
+        })
+        .collect();
+    encoded.truncate(43);
+    encoded.push('=');
+    encoded
+}
+
+async fn toncenter_masterchain_info(State(world): Shared) -> Response {
+    serve(&world, SimService::Toncenter, || {
+        // About one masterchain block every 5 sim seconds.
+        let seqno = 40_000_000 + (world.elapsed_seconds().max(0.0) / 5.0) as u64;
+        let seed = world.scenario.seed;
+        let block = |seqno: u64| {
+            json!({
+                "@type": "ton.blockIdExt",
+                "workchain": -1,
+                "shard": "-9223372036854775808",
+                "seqno": seqno,
+                "root_hash": fake_hash(seed, seqno),
+                "file_hash": fake_hash(seed ^ 1, seqno),
+            })
+        };
+        toncenter_ok(json!({
+            "@type": "blocks.masterchainInfo",
+            "last": block(seqno),
+            "state_root_hash": fake_hash(seed ^ 2, seqno),
+            "init": block(0),
+            "@extra": "sim",
+        }))
+    })
+    .await
+}
+
+/// toncenter answers 416 "Incorrect address" for strings that are no address at all.
+fn plausible_address(address: &str) -> bool {
+    let friendly = address.len() == 48
+        && address
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_+/".contains(&b));
+    let raw = address.split_once(':').is_some_and(|(workchain, hex)| {
+        matches!(workchain, "0" | "-1")
+            && hex.len() == 64
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    friendly || raw
+}
+
+/// (balance nanotons, state, last lt) for an address, or the toncenter error to send.
+fn account(
+    world: &World,
+    params: &HashMap<String, String>,
+) -> Result<(u128, &'static str, u64), (StatusCode, Value)> {
+    let Some(address) = params.get("address") else {
+        return Err(toncenter_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "field required: address",
+        ));
+    };
+    let t = world.elapsed_seconds();
+    if let Some(balance) = world.balance_nanoton(address, t) {
+        // Deterministic lt that grows with sim time like a busy wallet's.
+        let lt = 34_789_408_000_000 + (t.max(0.0) as u64) * 1_000;
+        return Ok((balance, "active", lt));
+    }
+    if plausible_address(address) {
+        return Ok((0, "uninitialized", 0));
+    }
+    Err(toncenter_error(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "Incorrect address",
+    ))
+}
+
+async fn toncenter_address_information(
+    State(world): Shared,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    serve(&world, SimService::Toncenter, || {
+        let (balance, state, lt) = match account(&world, &params) {
+            Ok(account) => account,
+            Err(error) => return error,
+        };
+        let seqno = 40_000_000 + (world.elapsed_seconds().max(0.0) / 5.0) as u64;
+        toncenter_ok(json!({
+            "@type": "raw.fullAccountState",
+            "balance": balance.to_string(),
+            "code": "",
+            "data": "",
+            "frozen_hash": "",
+            "last_transaction_id": {
+                "@type": "internal.transactionId",
+                "hash": fake_hash(world.scenario.seed, lt),
+                "lt": lt.to_string(),
+            },
+            "block_id": {
+                "@type": "ton.blockIdExt",
+                "workchain": -1,
+                "shard": "-9223372036854775808",
+                "seqno": seqno,
+                "root_hash": fake_hash(world.scenario.seed, seqno),
+                "file_hash": fake_hash(world.scenario.seed ^ 1, seqno),
+            },
+            "state": state,
+            "sync_utime": world.now().timestamp(),
+            "@extra": "sim",
+        }))
+    })
+    .await
+}
+
+async fn toncenter_address_balance(
+    State(world): Shared,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    serve(&world, SimService::Toncenter, || {
+        match account(&world, &params) {
+            Ok((balance, _, _)) => toncenter_ok(json!(balance.to_string())),
+            Err(error) => error,
+        }
+    })
+    .await
+}
+
+async fn toncenter_wallet_information(
+    State(world): Shared,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    serve(&world, SimService::Toncenter, || {
+        let (balance, state, lt) = match account(&world, &params) {
+            Ok(account) => account,
+            Err(error) => return error,
+        };
+        let mut result = json!({
+            "account_state": state,
+            "balance": balance.to_string(),
+            "last_transaction_id": {
+                "@type": "internal.transactionId",
+                "hash": fake_hash(world.scenario.seed, lt),
+                "lt": lt.to_string(),
+            },
+            "wallet": state == "active",
+        });
+        if state == "active" {
+            result["seqno"] = json!(lt % 1000);
+            result["wallet_id"] = json!(698_983_191);
+            result["wallet_type"] = json!("wallet v3 r2");
+        }
+        toncenter_ok(result)
+    })
+    .await
+}
+
+// ---- webhook sink and control ----
+
+async fn webhook_sink(State(world): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    world.count_webhook_request();
+    let headers: BTreeMap<String, String> = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    world.record_webhook(ReceivedWebhook {
+        received_at: Utc::now(),
+        headers,
+        body,
+    });
+    (StatusCode::OK, json!({"ok": true})).into_response_json()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceRequest {
+    seconds: f64,
+}
+
+async fn control_advance(State(world): Shared, body: Bytes) -> Response {
+    let request: AdvanceRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("POST /_sim/advance expects {{\"seconds\": <number >= 0>}}: {error}")}),
+            )
+                .into_response_json();
+        }
+    };
+    match Duration::try_from_secs_f64(request.seconds) {
+        Ok(by) => {
+            world.advance(by);
+            (StatusCode::OK, json!({"sim_time": world.now()})).into_response_json()
+        }
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("POST /_sim/advance: seconds must be a finite number >= 0, got {}", request.seconds)}),
+        )
+            .into_response_json(),
+    }
+}
+
+async fn control_fault(State(world): Shared, body: Bytes) -> Response {
+    let mut deserializer = serde_json::Deserializer::from_slice(&body);
+    match serde_path_to_error::deserialize::<_, Fault>(&mut deserializer) {
+        Ok(fault) => {
+            world.inject_fault(fault.clone());
+            (StatusCode::OK, json!({"injected": fault})).into_response_json()
+        }
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("POST /_sim/fault: at `{}`: {}", error.path(), error.inner())}),
+        )
+            .into_response_json(),
+    }
+}
+
+async fn control_state(State(world): Shared) -> Response {
+    let t = world.elapsed_seconds();
+    let balances: BTreeMap<String, String> = world
+        .scenario
+        .validators
+        .iter()
+        .filter_map(|validator| {
+            let balance = world.balance_nanoton(&validator.address, t)?;
+            Some((validator.address.clone(), balance.to_string()))
+        })
+        .collect();
+    let webhooks = world.webhooks();
+    (
+        StatusCode::OK,
+        json!({
+            "scenario": world.scenario.name,
+            "seed": world.scenario.seed,
+            "speed": world.scenario.speed,
+            "sim_time": world.time_at(t),
+            "sim_elapsed_seconds": t,
+            "prices": world.prices(),
+            "balances_nanoton": balances,
+            "validators": world.scenario.validators,
+            "request_counts": world.request_counts(),
+            "active_faults": world.active_faults(),
+            "webhooks_received": webhooks.len(),
+            "webhooks": webhooks,
+        }),
+    )
+        .into_response_json()
+}
