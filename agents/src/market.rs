@@ -57,6 +57,9 @@ pub struct MarketAgentConfig {
     /// How often prices are polled.
     #[serde(default = "default_interval", with = "crate::duration")]
     pub interval: Duration,
+    /// Poll once right at start (else the first poll waits one interval).
+    #[serde(default = "default_enabled")]
+    pub poll_on_start: bool,
     /// CoinGecko coin ids.
     #[serde(default = "default_coins")]
     pub coins: Vec<String>,
@@ -74,6 +77,7 @@ impl Default for MarketAgentConfig {
         Self {
             enabled: true,
             interval: default_interval(),
+            poll_on_start: true,
             coins: default_coins(),
             vs_currency: default_vs_currency(),
             source_failure_alert_after: default_failure_alert_after(),

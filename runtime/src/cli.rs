@@ -12,6 +12,8 @@ use crate::config::{self, Config, ConfigSource, LogFormat};
 mod audit;
 mod ops;
 
+pub use ops::render_status;
+
 const EXAMPLES: &str = "\
 Examples:
   command-center run --demo          # simulated world, alerts within a minute, offline
@@ -323,6 +325,8 @@ fn block_on<F: std::future::Future<Output = Result<(), Exit>>>(future: F) -> Res
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // reqwest is built without a default TLS provider; every HTTP client needs this first.
+    tools::http::install_crypto_provider();
     let result = match &cli.command {
         Command::Run(args) => run_daemon(&cli, args),
         Command::Check => ops::check(&cli),

@@ -164,7 +164,8 @@ impl Daemon {
                 config.agents.market.interval,
                 config.supervisor.clone(),
                 context.clone(),
-            );
+            )
+            .with_tick_on_start(config.agents.market.poll_on_start);
             supervisors.insert(agents::market::AGENT.to_owned(), supervisor.start());
         }
 
@@ -261,6 +262,7 @@ impl Daemon {
         let _ = self.http_stop.send(true);
         let _ = tokio::time::timeout(grace, &mut self.http_task).await;
         self.checkpoint_task.abort();
+        let _ = (&mut self.checkpoint_task).await;
         self.state
             .auditor
             .record(

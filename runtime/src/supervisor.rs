@@ -140,6 +140,8 @@ pub struct AgentSupervisor {
     name: String,
     factory: AgentFactory,
     interval: Duration,
+    /// Tick at once when the agent (re)starts, or only after one interval.
+    tick_on_start: bool,
     tracker: RestartTracker,
     context: AgentContext,
     /// Incremented on every start; tests and status read it through [`AgentSupervisor::starts`].
@@ -166,6 +168,7 @@ impl AgentSupervisor {
             name: name.to_owned(),
             factory,
             interval,
+            tick_on_start: true,
             tracker: RestartTracker::new(config),
             context,
             starts: Arc::new(AtomicU64::new(0)),
@@ -177,6 +180,12 @@ impl AgentSupervisor {
             shutdown_waiters: Vec::new(),
             running: false,
         }
+    }
+
+    /// Whether the agent ticks as soon as it (re)starts (default) or waits one interval.
+    pub fn with_tick_on_start(mut self, tick_on_start: bool) -> Self {
+        self.tick_on_start = tick_on_start;
+        self
     }
 
     /// Shared counter of agent starts (first start included).
@@ -215,6 +224,7 @@ impl AgentSupervisor {
             agent,
             self.name.clone(),
             self.interval,
+            self.tick_on_start,
             commands_rx,
             self.stop.subscribe(),
             self.context.clone(),
@@ -272,11 +282,17 @@ async fn run_agent(
     mut agent: Box<dyn DomainAgent>,
     name: String,
     interval: Duration,
+    tick_on_start: bool,
     mut commands: mpsc::Receiver<AgentCommand>,
     mut stop: watch::Receiver<bool>,
     context: AgentContext,
 ) -> ExitReason {
-    let mut ticker = tokio::time::interval(interval);
+    let first = if tick_on_start {
+        tokio::time::Instant::now()
+    } else {
+        tokio::time::Instant::now() + interval
+    };
+    let mut ticker = tokio::time::interval_at(first, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     context.health.actor_running(&name);
     loop {

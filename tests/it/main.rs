@@ -1,1 +1,12 @@
-fn main() {}
+//! The one integration-test binary: whole flows against the simulated world (in-process, over
+//! real loopback HTTP) and the real `command-center` binary run as a child process.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod audit_cli;
+mod binary;
+mod faults;
+mod market_flow;

@@ -247,11 +247,13 @@ pub async fn backup(config: Config, args: &BackupArgs) -> Result<(), Exit> {
 
 /// `command-center restore DIR`: only with the daemon stopped.
 pub fn restore(config: Config, args: &RestoreArgs) -> Result<(), Exit> {
-    // Opening the store proves no daemon holds it; close it again before replacing it.
-    match memory::Store::open(&config.daemon.data_dir) {
-        Ok(store) => drop(store),
-        Err(error) => {
-            return Err(fail(format!("{error}; stop the daemon before restoring")));
+    // Opening an existing store proves no daemon holds it; close it again before replacing it.
+    if config.daemon.data_dir.join("store").exists() {
+        match memory::Store::open(&config.daemon.data_dir) {
+            Ok(store) => drop(store),
+            Err(error) => {
+                return Err(fail(format!("{error}; stop the daemon before restoring")));
+            }
         }
     }
     let manifest =

@@ -229,7 +229,14 @@ fn section<T: DeserializeOwned + Default>(
                 let mut path = vec![Segment::Key(name.to_owned())];
                 path.extend(relative.iter().cloned());
                 let message = error.into_inner().to_string();
-                let message = message.trim().trim_end_matches('.').to_owned();
+                // toml appends "in `key`" on a second line; the path already says where.
+                let message = message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_end_matches('.')
+                    .to_owned();
                 problems.push(ConfigProblem {
                     path: render_path(&path),
                     origin: locator.origin(&path),

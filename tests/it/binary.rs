@@ -1,0 +1,295 @@
+//! The real binary as a child process: configuration errors, readiness, graceful shutdown,
+//! kill -9 under heavy journal appends, online backup and restore.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::support::{Daemon, free_port, run_cli, workspace_root, write_config};
+
+#[test]
+fn check_lists_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[daemon]\nhttp_listen = \"nowhere\"\ncolour = \"blue\"\n\n[sources.coingecko]\nplan = \"pro\"\n\n[supervisor]\ncrash_loop_restarts = 0\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_cli(dir.path(), &["--config", "bad.toml", "check"]);
+    assert_eq!(code, 2, "{stderr}");
+    for expected in [
+        "bad.toml has 4 problems",
+        "bad.toml:2: daemon.http_listen: invalid socket address syntax",
+        "bad.toml:3: daemon.colour: unknown field `colour`",
+        "bad.toml:9: supervisor.crash_loop_restarts: must be 1 or more",
+        "bad.toml:5: sources.coingecko.api_key: the pro plan needs an API key",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} missing from:\n{stderr}"
+        );
+    }
+    // `run` refuses the same file the same way.
+    let (code, _, stderr) = run_cli(dir.path(), &["--config", "bad.toml", "run"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn a_malformed_file_and_a_missing_secret_file_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.toml"), "[daemon\nx = 1\n").unwrap();
+    let (code, _, stderr) = run_cli(dir.path(), &["--config", "broken.toml", "check"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("broken.toml:1: (syntax)"), "{stderr}");
+
+    std::fs::write(
+        dir.path().join("secret.toml"),
+        "[sources.coingecko]\nplan = \"demo\"\napi_key_file = \"/nonexistent/cg.key\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_cli(dir.path(), &["--config", "secret.toml", "check"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("secret.toml:3: sources.coingecko.api_key_file: cannot read secret file /nonexistent/cg.key"),
+        "{stderr}"
+    );
+    // A key in the environment is never echoed, even when something else is wrong.
+    let output = std::process::Command::new(crate::support::binary())
+        .args(["--config", "secret.toml", "check"])
+        .current_dir(dir.path())
+        .env(
+            "COMMAND_CENTER__SOURCES__TONCENTER__API_KEY",
+            "TC-SECRET-42",
+        )
+        .env("COMMAND_CENTER__DAEMON__LOG_LEVEL", "[[[")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("COMMAND_CENTER__DAEMON__LOG_LEVEL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("TC-SECRET-42"), "secret leaked: {stderr}");
+}
+
+#[test]
+fn config_init_writes_a_config_that_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cc.toml");
+    let (code, stdout, stderr) = run_cli(
+        &workspace_root(),
+        &["config", "init", "--output", out.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("wrote"));
+    let (code, _, stderr) = run_cli(
+        &workspace_root(),
+        &["config", "init", "--output", out.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "refuses to overwrite");
+    assert!(stderr.contains("--force"));
+    let (code, stdout, stderr) = run_cli(
+        &workspace_root(),
+        &["--config", out.to_str().unwrap(), "check"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(": ok"), "{stdout}");
+    assert!(stdout.contains("policies"), "{stdout}");
+    assert!(stdout.contains("prompts"), "{stdout}");
+}
+
+fn append_notes(
+    port: u16,
+    writers: usize,
+    per_writer: usize,
+) -> std::sync::mpsc::Receiver<(u64, String)> {
+    tools::http::install_crypto_provider();
+    let (sender, acknowledged) = std::sync::mpsc::channel();
+    for writer in 0..writers {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let client = reqwest::Client::new();
+                for n in 0..per_writer {
+                    let response = client
+                        .post(format!("http://127.0.0.1:{port}/v1/audit/notes"))
+                        .json(&serde_json::json!({
+                            "author": format!("writer{writer}"),
+                            "text": format!("note {n} from writer {writer}"),
+                        }))
+                        .send()
+                        .await;
+                    let Ok(response) = response else { return };
+                    if !response.status().is_success() {
+                        return;
+                    }
+                    let Ok(entry) = response.json::<serde_json::Value>().await else {
+                        return;
+                    };
+                    let seq = entry["seq"].as_u64().unwrap();
+                    let hash = entry["hash"].as_str().unwrap().to_owned();
+                    if sender.send((seq, hash)).is_err() {
+                        return;
+                    }
+                }
+            });
+        });
+    }
+    acknowledged
+}
+
+#[test]
+fn kill_9_during_heavy_appends_loses_no_acknowledged_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), port, None);
+    let mut daemon = Daemon::spawn(dir.path(), &["run"]);
+    daemon.wait_for("ready", Duration::from_secs(60));
+
+    let acknowledged = append_notes(port, 16, 10_000);
+    let mut seen = BTreeMap::new();
+    while seen.len() < 600 {
+        let (seq, hash) = acknowledged
+            .recv_timeout(Duration::from_secs(30))
+            .expect("appends stalled");
+        seen.insert(seq, hash);
+    }
+    daemon.signal(libc::SIGKILL);
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(10)),
+        None,
+        "killed by a signal"
+    );
+    // Acknowledgements that raced the kill still count: they were answered.
+    while let Ok((seq, hash)) = acknowledged.recv_timeout(Duration::from_millis(300)) {
+        seen.insert(seq, hash);
+    }
+
+    let (code, stdout, stderr) = run_cli(dir.path(), &["audit", "verify"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.starts_with("journal verified:"), "{stdout}");
+
+    let store = memory::Store::open(&dir.path().join("data")).unwrap();
+    for (seq, hash) in &seen {
+        let entry = store
+            .journal()
+            .get(*seq)
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged entry #{seq} is missing"));
+        assert_eq!(&entry.hash, hash, "entry #{seq} changed");
+    }
+    drop(store);
+
+    // And the daemon starts again on the same data.
+    let mut daemon = Daemon::spawn(dir.path(), &["run"]);
+    daemon.wait_for("ready", Duration::from_secs(60));
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0));
+}
+
+#[test]
+fn sigterm_drains_and_records_the_stop() {
+    let sim = crate::support::spawn_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), port, Some(&sim.coingecko_url()));
+    let mut daemon = Daemon::spawn(dir.path(), &["run"]);
+    let ready = daemon.wait_for("ready", Duration::from_secs(60));
+    assert_eq!(ready["listen"], format!("127.0.0.1:{port}"));
+
+    // `status` asks the running daemon.
+    let (code, stdout, stderr) = run_cli(dir.path(), &["status"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ready"), "{stdout}");
+    assert!(stdout.contains("market"), "{stdout}");
+
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        daemon.log.join("\n")
+    );
+    let log = daemon.log.join("\n");
+    assert!(log.contains("\"reason\":\"SIGTERM\""), "{log}");
+    assert!(log.contains("stopped; storage flushed"), "{log}");
+    assert!(log.contains("journal checkpoint"), "{log}");
+
+    let store = memory::Store::open(&dir.path().join("data")).unwrap();
+    let last = store.journal().get(store.journal().len()).unwrap().unwrap();
+    assert_eq!(last.kind, "daemon.stopped");
+    let checkpoints =
+        memory::read_checkpoints(&dir.path().join("data").join("checkpoints.jsonl")).unwrap();
+    assert_eq!(checkpoints.last().unwrap().count, store.journal().len());
+    assert_eq!(checkpoints.last().unwrap().head_hash, last.hash);
+    assert!(
+        sim.request_count("coingecko") > 0,
+        "the market agent polled"
+    );
+}
+
+#[test]
+fn backup_while_running_then_restore_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), port, None);
+    let mut daemon = Daemon::spawn(dir.path(), &["run"]);
+    daemon.wait_for("ready", Duration::from_secs(60));
+    let acknowledged = append_notes(port, 4, 200);
+    for _ in 0..100 {
+        acknowledged.recv_timeout(Duration::from_secs(30)).unwrap();
+    }
+    // Backup while appends continue.
+    let backup = dir.path().join("backup");
+    let (code, stdout, stderr) = run_cli(dir.path(), &["backup", backup.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("backup written to"), "{stdout}");
+    while acknowledged.recv_timeout(Duration::from_secs(10)).is_ok() {}
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0));
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(backup.join("manifest.json")).unwrap())
+            .unwrap();
+    let backed_up = manifest["journal_entries"].as_u64().unwrap();
+    assert!(backed_up >= 100, "{manifest}");
+
+    // Restore into a fresh data directory and verify.
+    let restored = dir.path().join("restored");
+    let (code, stdout, stderr) = run_cli(
+        dir.path(),
+        &[
+            "--data-dir",
+            restored.to_str().unwrap(),
+            "restore",
+            backup.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, stderr) = run_cli(
+        dir.path(),
+        &["--data-dir", restored.to_str().unwrap(), "audit", "verify"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with(&format!("journal verified: {backed_up} entries")),
+        "{stdout}"
+    );
+    // Restoring over existing data needs --force.
+    let (code, _, stderr) = run_cli(
+        dir.path(),
+        &[
+            "--data-dir",
+            restored.to_str().unwrap(),
+            "restore",
+            backup.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("force"), "{stderr}");
+}

@@ -1,0 +1,261 @@
+//! Shared helpers: the built binary, child processes that report readiness, configs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use runtime::config::Config;
+use tools::sim::{Scenario, SimCoin};
+
+/// Root of the workspace (policies/ and prompts/ live there).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Path of an up-to-date `command-center` binary (built once per test run).
+pub fn binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "runtime",
+                    "--bin",
+                    "command-center",
+                ])
+                .current_dir(workspace_root())
+                .status()
+                .expect("cargo build of command-center");
+            assert!(status.success(), "building command-center failed");
+            let exe = std::env::current_exe().unwrap();
+            // target/<profile>/deps/it-<hash> -> target/<profile>/command-center
+            let dir = exe.parent().unwrap().parent().unwrap();
+            let path = dir.join("command-center");
+            assert!(path.exists(), "{} missing", path.display());
+            path
+        })
+        .clone()
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A scenario with flat prices and no faults: tests move prices themselves.
+pub fn quiet_scenario() -> Scenario {
+    let coin = |id: &str, symbol: &str, price: f64| SimCoin {
+        id: id.into(),
+        symbol: symbol.into(),
+        price_usd: price,
+        volatility_percent_per_hour: 0.0,
+    };
+    Scenario {
+        name: "quiet".into(),
+        seed: 1,
+        speed: 1.0,
+        start: None,
+        coins: vec![
+            coin("the-open-network", "TON", 5.0),
+            coin("bitcoin", "BTC", 67_000.0),
+            coin("ethereum", "ETH", 3_500.0),
+        ],
+        validators: Vec::new(),
+        events: Vec::new(),
+        faults: Vec::new(),
+    }
+}
+
+/// The embedded defaults pointed at `sim`, with fast retries and a private data directory.
+pub fn config_for(sim_coingecko: &str, data_dir: &Path) -> Config {
+    let mut config = runtime::config::load(&runtime::config::ConfigSource::Embedded, &[])
+        .expect("embedded config");
+    config.daemon.data_dir = data_dir.to_path_buf();
+    config.daemon.http_listen = "127.0.0.1:0".parse().unwrap();
+    config.daemon.policies_dir = workspace_root().join("policies");
+    config.daemon.prompts_dir = workspace_root().join("prompts");
+    let coingecko = &mut config.sources.coingecko;
+    coingecko.base_url = sim_coingecko.to_owned();
+    coingecko.requests_per_second = 1000.0;
+    coingecko.retry.max_attempts = 2;
+    coingecko.retry.timeout = Duration::from_millis(250);
+    coingecko.retry.backoff_initial = Duration::from_millis(1);
+    coingecko.retry.backoff_max = Duration::from_millis(5);
+    // Ticks come from the tests, not the clock.
+    config.agents.market.interval = Duration::from_secs(3600);
+    config.agents.market.poll_on_start = false;
+    config
+}
+
+/// A running `command-center` child whose stderr (JSON logs) is read line by line.
+pub struct Daemon {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts `command-center --log-format json <args>` in `cwd`.
+    pub fn spawn(cwd: &Path, args: &[&str]) -> Daemon {
+        let mut child = Command::new(binary())
+            .arg("--log-format")
+            .arg("json")
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn command-center");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a log line whose `message` equals `message`; returns it parsed.
+    pub fn wait_for(&mut self, message: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                        && value["message"] == message
+                    {
+                        return value;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {message:?} log line within {timeout:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends a signal (SIGTERM, SIGKILL).
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.id() as i32;
+        // SAFETY: sending a signal to our own child process.
+        #[allow(unsafe_code)]
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(result, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code (None when signalled).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Collect the remaining log lines.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.log.push(line);
+                }
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "command-center did not exit within {timeout:?}"
+            );
+            // Poll the child's state between short waits on its log (no fixed sleep).
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(20)) {
+                self.log.push(line);
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `command-center <args>` to completion in `cwd`: (exit code, stdout, stderr).
+pub fn run_cli(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run command-center");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A config file for the binary: market agent disabled unless `coingecko_url` is given.
+pub fn write_config(dir: &Path, port: u16, coingecko_url: Option<&str>) -> PathBuf {
+    let root = workspace_root();
+    let market = match coingecko_url {
+        Some(url) => format!(
+            "[sources.coingecko]\nbase_url = \"{url}\"\nrequests_per_second = 100.0\n\n[sources.coingecko.retry]\ntimeout = \"500ms\"\nmax_attempts = 2\nbackoff_initial = \"1ms\"\nbackoff_max = \"5ms\"\n\n[agents.market]\ninterval = \"200ms\"\n"
+        ),
+        None => "[agents.market]\nenabled = false\n".to_owned(),
+    };
+    let text = format!(
+        "[daemon]\ndata_dir = \"{}\"\nhttp_listen = \"127.0.0.1:{port}\"\npolicies_dir = \"{}\"\nprompts_dir = \"{}\"\ncheckpoint_interval = \"1s\"\n\n{market}",
+        dir.join("data").display(),
+        root.join("policies").display(),
+        root.join("prompts").display(),
+    );
+    let path = dir.join("command-center.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A simulated world served from a background thread (for tests that are not async).
+pub fn spawn_sim() -> tools::sim::SimHandle {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let sim = tools::sim::SimWorld::start(quiet_scenario(), "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            sender.send(sim).unwrap();
+            futures::future::pending::<()>().await
+        });
+    });
+    receiver.recv_timeout(Duration::from_secs(30)).unwrap()
+}
+
+/// One poll of the market agent, a minute of simulated time after the previous one
+/// (CoinGecko refreshes simple/price every 60 s; samples are keyed by its timestamp).
+pub async fn tick(
+    sim: &tools::sim::SimHandle,
+    market: &actix::Addr<runtime::supervisor::AgentSupervisor>,
+) -> Result<Result<runtime::supervisor::TickSummary, String>, actix::MailboxError> {
+    sim.advance(Duration::from_secs(60));
+    market.send(runtime::supervisor::TickNow).await
+}
