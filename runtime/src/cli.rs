@@ -84,7 +84,7 @@ pub struct RunArgs {
     /// Run against the built-in simulated world (CoinGecko and toncenter on loopback)
     #[arg(long)]
     pub demo: bool,
-    /// Scenario file for --demo (see docs/scenarios.md)
+    /// Scenario file for --demo (see "Scenarios" in README.md)
     #[arg(long, value_name = "FILE", requires = "demo")]
     pub scenario: Option<PathBuf>,
     /// Simulated seconds per real second for --demo
