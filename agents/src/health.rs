@@ -60,6 +60,14 @@ impl ComponentHealth {
     }
 }
 
+fn entry<'a>(
+    map: &'a mut BTreeMap<String, ComponentHealth>,
+    name: &str,
+) -> &'a mut ComponentHealth {
+    map.entry(name.to_owned())
+        .or_insert_with(|| ComponentHealth::new(name))
+}
+
 #[derive(Default)]
 struct Inner {
     actors: BTreeMap<String, ComponentHealth>,
@@ -87,20 +95,14 @@ impl HealthRegistry {
     /// Registers an actor in `starting` state (idempotent: keeps the restart count).
     pub fn actor_starting(&self, name: &str) {
         let mut inner = self.inner.write();
-        let entry = inner
-            .actors
-            .entry(name.to_owned())
-            .or_insert_with(|| ComponentHealth::new(name));
+        let entry = entry(&mut inner.actors, name);
         entry.state = HealthState::Starting;
     }
 
     /// The actor finished a tick.
     pub fn actor_ticked(&self, name: &str, now: DateTime<Utc>) {
         let mut inner = self.inner.write();
-        let entry = inner
-            .actors
-            .entry(name.to_owned())
-            .or_insert_with(|| ComponentHealth::new(name));
+        let entry = entry(&mut inner.actors, name);
         entry.state = HealthState::Healthy;
         entry.last_success = Some(now);
         entry.consecutive_failures = 0;
@@ -109,10 +111,7 @@ impl HealthRegistry {
     /// The actor is running (its loop started) even before its first tick completes.
     pub fn actor_running(&self, name: &str) {
         let mut inner = self.inner.write();
-        let entry = inner
-            .actors
-            .entry(name.to_owned())
-            .or_insert_with(|| ComponentHealth::new(name));
+        let entry = entry(&mut inner.actors, name);
         if entry.state == HealthState::Starting {
             entry.state = HealthState::Healthy;
         }
@@ -121,10 +120,7 @@ impl HealthRegistry {
     /// The actor crashed (panic or fatal error) and will be restarted.
     pub fn actor_crashed(&self, name: &str, error: &str, now: DateTime<Utc>) {
         let mut inner = self.inner.write();
-        let entry = inner
-            .actors
-            .entry(name.to_owned())
-            .or_insert_with(|| ComponentHealth::new(name));
+        let entry = entry(&mut inner.actors, name);
         entry.state = HealthState::Degraded;
         entry.last_error = Some(error.to_owned());
         entry.last_error_at = Some(now);
@@ -134,10 +130,7 @@ impl HealthRegistry {
     /// The supervisor restarted the actor.
     pub fn actor_restarted(&self, name: &str) {
         let mut inner = self.inner.write();
-        let entry = inner
-            .actors
-            .entry(name.to_owned())
-            .or_insert_with(|| ComponentHealth::new(name));
+        let entry = entry(&mut inner.actors, name);
         entry.restarts = entry.restarts.saturating_add(1);
         entry.state = HealthState::Starting;
     }
@@ -145,10 +138,7 @@ impl HealthRegistry {
     /// The supervisor gave up on the actor (crash loop).
     pub fn actor_failed(&self, name: &str, reason: &str, now: DateTime<Utc>) {
         let mut inner = self.inner.write();
-        let entry = inner
-            .actors
-            .entry(name.to_owned())
-            .or_insert_with(|| ComponentHealth::new(name));
+        let entry = entry(&mut inner.actors, name);
         entry.state = HealthState::Failed;
         entry.last_error = Some(reason.to_owned());
         entry.last_error_at = Some(now);
@@ -157,10 +147,7 @@ impl HealthRegistry {
     /// A data source answered.
     pub fn source_succeeded(&self, name: &str, now: DateTime<Utc>) {
         let mut inner = self.inner.write();
-        let entry = inner
-            .sources
-            .entry(name.to_owned())
-            .or_insert_with(|| ComponentHealth::new(name));
+        let entry = entry(&mut inner.sources, name);
         entry.state = HealthState::Healthy;
         entry.last_success = Some(now);
         entry.consecutive_failures = 0;
@@ -169,10 +156,7 @@ impl HealthRegistry {
     /// A data source failed after its retries; returns the consecutive failure count.
     pub fn source_failed(&self, name: &str, error: &str, now: DateTime<Utc>) -> u32 {
         let mut inner = self.inner.write();
-        let entry = inner
-            .sources
-            .entry(name.to_owned())
-            .or_insert_with(|| ComponentHealth::new(name));
+        let entry = entry(&mut inner.sources, name);
         entry.state = HealthState::Degraded;
         entry.last_error = Some(error.to_owned());
         entry.last_error_at = Some(now);

@@ -10,7 +10,7 @@ use runtime::daemon::{Daemon, RunOptions};
 
 use tools::sim::{Fault, FaultKind, SimService, SimWorld};
 
-use crate::support::{config_for, quiet_scenario, tick};
+use crate::support::{config_for, quiet_scenario, system, tick};
 
 fn fault(kind: FaultKind, count: u32) -> Fault {
     Fault {
@@ -24,14 +24,7 @@ fn fault(kind: FaultKind, count: u32) -> Fault {
 
 #[test]
 fn every_upstream_fault_degrades_the_source_then_alerts_then_recovers() {
-    let system = actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    });
-    system.block_on(async {
+    system().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let sim = SimWorld::start(quiet_scenario(), "127.0.0.1:0".parse().unwrap())
             .await

@@ -9,7 +9,7 @@ use runtime::daemon::{Daemon, RunOptions};
 use tools::secret::Secret;
 use tools::sim::SimWorld;
 
-use crate::support::{config_for, quiet_scenario, tick};
+use crate::support::{config_for, quiet_scenario, system, tick};
 
 const TON: &str = "the-open-network";
 
@@ -25,14 +25,7 @@ fn kinds(store: &memory::Store) -> Vec<(u64, String, String)> {
 
 #[test]
 fn a_price_drop_alerts_through_the_webhook_and_recovers() {
-    let system = actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    });
-    system.block_on(async {
+    system().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let sim = SimWorld::start(quiet_scenario(), "127.0.0.1:0".parse().unwrap())
             .await
@@ -183,16 +176,6 @@ fn a_price_drop_alerts_through_the_webhook_and_recovers() {
         let report = store.journal().verify(&[]).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
     });
-}
-
-fn system() -> actix_rt::SystemRunner {
-    actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
 }
 
 #[test]

@@ -259,3 +259,14 @@ pub async fn tick(
     sim.advance(Duration::from_secs(60));
     market.send(runtime::supervisor::TickNow).await
 }
+
+/// An actix System on a multi-threaded tokio runtime, as the daemon runs.
+pub fn system() -> actix_rt::SystemRunner {
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
