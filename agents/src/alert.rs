@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use memory::Sample;
 use serde::{Deserialize, Serialize};
 
 /// How urgent an alert is.
@@ -70,4 +71,21 @@ impl Alert {
     pub fn label(&self, name: &str) -> &str {
         self.labels.get(name).map(String::as_str).unwrap_or("")
     }
+}
+
+/// Prefix of firing alerts in the state store.
+pub const ACTIVE_PREFIX: &str = "alerts/active/";
+
+/// State-store key of a firing alert.
+pub fn active_key(alert_key: &str) -> String {
+    format!("{ACTIVE_PREFIX}{alert_key}")
+}
+
+/// A firing alert remembered in the state store, so a restarted agent or process neither fires
+/// twice nor forgets to announce the recovery, and status can list what is firing.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ActiveAlert {
+    pub alert: Alert,
+    /// The value before the move (move alerts only).
+    pub reference: Option<Sample>,
 }

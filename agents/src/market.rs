@@ -12,7 +12,7 @@ use memory::{Sample, SeriesKey, Store};
 use serde::{Deserialize, Serialize};
 use tools::coingecko::{CoinGeckoClient, PriceQuote};
 
-use crate::alert::{Alert, AlertStatus, Severity};
+use crate::alert::{ActiveAlert, Alert, AlertStatus, Severity, active_key};
 use crate::audit::Auditor;
 use crate::health::HealthRegistry;
 use crate::telemetry::{AlertLabels, SourceErrorLabels, SourceLabels, Telemetry};
@@ -47,6 +47,15 @@ fn default_failure_alert_after() -> u32 {
 fn default_severity() -> Severity {
     Severity::Warning
 }
+fn default_move_alerts() -> Vec<MoveAlertRule> {
+    vec![MoveAlertRule {
+        coin: "the-open-network".to_owned(),
+        percent: 10.0,
+        window: Duration::from_secs(3600),
+        recovery_percent: Some(5.0),
+        severity: Severity::Warning,
+    }]
+}
 
 /// `[agents.market]` in the configuration file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -68,7 +77,8 @@ pub struct MarketAgentConfig {
     /// Alert after this many consecutive failed polls (each already retried).
     #[serde(default = "default_failure_alert_after")]
     pub source_failure_alert_after: u32,
-    #[serde(default)]
+    /// Defaults to TON moving 10% within an hour; `move_alerts = []` turns them off.
+    #[serde(default = "default_move_alerts")]
     pub move_alerts: Vec<MoveAlertRule>,
 }
 
@@ -81,7 +91,7 @@ impl Default for MarketAgentConfig {
             coins: default_coins(),
             vs_currency: default_vs_currency(),
             source_failure_alert_after: default_failure_alert_after(),
-            move_alerts: Vec::new(),
+            move_alerts: default_move_alerts(),
         }
     }
 }
@@ -196,19 +206,6 @@ pub fn price_key(coin_id: &str, vs_currency: &str) -> SeriesKey {
     SeriesKey::new(PRICE_SERIES)
         .with_label("coin", coin_id)
         .with_label("vs", vs_currency)
-}
-
-/// A firing alert remembered in the state store, so a restarted agent neither fires twice
-/// nor forgets to announce the recovery.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ActiveAlert {
-    pub alert: Alert,
-    /// Price before the move (move alerts only).
-    pub reference: Option<Sample>,
-}
-
-fn active_key(alert_key: &str) -> String {
-    format!("alerts/active/{alert_key}")
 }
 
 /// What the move rule concludes from the samples in its window.

@@ -286,6 +286,9 @@ fn default_webhook_attempts() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct WebhookReceiverConfig {
     pub name: String,
+    /// Webhook URLs often carry a token in the path (Slack, Discord): serialized (into the
+    /// journal's `daemon.started`, say) with only scheme, host and port.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: String,
     /// HMAC-SHA256 key for the `X-Command-Center-Signature` header; only from the environment
     /// (`COMMAND_CENTER__NOTIFY__WEBHOOKS__<index>__SECRET` is not supported: use `secret_file`).
@@ -297,6 +300,33 @@ pub struct WebhookReceiverConfig {
     pub timeout: Duration,
     #[serde(default = "default_webhook_attempts")]
     pub max_attempts: u32,
+}
+
+/// `https://hooks.example.com/T0/B0/secret?x=1` -> `https://hooks.example.com/***`.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            let host = parsed.host_str().unwrap_or("");
+            let port = parsed
+                .port()
+                .map(|port| format!(":{port}"))
+                .unwrap_or_default();
+            let rest = if parsed.path() == "/" && parsed.query().is_none() {
+                ""
+            } else {
+                "/***"
+            };
+            format!("{}://{host}{port}{rest}", parsed.scheme())
+        }
+        Err(_) => "(invalid URL)".to_owned(),
+    }
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(
+    url: &str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url(url))
 }
 
 /// `[notify]`

@@ -39,12 +39,43 @@ pub struct Daemon {
     pub http_addr: SocketAddr,
     pub sim: Option<tools::sim::SimHandle>,
     supervisors: BTreeMap<String, Addr<AgentSupervisor>>,
-    alert_sink: Option<mpsc::UnboundedSender<agents::Alert>>,
     notifier: tokio::task::JoinHandle<()>,
+    notifier_stop: watch::Sender<bool>,
     http_stop: watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
     checkpoint_task: tokio::task::JoinHandle<()>,
     shutdown_grace: Duration,
+}
+
+/// Marks a data directory as the demo's own, so the next demo may replace it.
+const DEMO_MARKER: &str = ".command-center-demo";
+
+/// Each demo starts from an empty data directory (its world starts at the wall clock, so old
+/// series and alerts would only confuse). A directory the demo did not create is never touched.
+fn prepare_demo_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let marker = dir.join(DEMO_MARKER);
+    if marker.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| {
+            format!("cannot clear the previous demo's data in {}", dir.display())
+        })?;
+    } else if dir.exists()
+        && std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .next()
+            .is_some()
+    {
+        anyhow::bail!(
+            "demo.data_dir {} holds data the demo did not create; point demo.data_dir elsewhere (the demo replaces its data directory on every run)",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        &marker,
+        "Made by `command-center run --demo`; the next demo run replaces this directory.\n",
+    )
+    .with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok(())
 }
 
 /// Rewrites `config` to run against a simulated world; returns the world.
@@ -72,6 +103,7 @@ pub async fn start_demo_world(config: &mut Config) -> anyhow::Result<tools::sim:
     config.sources.coingecko.retry.backoff_max = Duration::from_secs(2);
     config.sources.coingecko.retry.timeout = Duration::from_secs(2);
     config.sources.toncenter.base_url = sim.toncenter_url();
+    prepare_demo_data_dir(&config.demo.data_dir)?;
     config.daemon.data_dir = config.demo.data_dir.clone();
     config.agents.market.interval = config.demo.interval;
     config.notify.webhooks.push(WebhookReceiverConfig {
@@ -125,13 +157,14 @@ impl Daemon {
 
         let (alert_sink, alert_queue) = mpsc::unbounded_channel();
         let notifier = Notifier::new(&config.notify, auditor.clone(), telemetry.clone());
-        let notifier = tokio::spawn(notifier.run(alert_queue));
+        let (notifier_stop, notifier_stop_rx) = watch::channel(false);
+        let notifier = tokio::spawn(notifier.run(alert_queue, notifier_stop_rx));
 
         let context = AgentContext {
             health: health.clone(),
             telemetry: telemetry.clone(),
             auditor: auditor.clone(),
-            alerts: alert_sink.clone(),
+            alerts: alert_sink,
         };
         let mut supervisors = BTreeMap::new();
         if config.agents.market.enabled {
@@ -217,8 +250,8 @@ impl Daemon {
             http_addr,
             sim,
             supervisors,
-            alert_sink: Some(alert_sink),
             notifier,
+            notifier_stop,
             http_stop,
             http_task,
             checkpoint_task,
@@ -248,10 +281,10 @@ impl Daemon {
             tracing::warn!(grace = ?grace, "agents did not stop within the grace period");
         }
         self.supervisors.clear();
-        // Dropping our sender lets the notifier finish once the queue is empty; the
-        // supervisors hold the others through their context.
-        self.alert_sink = None;
+        // Agents have stopped: nothing new can be queued. The notifier delivers what is queued
+        // and returns.
         self.state.agents = Arc::new(BTreeMap::new());
+        let _ = self.notifier_stop.send(true);
         if tokio::time::timeout(grace, &mut self.notifier)
             .await
             .is_err()

@@ -160,7 +160,7 @@ pub fn status_report(state: &AppState) -> Result<StatusReport, String> {
     let firing_alerts = state
         .store
         .state()
-        .scan_prefix::<agents::market::ActiveAlert>("alerts/active/")
+        .scan_prefix::<agents::alert::ActiveAlert>(agents::alert::ACTIVE_PREFIX)
         .map_err(|error| error.to_string())?
         .into_iter()
         .map(|(_, active)| active.alert)

@@ -87,9 +87,29 @@ impl Notifier {
         }
     }
 
-    /// Delivers until every sender is gone and the queue is empty.
-    pub async fn run(self, mut queue: mpsc::UnboundedReceiver<Alert>) {
-        while let Some(alert) = queue.recv().await {
+    /// Delivers until `stop` turns true (or every sender is gone), then delivers whatever is
+    /// still queued and returns. The daemon stops the agents first, so nothing arrives later.
+    pub async fn run(
+        self,
+        mut queue: mpsc::UnboundedReceiver<Alert>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let next = tokio::select! {
+                biased;
+                alert = queue.recv() => alert,
+                stopped = stop.wait_for(|stop| *stop) => {
+                    // Either way (stop, or the daemon dropped the sender) we are done.
+                    let _ = stopped.is_ok();
+                    None
+                }
+            };
+            match next {
+                Some(alert) => self.deliver(&alert).await,
+                None => break,
+            }
+        }
+        while let Ok(alert) = queue.try_recv() {
             self.deliver(&alert).await;
         }
         tracing::debug!("notifier drained");

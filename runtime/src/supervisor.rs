@@ -215,6 +215,12 @@ impl AgentSupervisor {
         let (commands_tx, commands_rx) = mpsc::channel(16);
         self.commands = Some(commands_tx);
         self.running = true;
+        // Export the restart counter at 0 from the first start, so dashboards see the series.
+        let _ = self
+            .context
+            .telemetry
+            .actor_restarts
+            .get_or_create(&self.context.telemetry.actor(&self.name));
         self.context
             .telemetry
             .actor_up
@@ -251,7 +257,7 @@ impl AgentSupervisor {
     fn crash_alert(&self, error: &str, restarts_in_window: usize) -> Alert {
         let now = Utc::now();
         Alert {
-            key: format!("runtime.crash_loop/{}", self.name),
+            key: crash_loop_key(&self.name),
             rule: "crash_loop".to_owned(),
             status: AlertStatus::Firing,
             severity: Severity::Critical,
@@ -278,6 +284,46 @@ impl AgentSupervisor {
     }
 }
 
+fn crash_loop_key(agent: &str) -> String {
+    format!("runtime.crash_loop/{agent}")
+}
+
+/// After a healthy tick: a crash-loop alert left from an earlier run is resolved.
+async fn resolve_crash_loop_alert(context: &AgentContext, name: &str) {
+    let key = crash_loop_key(name);
+    let state_key = agents::alert::active_key(&key);
+    let store = context.auditor.store();
+    let active = match store.state().get::<agents::alert::ActiveAlert>(&state_key) {
+        Ok(Some(active)) => active,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::error!(%error, agent = %name, "cannot read alert state");
+            return;
+        }
+    };
+    let now = Utc::now();
+    let alert = Alert {
+        status: AlertStatus::Resolved,
+        summary: format!("agent {name} is running again after its crash loop"),
+        at: now,
+        observed_at: now,
+        ..active.alert
+    };
+    match context
+        .auditor
+        .record(name, "alert.resolved", &key, &alert)
+        .await
+    {
+        Ok(_) => {
+            if let Err(error) = store.state().delete(&state_key) {
+                tracing::error!(%error, agent = %name, "cannot clear alert state");
+            }
+            let _ = context.alerts.send(alert);
+        }
+        Err(error) => tracing::error!(%error, agent = %name, "cannot journal a resolved alert"),
+    }
+}
+
 async fn run_agent(
     mut agent: Box<dyn DomainAgent>,
     name: String,
@@ -295,6 +341,7 @@ async fn run_agent(
     let mut ticker = tokio::time::interval_at(first, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     context.health.actor_running(&name);
+    let mut healthy_once = false;
     loop {
         if *stop.borrow() {
             return ExitReason::Stopped;
@@ -315,6 +362,10 @@ async fn run_agent(
         match outcome {
             Ok(Ok(report)) => {
                 context.health.actor_ticked(&name, Utc::now());
+                if !healthy_once {
+                    healthy_once = true;
+                    resolve_crash_loop_alert(&context, &name).await;
+                }
                 context
                     .telemetry
                     .ticks
@@ -387,6 +438,10 @@ impl Handler<ChildExited> for AgentSupervisor {
                 for waiter in self.shutdown_waiters.drain(..) {
                     let _ = waiter.send(());
                 }
+                if self.stopping {
+                    // Release the context (store, alert queue) with the actor.
+                    ctx.stop();
+                }
                 return;
             }
             ExitReason::Fatal(error) => error,
@@ -396,6 +451,7 @@ impl Handler<ChildExited> for AgentSupervisor {
             for waiter in self.shutdown_waiters.drain(..) {
                 let _ = waiter.send(());
             }
+            ctx.stop();
             return;
         }
         let now = Utc::now();
@@ -443,7 +499,20 @@ impl Handler<ChildExited> for AgentSupervisor {
                         .record(&name, "alert.firing", &alert.key, &alert)
                         .await
                     {
-                        Ok(_) => {}
+                        Ok(_) => {
+                            // Remembered so status lists it and a later healthy run resolves it.
+                            let active = agents::alert::ActiveAlert {
+                                alert: alert.clone(),
+                                reference: None,
+                            };
+                            if let Err(error) = auditor
+                                .store()
+                                .state()
+                                .put(&agents::alert::active_key(&alert.key), &active)
+                            {
+                                tracing::error!(%error, "could not store a crash-loop alert");
+                            }
+                        }
                         Err(error) => {
                             tracing::error!(%error, "could not journal a crash-loop alert")
                         }
@@ -485,10 +554,11 @@ impl Handler<TickNow> for AgentSupervisor {
 impl Handler<Shutdown> for AgentSupervisor {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         self.stopping = true;
         let _ = self.stop.send(true);
         if !self.running {
+            ctx.stop();
             return Box::pin(async {});
         }
         let (waiter, done) = oneshot::channel();

@@ -208,6 +208,17 @@ fn sigterm_drains_and_records_the_stop() {
     assert!(stdout.contains("ready"), "{stdout}");
     assert!(stdout.contains("market"), "{stdout}");
 
+    // The audit commands go through the daemon's API while it holds the data directory.
+    let (code, stdout, stderr) = run_cli(
+        dir.path(),
+        &["audit", "tail", "-n", "1", "--kind", "daemon.started"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("#1 "), "{stdout}");
+    let (code, stdout, stderr) = run_cli(dir.path(), &["audit", "verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("journal verified:"), "{stdout}");
+
     daemon.signal(libc::SIGTERM);
     assert_eq!(
         daemon.wait_exit(Duration::from_secs(30)),
@@ -292,4 +303,96 @@ fn backup_while_running_then_restore_verifies() {
     );
     assert_ne!(code, 0);
     assert!(stderr.contains("force"), "{stderr}");
+}
+
+#[test]
+fn the_demo_alerts_and_recovers_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = workspace_root();
+    let config = format!(
+        "[daemon]\nhttp_listen = \"127.0.0.1:{}\"\npolicies_dir = \"{}\"\nprompts_dir = \"{}\"\n\n[demo]\nsim_listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\ninterval = \"200ms\"\n",
+        free_port(),
+        root.join("policies").display(),
+        root.join("prompts").display(),
+        free_port(),
+        dir.path().join("demo-data").display(),
+    );
+    std::fs::write(dir.path().join("command-center.toml"), config).unwrap();
+    // 60x: the scenario's TON drop (2 min in) comes after 2 s, the recovery (10-15 min) after 15 s.
+    let mut daemon = Daemon::spawn(dir.path(), &["run", "--demo", "--speed", "60"]);
+    daemon.wait_for("ready", Duration::from_secs(60));
+    let alert = daemon.wait_for_prefix("ALERT TON fell", Duration::from_secs(60));
+    assert_eq!(alert["alert"], "market.price_move/the-open-network");
+    let recovery = daemon.wait_for_prefix("RESOLVED TON recovered", Duration::from_secs(60));
+    assert_eq!(recovery["alert"], "market.price_move/the-open-network");
+    daemon.signal(libc::SIGINT);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0));
+
+    // Both reached the demo's webhook sink and are on the record, in order.
+    let data = dir.path().join("demo-data");
+    let store = memory::Store::open(&data).unwrap();
+    let kinds: Vec<String> = store
+        .journal()
+        .query(&memory::JournalQuery {
+            kind: Some("notification.*".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|entry| {
+            format!(
+                "{} {}",
+                entry.kind,
+                entry.body["status"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        kinds.starts_with(&[
+            "notification.sent firing".to_owned(),
+            "notification.sent resolved".to_owned()
+        ]),
+        "{kinds:?}"
+    );
+    drop(store);
+
+    // A directory the demo did not make is never touched.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("precious.txt"), "keep me").unwrap();
+    std::fs::write(
+        dir.path().join("foreign.toml"),
+        format!(
+            "[daemon]\nhttp_listen = \"127.0.0.1:{}\"\n\n[demo]\nsim_listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n",
+            free_port(),
+            free_port(),
+            foreign.display()
+        ),
+    )
+    .unwrap();
+    let mut refused = Daemon::spawn(dir.path(), &["--config", "foreign.toml", "run", "--demo"]);
+    assert_eq!(refused.wait_exit(Duration::from_secs(30)), Some(1));
+    assert!(
+        refused
+            .log
+            .join("\n")
+            .contains("holds data the demo did not create"),
+        "{}",
+        refused.log.join("\n")
+    );
+    assert!(foreign.join("precious.txt").exists());
+
+    // The next demo run replaces the previous demo's data.
+    let mut again = Daemon::spawn(dir.path(), &["run", "--demo"]);
+    again.wait_for("ready", Duration::from_secs(60));
+    again.signal(libc::SIGTERM);
+    assert_eq!(again.wait_exit(Duration::from_secs(30)), Some(0));
+    let store = memory::Store::open(&data).unwrap();
+    let first = store.journal().get(1).unwrap().unwrap();
+    assert_eq!(first.kind, "daemon.started");
+    assert!(
+        store.journal().len() < 10,
+        "a fresh journal, not the previous run's: {} entries",
+        store.journal().len()
+    );
 }

@@ -157,6 +157,30 @@ impl Daemon {
         }
     }
 
+    /// Waits (bounded) for a log line whose `message` starts with `prefix`.
+    pub fn wait_for_prefix(&mut self, prefix: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                        && value["message"]
+                            .as_str()
+                            .is_some_and(|message| message.starts_with(prefix))
+                    {
+                        return value;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line starting {prefix:?} within {timeout:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
     /// Sends a signal (SIGTERM, SIGKILL).
     pub fn signal(&self, signal: i32) {
         let pid = self.child.id() as i32;

@@ -34,6 +34,17 @@ fn embedded_default_loads_and_validates() {
 }
 
 #[test]
+fn the_example_file_states_the_real_defaults() {
+    // A file that leaves a key out must behave exactly like the commented example says.
+    let from_example = load(&ConfigSource::Embedded, &[]).unwrap();
+    let example = toml::to_string(&from_example).unwrap();
+    let defaults = toml::to_string(&Config::default()).unwrap();
+    assert_eq!(example, defaults);
+    let from_empty = load_text("", "empty.toml", &[]).unwrap();
+    assert_eq!(toml::to_string(&from_empty).unwrap(), defaults);
+}
+
+#[test]
 fn empty_file_means_defaults() {
     let config = load_ok("", &[]);
     assert_eq!(config.daemon.data_dir, PathBuf::from("data"));
@@ -203,4 +214,24 @@ fn bad_environment_values_name_the_variable() {
         found[0].starts_with("environment variable COMMAND_CENTER__DAEMON__CHECKPOINT_INTERVAL: daemon.checkpoint_interval: invalid duration"),
         "{found:?}"
     );
+}
+
+#[test]
+fn webhook_urls_are_redacted_when_serialized() {
+    assert_eq!(
+        redact_url("https://hooks.slack.com/services/T0/B0/XYZsecret"),
+        "https://hooks.slack.com/***"
+    );
+    assert_eq!(
+        redact_url("http://127.0.0.1:9000/"),
+        "http://127.0.0.1:9000"
+    );
+    let config = load_ok(
+        "[[notify.webhooks]]\nname = \"ops\"\nurl = \"https://hooks.slack.com/services/T0/B0/XYZsecret\"\n",
+        &[("COMMAND_CENTER__SOURCES__TONCENTER__API_KEY", "TC-KEY-1")],
+    );
+    let text = serde_json::to_string(&config).unwrap();
+    assert!(!text.contains("XYZsecret"), "{text}");
+    assert!(!text.contains("TC-KEY-1"), "{text}");
+    assert!(text.contains("hooks.slack.com"), "{text}");
 }

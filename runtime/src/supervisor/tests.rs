@@ -222,5 +222,78 @@ fn a_crash_loop_marks_the_agent_failed_and_alerts_once() {
         let answer = addr.send(TickNow).await.unwrap();
         assert!(answer.unwrap_err().contains("crash loop"));
         assert!(harness.alerts.try_recv().is_err(), "alerted once");
+        let stored = harness
+            .context
+            .auditor
+            .store()
+            .state()
+            .get::<agents::alert::ActiveAlert>("alerts/active/runtime.crash_loop/flaky")
+            .unwrap();
+        assert!(
+            stored.is_some(),
+            "the firing alert is remembered for status"
+        );
+
+        // The next run of the daemon (a healthy agent this time) resolves it.
+        let (factory, _) = flaky_factory(0);
+        let addr = AgentSupervisor::new(
+            "flaky",
+            factory,
+            Duration::from_secs(30),
+            config(),
+            harness.context.clone(),
+        )
+        .start();
+        let resolved = harness.alerts.recv().await.unwrap();
+        assert_eq!(resolved.key, "runtime.crash_loop/flaky");
+        assert_eq!(resolved.status, AlertStatus::Resolved);
+        addr.send(Shutdown).await.unwrap();
+    });
+}
+
+struct Broken;
+
+impl DomainAgent for Broken {
+    fn name(&self) -> &str {
+        "broken"
+    }
+
+    fn tick(&mut self) -> TickFuture<'_> {
+        Box::pin(async {
+            Err(AgentError::Fatal {
+                agent: "broken".into(),
+                message: "state is unreadable".into(),
+            })
+        })
+    }
+}
+
+#[test]
+fn a_fatal_error_is_restarted_like_a_panic() {
+    actix_rt::System::new().block_on(async {
+        tokio::time::pause();
+        let mut harness = harness();
+        let factory: AgentFactory = Arc::new(|| Ok(Box::new(Broken) as Box<dyn DomainAgent>));
+        let supervisor = AgentSupervisor::new(
+            "broken",
+            factory,
+            Duration::from_secs(30),
+            config(),
+            harness.context.clone(),
+        );
+        let starts = supervisor.starts();
+        let _addr = supervisor.start();
+        let alert = harness.alerts.recv().await.unwrap();
+        assert_eq!(alert.key, "runtime.crash_loop/broken");
+        assert_eq!(starts.load(Ordering::SeqCst), 6);
+        let health = harness.context.health.actor("broken").unwrap();
+        assert!(
+            health
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("state is unreadable"),
+            "{health:?}"
+        );
     });
 }
