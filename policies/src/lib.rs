@@ -1,7 +1,8 @@
 //! Policies: which operations may run on their own, which need whose approval, which never run.
 //!
-//! This crate holds the policy files' validation against `schema.cedarschema` (Cedar), used by
-//! `command-center check`; the gate that evaluates proposals builds on the same loader.
+//! This crate holds proposals and decisions ([`Proposal`], [`Decision`]), the gate
+//! ([`PolicyEngine`]: policy files validated against `schema.cedarschema`, evaluated with
+//! Cedar), and the example cases that pin what the policies decide ([`run_cases`]).
 //!
 //! What it must never do: IO other than reading the policy files it is pointed at, read a
 //! clock, or touch the network. Evaluation is pure and total: a broken policy file never
@@ -9,10 +10,16 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use cedar_policy::{PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
+
+mod cases;
+mod engine;
+mod proposal;
+
+pub use cases::{CaseOutcome, run_cases};
+pub use engine::{DEFAULT_APPROVAL_WINDOW, PolicyEngine, PolicyMeta};
+pub use proposal::{ApprovalCheck, Decision, DecisionContext, Operation, Proposal, Proposer, Risk};
 
 /// Name of the schema file inside a policy directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -46,7 +53,7 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-fn diagnostic_problems(
+pub(crate) fn diagnostic_problems(
     file: &Path,
     text: &str,
     diagnostic: &dyn Diagnostic,
@@ -73,7 +80,7 @@ fn diagnostic_problems(
     problems
 }
 
-fn read(file: &Path) -> Result<String, PolicyProblem> {
+pub(crate) fn read(file: &Path) -> Result<String, PolicyProblem> {
     std::fs::read_to_string(file).map_err(|error| PolicyProblem {
         file: file.to_path_buf(),
         line: None,
@@ -81,73 +88,10 @@ fn read(file: &Path) -> Result<String, PolicyProblem> {
     })
 }
 
-/// Validates every `*.cedar` file of `dir` against `dir/schema.cedarschema`; every problem at
-/// once.
+/// Validates every `*.cedar` file of `dir` against `dir/schema.cedarschema`, and their
+/// annotations; every problem at once.
 pub fn check_dir(dir: &Path) -> Result<PolicySummary, Vec<PolicyProblem>> {
-    let schema_path = dir.join(SCHEMA_FILE);
-    let schema_text = read(&schema_path).map_err(|problem| vec![problem])?;
-    let schema = match Schema::from_cedarschema_str(&schema_text) {
-        Ok((schema, _warnings)) => schema,
-        Err(error) => {
-            return Err(diagnostic_problems(&schema_path, &schema_text, &error, ""));
-        }
-    };
-    let validator = Validator::new(schema);
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "cedar"))
-            .collect(),
-        Err(error) => {
-            return Err(vec![PolicyProblem {
-                file: dir.to_path_buf(),
-                line: None,
-                message: format!("cannot list the policy directory: {error}"),
-            }]);
-        }
-    };
-    files.sort();
-    if files.is_empty() {
-        return Err(vec![PolicyProblem {
-            file: dir.to_path_buf(),
-            line: None,
-            message: "no *.cedar policy files; without policies nothing may run on its own"
-                .to_owned(),
-        }]);
-    }
-    let mut problems = Vec::new();
-    let mut policies = 0;
-    for file in &files {
-        let text = match read(file) {
-            Ok(text) => text,
-            Err(problem) => {
-                problems.push(problem);
-                continue;
-            }
-        };
-        let set = match PolicySet::from_str(&text) {
-            Ok(set) => set,
-            Err(errors) => {
-                problems.extend(diagnostic_problems(file, &text, &errors, ""));
-                continue;
-            }
-        };
-        policies += set.policies().count();
-        let result = validator.validate(&set, ValidationMode::Strict);
-        for error in result.validation_errors() {
-            problems.extend(diagnostic_problems(file, &text, error, ""));
-        }
-    }
-    if problems.is_empty() {
-        Ok(PolicySummary {
-            files: files.len(),
-            policies,
-            schema: schema_path.display().to_string(),
-        })
-    } else {
-        Err(problems)
-    }
+    PolicyEngine::load(dir).map(|engine| engine.summary().clone())
 }
 
 #[cfg(test)]
