@@ -31,7 +31,8 @@ pub const DEFAULT_APPROVAL_WINDOW: Duration = Duration::from_secs(24 * 3600);
 pub struct PolicyMeta {
     pub id: String,
     pub file: PathBuf,
-    pub effect: Effect,
+    /// `permit` or `forbid`.
+    pub effect: &'static str,
     pub reason: Option<String>,
     pub never: bool,
     pub approvals: Option<u32>,
@@ -99,7 +100,10 @@ fn annotations(
     PolicyMeta {
         id: id.to_owned(),
         file: file.to_path_buf(),
-        effect: policy.effect(),
+        effect: match policy.effect() {
+            Effect::Permit => "permit",
+            Effect::Forbid => "forbid",
+        },
         reason: policy.annotation("reason").map(str::to_owned),
         never,
         approvals,

@@ -11,6 +11,7 @@ use crate::config::{self, Config, ConfigSource, LogFormat};
 
 mod audit;
 mod ops;
+mod policy;
 
 pub use ops::render_status;
 
@@ -65,6 +66,11 @@ pub enum Command {
     /// directory. Example: `command-center audit search --kind 'alert.*' --since 24h`
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check, test and explain the policy files that decide what may run.
+    ///
+    /// Example: `command-center policy explain proposal.json`
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Ask the running daemon how it is: actors, sources, firing alerts, journal.
     ///
     /// Example: `command-center status` or `command-center status --json`
@@ -104,6 +110,55 @@ pub enum ConfigCommand {
         /// Overwrite an existing file
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate the policy files against the schema; every problem with file and line.
+    ///
+    /// Example: `command-center policy check --policies ./candidate-policies`
+    Check {
+        /// Policy directory [default: daemon.policies_dir]
+        #[arg(long, value_name = "DIR")]
+        policies: Option<PathBuf>,
+    },
+    /// Run the example cases in <policies>/tests/*.toml; exit 1 if any fails.
+    ///
+    /// Example: `command-center policy test`
+    Test {
+        /// Policy directory [default: daemon.policies_dir]
+        #[arg(long, value_name = "DIR")]
+        policies: Option<PathBuf>,
+    },
+    /// Show the decision for a proposal (JSON file) and the policies behind it.
+    ///
+    /// Example: `command-center policy explain transfer.json --executions-last-hour 3`
+    Explain {
+        /// Proposal as JSON: {"id", "proposer": {"type": "agent"|"user", ...}, "operation": {...}}
+        proposal: PathBuf,
+        /// Decision context as JSON (executions_last_hour, executions_last_day, local_hour,
+        /// autonomy_paused)
+        #[arg(long, value_name = "FILE")]
+        context: Option<PathBuf>,
+        /// Decide as if autonomy were paused (the kill switch)
+        #[arg(long)]
+        paused: bool,
+        #[arg(long, value_name = "N")]
+        executions_last_hour: Option<u32>,
+        #[arg(long, value_name = "N")]
+        executions_last_day: Option<u32>,
+        #[arg(long, value_name = "HOUR")]
+        local_hour: Option<u8>,
+        /// Roles people hold (repeat the flag)
+        #[arg(long = "role", value_name = "ROLE", default_values_t = ["operator".to_owned(), "treasurer".to_owned()])]
+        roles: Vec<String>,
+        /// Policy directory [default: daemon.policies_dir]
+        #[arg(long, value_name = "DIR")]
+        policies: Option<PathBuf>,
+        /// Print the decision as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -335,6 +390,9 @@ pub fn main() -> ExitCode {
             crate::logging::init(config.daemon.log_format, "warn");
             block_on(audit::run(config, command))
         }),
+        Command::Policy(command) => {
+            load_config(&cli).and_then(|config| policy::run(&config, command))
+        }
         Command::Status(args) => {
             load_config(&cli).and_then(|config| block_on(ops::status(config, args)))
         }

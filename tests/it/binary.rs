@@ -396,3 +396,84 @@ fn the_demo_alerts_and_recovers_on_its_own() {
         store.journal().len()
     );
 }
+
+#[test]
+fn policy_test_explain_and_candidate_sets() {
+    let root = workspace_root();
+    let (code, stdout, stderr) = run_cli(&root, &["policy", "test"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let proposal = dir.path().join("transfer.json");
+    std::fs::write(
+        &proposal,
+        r#"{"id": "p-42", "proposer": {"type": "agent", "name": "finance", "domain": "finance"},
+ "operation": {"kind": "ton_transfer", "domain": "finance", "risk": "high", "amount_nanoton": 250000000000, "target": "EQD_pool"}}"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run_cli(&root, &["policy", "explain", proposal.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout
+            .contains("decision: needs approval: 2 distinct approvers holding treasurer within 4h"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("funds-need-two-approvers  (policies/default.cedar, forbid)"),
+        "{stdout}"
+    );
+
+    // A proposal with a mistyped parameter: exit 2, file:line:column and the field.
+    let broken = dir.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        "{\"id\": \"p\",\n \"proposer\": {\"type\": \"robot\"}}",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_cli(&root, &["policy", "explain", broken.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("broken.json:2:"), "{stderr}");
+    assert!(stderr.contains("`proposer"), "{stderr}");
+
+    // A candidate set that changes a decision fails the shipped cases.
+    let candidate = dir.path().join("candidate");
+    std::fs::create_dir_all(candidate.join("tests")).unwrap();
+    std::fs::copy(
+        root.join("policies/schema.cedarschema"),
+        candidate.join("schema.cedarschema"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("policies/tests/default.toml"),
+        candidate.join("tests/default.toml"),
+    )
+    .unwrap();
+    let loosened = std::fs::read_to_string(root.join("policies/default.cedar"))
+        .unwrap()
+        .replace("@approvals(\"2\")", "@approvals(\"1\")");
+    std::fs::write(candidate.join("default.cedar"), loosened).unwrap();
+    let (code, stdout, _) = run_cli(
+        &root,
+        &["policy", "test", "--policies", candidate.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("FAIL  a transfer needs two approvers"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected 2 approvals, got 1"), "{stdout}");
+
+    // A candidate with a syntax error: exit 2 with file and line.
+    std::fs::write(
+        candidate.join("default.cedar"),
+        "permit (principal,\n action resource);\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_cli(
+        &root,
+        &["policy", "check", "--policies", candidate.to_str().unwrap()],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("default.cedar:2:"), "{stderr}");
+}
