@@ -356,6 +356,10 @@ fn run_daemon(cli: &Cli, args: &RunArgs) -> Result<(), Exit> {
     });
     match system.block_on(crate::daemon::run(config, options)) {
         Ok(()) => Ok(()),
+        Err(error) if error.is::<crate::policy_watch::InvalidPolicies>() => {
+            eprint!("{error}");
+            Err(Exit(EXIT_INVALID))
+        }
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "daemon failed");
             eprintln!("error: {error:#}");

@@ -43,6 +43,9 @@ fn default_checkpoint_interval() -> Duration {
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
 }
+fn default_policy_reload_interval() -> Duration {
+    Duration::from_secs(5)
+}
 fn default_policies_dir() -> PathBuf {
     PathBuf::from("policies")
 }
@@ -68,6 +71,10 @@ pub struct DaemonConfig {
     pub shutdown_grace: Duration,
     #[serde(default = "default_policies_dir")]
     pub policies_dir: PathBuf,
+    /// How often the policy directory is re-read; a valid change takes effect, an invalid one
+    /// is rejected with an alert while the previous set stays in force.
+    #[serde(default = "default_policy_reload_interval", with = "agents::duration")]
+    pub policy_reload_interval: Duration,
     #[serde(default = "default_prompts_dir")]
     pub prompts_dir: PathBuf,
 }
@@ -82,6 +89,7 @@ impl Default for DaemonConfig {
             checkpoint_interval: default_checkpoint_interval(),
             shutdown_grace: default_shutdown_grace(),
             policies_dir: default_policies_dir(),
+            policy_reload_interval: default_policy_reload_interval(),
             prompts_dir: default_prompts_dir(),
         }
     }

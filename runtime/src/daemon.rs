@@ -22,6 +22,7 @@ use tools::coingecko::CoinGeckoClient;
 use crate::config::{Config, WebhookReceiverConfig};
 use crate::http::{AppState, router};
 use crate::notifier::Notifier;
+use crate::policy_watch::PolicyHolder;
 use crate::supervisor::{AgentContext, AgentFactory, AgentSupervisor, Shutdown};
 
 /// Checkpoints file inside the data directory.
@@ -44,6 +45,7 @@ pub struct Daemon {
     http_stop: watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
     checkpoint_task: tokio::task::JoinHandle<()>,
+    policy_task: tokio::task::JoinHandle<()>,
     shutdown_grace: Duration,
 }
 
@@ -131,6 +133,11 @@ impl Daemon {
         } else {
             None
         };
+        // A broken policy set stops the start before anything runs.
+        let policies_dir = config.daemon.policies_dir.clone();
+        let policy_set = tokio::task::spawn_blocking(move || PolicyHolder::read(&policies_dir))
+            .await
+            .context("policy loading thread")??;
         let data_dir = config.daemon.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
             .await
@@ -160,6 +167,13 @@ impl Daemon {
         let (notifier_stop, notifier_stop_rx) = watch::channel(false);
         let notifier = tokio::spawn(notifier.run(alert_queue, notifier_stop_rx));
 
+        let policies = PolicyHolder::start(
+            &config.daemon.policies_dir,
+            policy_set,
+            auditor.clone(),
+            alert_sink.clone(),
+        )
+        .await?;
         let context = AgentContext {
             health: health.clone(),
             telemetry: telemetry.clone(),
@@ -210,6 +224,7 @@ impl Daemon {
             started_at: Utc::now(),
             demo: options.demo,
             agents: Arc::new(supervisors.clone()),
+            policies: policies.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.daemon.http_listen)
             .await
@@ -234,6 +249,18 @@ impl Daemon {
             }
         });
 
+        let watched = policies.clone();
+        let reload_interval = config.daemon.policy_reload_interval;
+        let policy_task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(reload_interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                watched.reload().await;
+            }
+        });
+
         let checkpoint_store = store.clone();
         let interval = config.daemon.checkpoint_interval;
         let checkpoint_task = tokio::spawn(async move {
@@ -255,6 +282,7 @@ impl Daemon {
             http_stop,
             http_task,
             checkpoint_task,
+            policy_task,
             shutdown_grace: config.daemon.shutdown_grace,
         })
     }
@@ -268,6 +296,8 @@ impl Daemon {
     /// stop and a final checkpoint, storage is flushed.
     pub async fn shutdown(mut self, reason: &str) -> anyhow::Result<()> {
         tracing::info!(%reason, "shutting down");
+        self.policy_task.abort();
+        let _ = (&mut self.policy_task).await;
         let grace = self.shutdown_grace;
         let stops = self
             .supervisors

@@ -33,6 +33,7 @@ pub struct AppState {
     pub started_at: DateTime<Utc>,
     pub demo: bool,
     pub agents: Arc<BTreeMap<String, Addr<AgentSupervisor>>>,
+    pub policies: Arc<crate::policy_watch::PolicyHolder>,
 }
 
 /// `GET /v1/status`
@@ -49,6 +50,7 @@ pub struct StatusReport {
     pub sources: Vec<ComponentHealth>,
     pub firing_alerts: Vec<Alert>,
     pub journal: JournalStatus,
+    pub policies: crate::policy_watch::PolicyStatus,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -109,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/{seq}", get(audit_entry))
         .route("/v1/agents/{name}/tick", post(agent_tick))
         .route("/v1/admin/backup", post(backup))
+        .route("/v1/policies/reload", post(reload_policies))
         .with_state(state)
 }
 
@@ -181,6 +184,7 @@ pub fn status_report(state: &AppState) -> Result<StatusReport, String> {
             entries: state.store.journal().len(),
             head: state.store.journal().head(),
         },
+        policies: state.policies.status(),
     })
 }
 
@@ -324,4 +328,30 @@ async fn backup(
         )
         .await;
     Ok(Json(manifest))
+}
+
+async fn reload_policies(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    loopback_only(peer)?;
+    let outcome = state.policies.reload().await;
+    let body = match outcome {
+        crate::policy_watch::ReloadOutcome::Unchanged => {
+            serde_json::json!({ "outcome": "unchanged" })
+        }
+        crate::policy_watch::ReloadOutcome::Reloaded { policies } => {
+            serde_json::json!({ "outcome": "reloaded", "policies": policies })
+        }
+        crate::policy_watch::ReloadOutcome::Rejected { problems } => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "policy change rejected; the previous policies stay in force: {}",
+                    problems.join("; ")
+                ),
+            ));
+        }
+    };
+    Ok(Json(body))
 }

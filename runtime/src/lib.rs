@@ -14,4 +14,5 @@ pub mod daemon;
 pub mod http;
 pub mod logging;
 pub mod notifier;
+pub mod policy_watch;
 pub mod supervisor;

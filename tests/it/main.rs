@@ -10,3 +10,4 @@ mod audit_cli;
 mod binary;
 mod faults;
 mod market_flow;
+mod policy_reload;

@@ -151,7 +151,21 @@ pub fn render_status(report: &StatusReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "\nJournal: {} entries, head {}\n",
+        "\nPolicies: {} policies in {} files from {}, loaded {}{}\n",
+        report.policies.policies,
+        report.policies.files,
+        report.policies.dir,
+        since(Some(report.policies.loaded_at)),
+        match &report.policies.rejected_change {
+            Some(problems) => format!(
+                "\n  a newer change was REJECTED (the set above stays in force): {}",
+                problems.join("; ")
+            ),
+            None => String::new(),
+        }
+    ));
+    out.push_str(&format!(
+        "Journal: {} entries, head {}\n",
         report.journal.entries,
         report
             .journal

@@ -72,6 +72,13 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         ));
     }
 
+    if config.daemon.policy_reload_interval < Duration::from_millis(100) {
+        problems.push((
+            "daemon.policy_reload_interval".to_owned(),
+            "must be at least 100ms".to_owned(),
+        ));
+    }
+
     let supervisor = &config.supervisor;
     if supervisor.backoff_initial.is_zero() || supervisor.backoff_initial > supervisor.backoff_max {
         problems.push((
