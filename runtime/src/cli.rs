@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Config, ConfigSource, LogFormat};
 
 mod audit;
+mod gate;
 mod ops;
 mod policy;
 
@@ -71,6 +72,20 @@ pub enum Command {
     /// Example: `command-center policy explain proposal.json`
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Proposals, approvals and the kill switch, through the running daemon's API.
+    ///
+    /// Authenticates with the token in COMMAND_CENTER_TOKEN or --token-file.
+    /// Example: `command-center proposals list --state pending`
+    Proposals {
+        /// File holding the API token [default: $COMMAND_CENTER_TOKEN]
+        #[arg(long, value_name = "FILE", global = true)]
+        token_file: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ProposalsCommand,
+    },
+    /// API tokens for people.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Ask the running daemon how it is: actors, sources, firing alerts, journal.
     ///
     /// Example: `command-center status` or `command-center status --json`
@@ -114,6 +129,68 @@ pub enum ConfigCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a new API token and print the config lines that store only its hash.
+    ///
+    /// Example: `command-center token new --user alice --role operator --role treasurer`
+    New {
+        #[arg(long)]
+        user: String,
+        /// Roles for the [[access.users]] entry (repeat the flag)
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProposalsCommand {
+    /// List proposals, newest first.
+    ///
+    /// Example: `command-center proposals list --state pending`
+    List {
+        /// pending, approved, rejected, expired, cancelled, denied, executing, executed, failed, unknown
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show one proposal with its decision, approvals and outcome.
+    ///
+    /// Example: `command-center proposals show p-20261124-1a2b3c`
+    Show { id: String },
+    /// Approve a pending proposal (as the token's user).
+    ///
+    /// Example: `command-center proposals approve p-20261124-1a2b3c`
+    Approve { id: String },
+    /// Reject a pending proposal.
+    ///
+    /// Example: `command-center proposals reject p-20261124-1a2b3c`
+    Reject { id: String },
+    /// Withdraw a pending proposal (its proposer or an operator).
+    ///
+    /// Example: `command-center proposals cancel p-20261124-1a2b3c`
+    Cancel { id: String },
+    /// Propose an operation from a JSON file: {"operation": {...}, "rationale": "..."}.
+    ///
+    /// Example: `command-center proposals new restart.json`
+    New { file: PathBuf },
+    /// Pause autonomy (the kill switch): nothing runs on its own until resumed.
+    ///
+    /// Example: `command-center proposals pause --reason "maintenance"` or `--agent validators`
+    Pause {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Resume autonomy.
+    ///
+    /// Example: `command-center proposals resume`
+    Resume {
+        #[arg(long)]
+        agent: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate the policy files against the schema; every problem with file and line.
     ///
@@ -130,6 +207,17 @@ pub enum PolicyCommand {
         /// Policy directory [default: daemon.policies_dir]
         #[arg(long, value_name = "DIR")]
         policies: Option<PathBuf>,
+    },
+    /// Replay journaled decisions against a candidate policy set; print every one that would change.
+    ///
+    /// Example: `command-center policy backtest --policies ./candidate --since 30d`
+    Backtest {
+        /// The candidate policy directory
+        #[arg(long, value_name = "DIR")]
+        policies: PathBuf,
+        /// How far back (RFC 3339, a date, or an age such as 30d)
+        #[arg(long, default_value = "30d")]
+        since: String,
     },
     /// Show the decision for a proposal (JSON file) and the policies behind it.
     ///
@@ -394,9 +482,18 @@ pub fn main() -> ExitCode {
             crate::logging::init(config.daemon.log_format, "warn");
             block_on(audit::run(config, command))
         }),
+        Command::Policy(PolicyCommand::Backtest { policies, since }) => {
+            load_config(&cli).and_then(|config| block_on(policy::backtest(config, policies, since)))
+        }
         Command::Policy(command) => {
             load_config(&cli).and_then(|config| policy::run(&config, command))
         }
+        Command::Proposals {
+            token_file,
+            command,
+        } => load_config(&cli)
+            .and_then(|config| block_on(gate::proposals(config, command, token_file.clone()))),
+        Command::Token(TokenCommand::New { user, roles }) => gate::new_token(user, roles),
         Command::Status(args) => {
             load_config(&cli).and_then(|config| block_on(ops::status(config, args)))
         }
@@ -438,7 +535,11 @@ mod tests {
             }
         }
         walk(&mut command, "command-center".into(), &mut missing);
-        missing.retain(|path| !path.ends_with(" help") && path != "command-center config");
+        missing.retain(|path| {
+            !path.ends_with(" help")
+                && path != "command-center config"
+                && path != "command-center token"
+        });
         assert!(missing.is_empty(), "no example in --help of: {missing:?}");
     }
 

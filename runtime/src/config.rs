@@ -402,6 +402,97 @@ impl Default for DemoConfig {
     }
 }
 
+/// `[[access.users]]`: a person, the roles policies know them by, and how they authenticate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// SHA-256 (hex) of the user's API token; the token itself is never stored
+    /// (`command-center token new --user NAME` makes one).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// Telegram user id and Slack user id, for the chat channels.
+    #[serde(default)]
+    pub telegram_id: Option<i64>,
+    #[serde(default)]
+    pub slack_id: Option<String>,
+}
+
+fn default_escalate_after() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_expiry_check_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// `[access]`: who may use the API and approve operations.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// An approval request nobody answered for this long is escalated once (a critical alert
+    /// to the escalation audience).
+    #[serde(default = "default_escalate_after", with = "agents::duration")]
+    pub escalate_after: Duration,
+    /// How often pending approvals are checked for expiry and escalation.
+    #[serde(default = "default_expiry_check_interval", with = "agents::duration")]
+    pub expiry_check_interval: Duration,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            users: Vec::new(),
+            escalate_after: default_escalate_after(),
+            expiry_check_interval: default_expiry_check_interval(),
+        }
+    }
+}
+
+impl AccessConfig {
+    /// Every role some user holds, sorted.
+    pub fn roles(&self) -> Vec<String> {
+        let mut roles: Vec<String> = self
+            .users
+            .iter()
+            .flat_map(|user| user.roles.iter().cloned())
+            .collect();
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|user| user.name == name)
+    }
+
+    /// The user whose token hashes to the stored hash; compares every user in constant time.
+    pub fn user_by_token(&self, token: &str) -> Option<&UserConfig> {
+        use sha2::Digest;
+        let presented = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        let mut found = None;
+        for user in &self.users {
+            if let Some(stored) = &user.token_sha256
+                && constant_time_eq(stored.to_ascii_lowercase().as_bytes(), presented.as_bytes())
+            {
+                found = Some(user);
+            }
+        }
+        found
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a hash matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -416,6 +507,10 @@ pub struct Config {
     pub agents: AgentsConfig,
     #[serde(default)]
     pub notify: NotifyConfig,
+    #[serde(default)]
+    pub access: AccessConfig,
+    #[serde(default)]
+    pub executors: crate::executors::ExecutorsConfig,
     #[serde(default)]
     pub demo: DemoConfig,
 }

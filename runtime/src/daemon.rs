@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tools::coingecko::CoinGeckoClient;
 
 use crate::config::{Config, WebhookReceiverConfig};
+use crate::gate::Gatekeeper;
 use crate::http::{AppState, router};
 use crate::notifier::Notifier;
 use crate::policy_watch::PolicyHolder;
@@ -46,6 +47,7 @@ pub struct Daemon {
     http_task: tokio::task::JoinHandle<()>,
     checkpoint_task: tokio::task::JoinHandle<()>,
     policy_task: tokio::task::JoinHandle<()>,
+    sweep_task: tokio::task::JoinHandle<()>,
     shutdown_grace: Duration,
 }
 
@@ -174,6 +176,27 @@ impl Daemon {
             alert_sink.clone(),
         )
         .await?;
+        let executors =
+            crate::executors::ExecutorRegistry::new(&config.executors, alert_sink.clone())
+                .map_err(|problems| {
+                    anyhow::anyhow!(
+                        "executors: {}",
+                        problems
+                            .iter()
+                            .map(|(path, message)| format!("{path}: {message}"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )
+                })?;
+        let gate = Arc::new(Gatekeeper::new(
+            policies.clone(),
+            auditor.clone(),
+            Arc::new(executors),
+            config.access.clone(),
+            alert_sink.clone(),
+        ));
+        // Before anything new is proposed: finish or reconcile what a crash interrupted.
+        gate.recover().await?;
         let context = AgentContext {
             health: health.clone(),
             telemetry: telemetry.clone(),
@@ -225,6 +248,7 @@ impl Daemon {
             demo: options.demo,
             agents: Arc::new(supervisors.clone()),
             policies: policies.clone(),
+            gate: gate.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.daemon.http_listen)
             .await
@@ -261,6 +285,20 @@ impl Daemon {
             }
         });
 
+        let swept = gate.clone();
+        let sweep_interval = config.access.expiry_check_interval;
+        let escalate_after = config.access.escalate_after;
+        let sweep_task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(sweep_interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if let Err(error) = swept.sweep(escalate_after).await {
+                    tracing::error!(%error, "approval expiry check failed");
+                }
+            }
+        });
+
         let checkpoint_store = store.clone();
         let interval = config.daemon.checkpoint_interval;
         let checkpoint_task = tokio::spawn(async move {
@@ -283,6 +321,7 @@ impl Daemon {
             http_task,
             checkpoint_task,
             policy_task,
+            sweep_task,
             shutdown_grace: config.daemon.shutdown_grace,
         })
     }
@@ -298,6 +337,8 @@ impl Daemon {
         tracing::info!(%reason, "shutting down");
         self.policy_task.abort();
         let _ = (&mut self.policy_task).await;
+        self.sweep_task.abort();
+        let _ = (&mut self.sweep_task).await;
         let grace = self.shutdown_grace;
         let stops = self
             .supervisors

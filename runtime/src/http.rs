@@ -34,6 +34,7 @@ pub struct AppState {
     pub demo: bool,
     pub agents: Arc<BTreeMap<String, Addr<AgentSupervisor>>>,
     pub policies: Arc<crate::policy_watch::PolicyHolder>,
+    pub gate: Arc<crate::gate::Gatekeeper>,
 }
 
 /// `GET /v1/status`
@@ -66,7 +67,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -112,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{name}/tick", post(agent_tick))
         .route("/v1/admin/backup", post(backup))
         .route("/v1/policies/reload", post(reload_policies))
+        .merge(crate::gate::http::routes())
         .with_state(state)
 }
 

@@ -11,6 +11,8 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod executors;
+pub mod gate;
 pub mod http;
 pub mod logging;
 pub mod notifier;

@@ -140,19 +140,31 @@ impl Store {
 /// Opens a sled database, turning sled's lock failure into [`StoreError::Locked`] naming
 /// `data_dir`.
 pub(crate) fn open_db(store_path: &Path, data_dir: &Path) -> Result<sled::Db, StoreError> {
-    sled::Config::new()
-        .path(store_path)
-        .open()
-        .map_err(|source| match &source {
-            sled::Error::Io(error) if error.to_string().contains("could not acquire lock") => {
-                StoreError::Locked {
-                    path: data_dir.to_path_buf(),
-                }
+    // sled releases its file lock from a background thread after the last handle drops, so a
+    // reopen in the same process can race it: retry briefly before calling it locked.
+    let mut attempts = 0;
+    let opened = loop {
+        let result = sled::Config::new().path(store_path).open();
+        match &result {
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock") && attempts < 40 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
             }
-            _ => StoreError::Database {
-                action: "opening the database",
-                location: store_path.display().to_string(),
-                source,
-            },
-        })
+            _ => break result,
+        }
+    };
+    opened.map_err(|source| match &source {
+        sled::Error::Io(error) if error.to_string().contains("could not acquire lock") => {
+            StoreError::Locked {
+                path: data_dir.to_path_buf(),
+            }
+        }
+        _ => StoreError::Database {
+            action: "opening the database",
+            location: store_path.display().to_string(),
+            source,
+        },
+    })
 }

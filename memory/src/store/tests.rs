@@ -265,7 +265,7 @@ fn write_checkpoint_then_tail_loss_is_detected_after_reopen() {
         store.write_checkpoint().unwrap();
     }
     {
-        let db = sled::open(dir.path().join(STORE_DIR)).unwrap();
+        let db = super::open_db(&dir.path().join(STORE_DIR), dir.path()).unwrap();
         db.open_tree(JOURNAL_TREE)
             .unwrap()
             .remove(6u64.to_be_bytes())

@@ -146,6 +146,7 @@ pub fn run(config: &Config, command: &PolicyCommand) -> Result<(), Exit> {
             println!("{passed} passed, {failed} failed");
             if failed > 0 { Err(Exit(1)) } else { Ok(()) }
         }
+        PolicyCommand::Backtest { .. } => Ok(()),
         PolicyCommand::Explain {
             proposal,
             context,
@@ -208,4 +209,68 @@ pub fn run(config: &Config, command: &PolicyCommand) -> Result<(), Exit> {
             Ok(())
         }
     }
+}
+
+/// `policy backtest`: replays journaled decisions against a candidate set.
+pub async fn backtest(config: Config, candidate: &Path, since: &str) -> Result<(), Exit> {
+    let engine = load_engine(candidate)?;
+    let since = super::parse_time(since, chrono::Utc::now()).map_err(|message| {
+        eprintln!("error: --since: {message}");
+        Exit(EXIT_INVALID)
+    })?;
+    let access = super::audit::Access::open(&config).await?;
+    let mut query = memory::JournalQuery {
+        since: Some(since),
+        kind: Some("decision.made".to_owned()),
+        limit: Some(5_000),
+        ..memory::JournalQuery::default()
+    };
+    let (mut replayed, mut changed, mut skipped) = (0u64, 0u64, 0u64);
+    loop {
+        let page = access.query(&query).await?;
+        let Some(last) = page.last() else { break };
+        query.after_seq = Some(last.seq);
+        for entry in &page {
+            let body = &entry.body;
+            if body["parameters_valid"] == serde_json::Value::Bool(false) {
+                skipped += 1;
+                continue;
+            }
+            let parsed = (
+                serde_json::from_value::<Proposal>(body["proposal"].clone()),
+                serde_json::from_value::<DecisionContext>(body["context"].clone()),
+                serde_json::from_value::<Decision>(body["decision"].clone()),
+                serde_json::from_value::<Vec<String>>(body["roles"].clone()),
+            );
+            let (Ok(proposal), Ok(context), Ok(before), Ok(roles)) = parsed else {
+                skipped += 1;
+                continue;
+            };
+            replayed += 1;
+            let after = engine.decide(&proposal, &context, &roles);
+            if after != before {
+                changed += 1;
+                println!(
+                    "#{} {} {} {} by {}:\n    was: {}\n    now: {}",
+                    entry.seq,
+                    entry.at.format("%Y-%m-%d %H:%M"),
+                    proposal.id,
+                    proposal.operation.kind,
+                    proposal.proposer.name(),
+                    describe(&before),
+                    describe(&after)
+                );
+            }
+        }
+    }
+    println!(
+        "{replayed} decisions replayed since {}, {changed} would change{}",
+        since.format("%Y-%m-%d %H:%M"),
+        if skipped > 0 {
+            format!(" ({skipped} skipped: invalid parameters or unreadable entries)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }

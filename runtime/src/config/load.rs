@@ -257,6 +257,8 @@ const SECTIONS: &[&str] = &[
     "sources",
     "agents",
     "notify",
+    "access",
+    "executors",
     "demo",
 ];
 
@@ -440,6 +442,13 @@ pub fn load_text(
         sources: section::<SourcesConfig>(&table, "sources", &locator, &mut problems),
         agents: section::<AgentsConfig>(&table, "agents", &locator, &mut problems),
         notify: section::<NotifyConfig>(&table, "notify", &locator, &mut problems),
+        access: section::<super::AccessConfig>(&table, "access", &locator, &mut problems),
+        executors: section::<crate::executors::ExecutorsConfig>(
+            &table,
+            "executors",
+            &locator,
+            &mut problems,
+        ),
         demo: section::<DemoConfig>(&table, "demo", &locator, &mut problems),
     };
 

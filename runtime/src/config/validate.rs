@@ -167,6 +167,30 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         }
     }
 
+    let mut user_names = std::collections::BTreeSet::new();
+    for (index, user) in config.access.users.iter().enumerate() {
+        let at = |key: &str| format!("access.users[{index}].{key}");
+        if user.name.trim().is_empty() || user.name.len() > 64 {
+            problems.push((at("name"), "must be 1 to 64 characters".to_owned()));
+        } else if !user_names.insert(user.name.clone()) {
+            problems.push((at("name"), format!("{:?} is listed twice", user.name)));
+        }
+        if let Some(hash) = &user.token_sha256
+            && !(hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            problems.push((
+                at("token_sha256"),
+                "must be 64 hex characters (the SHA-256 of the token, never the token itself; `command-center token new --user NAME` prints it)".to_owned(),
+            ));
+        }
+    }
+    if config.access.expiry_check_interval < Duration::from_millis(100) {
+        problems.push((
+            "access.expiry_check_interval".to_owned(),
+            "must be at least 100ms".to_owned(),
+        ));
+    }
+
     if !(config.demo.speed.is_finite() && config.demo.speed > 0.0) {
         problems.push((
             "demo.speed".to_owned(),
