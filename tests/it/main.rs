@@ -9,5 +9,6 @@ mod support;
 mod audit_cli;
 mod binary;
 mod faults;
+mod gate_api;
 mod market_flow;
 mod policy_reload;

@@ -222,10 +222,16 @@ impl Drop for Daemon {
 
 /// Runs `command-center <args>` to completion in `cwd`: (exit code, stdout, stderr).
 pub fn run_cli(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    run_cli_env(cwd, args, &[])
+}
+
+/// [`run_cli`] with extra environment variables.
+pub fn run_cli_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let output = Command::new(binary())
         .args(args)
         .current_dir(cwd)
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .output()
         .expect("run command-center");
     (
