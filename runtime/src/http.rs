@@ -52,6 +52,10 @@ pub struct StatusReport {
     pub firing_alerts: Vec<Alert>,
     pub journal: JournalStatus,
     pub policies: crate::policy_watch::PolicyStatus,
+    /// Proposals waiting for people.
+    pub pending_approvals: usize,
+    /// Kill switches in force: ("all" or an agent, who, when, why).
+    pub paused: Vec<(String, crate::gate::Pause)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -187,6 +191,12 @@ pub fn status_report(state: &AppState) -> Result<StatusReport, String> {
             head: state.store.journal().head(),
         },
         policies: state.policies.status(),
+        pending_approvals: state
+            .gate
+            .list(Some(crate::gate::ProposalState::Pending))
+            .map_err(|error| error.to_string())?
+            .len(),
+        paused: state.gate.pauses().map_err(|error| error.to_string())?,
     })
 }
 

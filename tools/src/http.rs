@@ -413,6 +413,78 @@ impl HttpCore {
         }
     }
 
+    /// POSTs a JSON body for a request that must not run twice (`sendBoc`). Retried only
+    /// when the connection could not be made, so nothing reached the server; a timeout, a
+    /// dropped connection or any answer ends it. Errors then keep that distinction:
+    /// [`SourceError::Connect`] means nothing was delivered, every other error means it may
+    /// have been.
+    pub(crate) async fn post_json_once<T>(
+        &self,
+        url: &Url,
+        body: &serde_json::Value,
+        interpret: impl Fn(HttpAnswer) -> Result<T, SourceError>,
+    ) -> Result<Fetched<T>, SourceError> {
+        let started = Instant::now();
+        let max_attempts = self.retry.max_attempts.max(1);
+        let origin = format!("{} POST {}", self.source, url.path());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.limiter.acquire().await;
+            let sent = self
+                .client
+                .post(url.clone())
+                .timeout(self.retry.timeout)
+                .json(body)
+                .send()
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(error) if error.is_connect() && attempt < max_attempts => {
+                    warn!(source = self.source, url = %redact_url(url), attempt, max_attempts,
+                        error = %error_chain(&error.without_url()), "connection failed before sending; retrying");
+                    let delay = backoff_delay(&self.retry, attempt, None, rand::random::<f64>());
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                Err(error) if error.is_connect() => {
+                    return Err(self.scrub(self.transport_error(&origin, error)));
+                }
+                Err(error) if error.is_timeout() => {
+                    return Err(SourceError::Timeout {
+                        after: self.retry.timeout,
+                    });
+                }
+                Err(error) => {
+                    return Err(self.scrub(SourceError::InvalidResponse {
+                        detail: format!(
+                            "{origin}: the request was sent but no answer came back ({}); it may have been delivered",
+                            error_chain(&error.without_url())
+                        ),
+                    }));
+                }
+            };
+            let answer = self
+                .read_answer(&origin, response)
+                .await
+                .map_err(|error| match error {
+                    // The body was cut off: the server had the request.
+                    SourceError::Connect { message } => SourceError::InvalidResponse {
+                        detail: format!("{message}; it may have been delivered"),
+                    },
+                    other => other,
+                });
+            let result = answer
+                .and_then(&interpret)
+                .map_err(|error| self.scrub(error));
+            return result.map(|value| Fetched {
+                value,
+                attempts: attempt,
+                latency: started.elapsed(),
+            });
+        }
+    }
+
     async fn send(&self, url: &Url) -> Result<HttpAnswer, SourceError> {
         let origin = format!("{} GET {}", self.source, url.path());
         let response = self
@@ -422,6 +494,15 @@ impl HttpCore {
             .send()
             .await
             .map_err(|error| self.transport_error(&origin, error))?;
+        self.read_answer(&origin, response).await
+    }
+
+    async fn read_answer(
+        &self,
+        origin: &str,
+        response: reqwest::Response,
+    ) -> Result<HttpAnswer, SourceError> {
+        let origin = origin.to_owned();
         let status = response.status().as_u16();
         let headers = response.headers();
         let content_type = headers

@@ -3,7 +3,10 @@
 //! its tests run without the internet.
 //!
 //! Paths: `/coingecko/api/v3/simple/price`, `/toncenter/api/v2/{getMasterchainInfo,
-//! getAddressInformation,getAddressBalance,getWalletInformation}`, `POST /webhook/sink`,
+//! getAddressInformation,getAddressBalance,getWalletInformation,getTransactions}` and
+//! `POST /toncenter/api/v2/sendBoc` (a signed v4r2/v5r1 wallet transfer is applied at once:
+//! seqno, balances, transactions; a stale seqno or an expired message is rejected with the
+//! liteserver's HTTP 500 text; the signature is not checked), `POST /webhook/sink`,
 //! and control: `POST /_sim/advance {"seconds": f64}`, `POST /_sim/fault <Fault>`,
 //! `GET /_sim/state`.
 //!
@@ -60,6 +63,50 @@ pub struct ReceivedWebhook {
     pub headers: BTreeMap<String, String>,
     /// The JSON body, or the raw text as a JSON string when the body was not JSON.
     pub body: serde_json::Value,
+}
+
+/// One `sendBoc` the sim read as a wallet transfer, accepted or not.
+#[derive(Clone, Debug, Serialize)]
+pub struct SentTransfer {
+    /// Sim time.
+    pub received_at: DateTime<Utc>,
+    /// Sending wallet, raw `wc:hex`.
+    pub wallet: String,
+    pub seqno: u32,
+    /// External message hash, standard base64.
+    pub message_hash: String,
+    /// First internal message: raw destination, amount, comment.
+    pub destination: Option<String>,
+    pub amount_nanoton: Option<u128>,
+    pub comment: Option<String>,
+    pub accepted: bool,
+    /// The liteserver text sent back when not accepted.
+    pub rejection: Option<String>,
+}
+
+/// A transaction in the sim's ledger, served by `getTransactions`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimTransaction {
+    pub lt: u64,
+    pub hash: String,
+    pub utime: i64,
+    pub fee_nanoton: u128,
+    pub in_msg: SimMessage,
+    pub out_msgs: Vec<SimMessage>,
+}
+
+/// A message as `getTransactions` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimMessage {
+    /// User-friendly address; empty for an external message's source.
+    pub source: String,
+    pub destination: String,
+    pub value_nanoton: u128,
+    pub body_hash: String,
+    pub comment: Option<String>,
+    /// Hash of the whole message (external in-messages only).
+    pub hash: Option<String>,
+    pub created_lt: u64,
 }
 
 pub struct SimWorld;
@@ -165,6 +212,22 @@ impl SimHandle {
     /// Requests received by `"coingecko"`, `"toncenter"` or `"webhook"`, faulted ones included.
     pub fn request_count(&self, service: &str) -> u64 {
         self.inner.world.request_count(service)
+    }
+
+    /// Every `sendBoc` that parsed as a wallet transfer, accepted or rejected.
+    pub fn sent_transfers(&self) -> Vec<SentTransfer> {
+        self.inner.world.sent_transfers()
+    }
+
+    /// The seqno `getWalletInformation` would serve for a scenario wallet.
+    pub fn wallet_seqno(&self, address: &str) -> Option<u32> {
+        self.inner.world.wallet(address).map(|(seqno, _)| seqno)
+    }
+
+    /// The balance the sim would serve now, transfers included.
+    pub fn balance_nanoton(&self, address: &str) -> Option<u128> {
+        let world = &self.inner.world;
+        world.balance_nanoton(address, world.elapsed_seconds())
     }
 
     pub fn webhooks(&self) -> Vec<ReceivedWebhook> {

@@ -65,6 +65,8 @@ delta_ton = -500.0
 "#;
 
 pub async fn start_sim() -> SimHandle {
+    // Tests that build their own reqwest client need the provider a ToncenterClient installs.
+    crate::http::install_crypto_provider();
     let scenario = Scenario::from_toml(TEST_SCENARIO, "test_support.rs").unwrap();
     SimWorld::start(scenario, loopback()).await.unwrap()
 }

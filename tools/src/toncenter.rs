@@ -1,4 +1,5 @@
-//! toncenter API v2 client (`getMasterchainInfo`, `getAddressInformation`).
+//! toncenter API v2 client (`getMasterchainInfo`, `getAddressInformation`,
+//! `getWalletInformation`, `getTransactions`, and `sendBoc`, the one call that is not a read).
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
@@ -28,6 +29,65 @@ pub struct AddressInformation {
     pub last_transaction_lt: Option<u64>,
     pub sync_utime: Option<i64>,
 }
+
+/// A wallet's state as `getWalletInformation` reports it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WalletInformation {
+    /// Whether toncenter recognised a wallet contract at the address.
+    pub wallet: bool,
+    pub balance_nanoton: u128,
+    /// "active", "uninitialized" or "frozen".
+    pub account_state: String,
+    /// `None` when the account is no (deployed) wallet.
+    pub seqno: Option<u32>,
+    /// e.g. "wallet v4 r2".
+    pub wallet_type: Option<String>,
+}
+
+/// One transaction of `getTransactions`, with what confirming a transfer needs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Transaction {
+    pub lt: u64,
+    /// Standard base64, as toncenter sends it.
+    pub hash: String,
+    pub utime: i64,
+    pub fee_nanoton: u128,
+    pub in_msg: Option<TransactionMessage>,
+    pub out_msgs: Vec<TransactionMessage>,
+}
+
+/// A message of a transaction. Addresses are as toncenter sends them (user-friendly);
+/// an external message's source is empty.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TransactionMessage {
+    pub source: String,
+    pub destination: String,
+    pub value_nanoton: u128,
+    /// Hash of the message body (standard base64), when toncenter reports it.
+    pub body_hash: Option<String>,
+    /// Hash of the whole message, when toncenter reports it (newer versions do).
+    pub hash: Option<String>,
+    /// The text comment, when the body is one (`msg.dataText`).
+    pub comment: Option<String>,
+}
+
+/// Where `getTransactions` starts: the transaction with this lt and hash (inclusive).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransactionCursor {
+    pub lt: u64,
+    pub hash: String,
+}
+
+/// `sendBoc` accepted the message into a liteserver's queue. That is not confirmation: the
+/// wallet may still refuse it (poll transactions to know).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SendResult {
+    /// The message hash when the server returned one (`sendBocReturnHash`-style results).
+    pub message_hash: Option<String>,
+}
+
+/// The phrase every provider's rejection of an external message is normalized to.
+pub const MESSAGE_NOT_ACCEPTED: &str = "External message was not accepted";
 
 pub struct ToncenterClient {
     core: HttpCore,
@@ -106,6 +166,143 @@ impl ToncenterClient {
                 })
             })
             .await
+    }
+}
+
+impl ToncenterClient {
+    /// `getWalletInformation`.
+    pub async fn get_wallet_information(
+        &self,
+        address: &str,
+    ) -> Result<Fetched<WalletInformation>, SourceError> {
+        let address = non_empty_address("getWalletInformation", address)?;
+        let mut url = join_url(SOURCE, &self.base_url, "getWalletInformation")?;
+        url.query_pairs_mut().append_pair("address", address);
+        self.core
+            .get(&url, |answer| {
+                let raw: RawWalletInformation = interpret_envelope(answer)?;
+                Ok(WalletInformation {
+                    wallet: raw.wallet,
+                    balance_nanoton: raw.balance,
+                    account_state: raw.account_state,
+                    seqno: raw.seqno,
+                    wallet_type: raw.wallet_type,
+                })
+            })
+            .await
+    }
+
+    /// `getTransactions`, newest first. `limit` is 1..=100; `from` continues a previous page
+    /// (the transaction it names is included); `archival` asks for nodes with full history
+    /// (toncenter's answer to "lt not in db").
+    pub async fn get_transactions(
+        &self,
+        address: &str,
+        limit: u32,
+        from: Option<&TransactionCursor>,
+        archival: bool,
+    ) -> Result<Fetched<Vec<Transaction>>, SourceError> {
+        let address = non_empty_address("getTransactions", address)?;
+        if !(1..=100).contains(&limit) {
+            return Err(SourceError::InvalidInput {
+                detail: format!("{SOURCE} getTransactions: limit must be 1..=100, got {limit}"),
+            });
+        }
+        let mut url = join_url(SOURCE, &self.base_url, "getTransactions")?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("address", address)
+                .append_pair("limit", &limit.to_string());
+            if let Some(cursor) = from {
+                query
+                    .append_pair("lt", &cursor.lt.to_string())
+                    .append_pair("hash", &cursor.hash);
+            }
+            if archival {
+                query.append_pair("archival", "true");
+            }
+        }
+        self.core
+            .get(&url, |answer| {
+                let raw: Vec<RawTransaction> = interpret_envelope(answer)?;
+                Ok(raw
+                    .into_iter()
+                    .map(RawTransaction::into_transaction)
+                    .collect())
+            })
+            .await
+    }
+
+    /// `POST sendBoc {"boc": ...}`: hands a signed external message to the network, once.
+    ///
+    /// Never resent after a connection was made: sending the same BOC twice is exactly what
+    /// must not happen. A liteserver rejection (HTTP 500 / `LITE_SERVER_UNKNOWN`, or any
+    /// "External message was not accepted") is [`SourceError::Upstream`], never transient,
+    /// and its message starts with [`MESSAGE_NOT_ACCEPTED`]. [`SourceError::Connect`] means
+    /// nothing was delivered; any other error means the message may have been.
+    pub async fn send_boc(&self, boc_base64: &str) -> Result<Fetched<SendResult>, SourceError> {
+        let boc = boc_base64.trim();
+        if boc.is_empty() {
+            return Err(SourceError::InvalidInput {
+                detail: format!("{SOURCE} sendBoc: the BOC is empty"),
+            });
+        }
+        let url = join_url(SOURCE, &self.base_url, "sendBoc")?;
+        let body = serde_json::json!({ "boc": boc });
+        self.core
+            .post_json_once(&url, &body, |answer| {
+                let status = answer.status;
+                let origin = answer.origin.clone();
+                match interpret_envelope::<serde_json::Value>(answer) {
+                    Ok(result) => Ok(SendResult {
+                        message_hash: result
+                            .get("hash")
+                            .and_then(serde_json::Value::as_str)
+                            .map(str::to_owned),
+                    }),
+                    Err(error) => Err(send_boc_error(&origin, status, error)),
+                }
+            })
+            .await
+    }
+}
+
+fn non_empty_address<'a>(method: &str, address: &'a str) -> Result<&'a str, SourceError> {
+    let address = address.trim();
+    if address.is_empty() {
+        return Err(SourceError::InvalidInput {
+            detail: format!("{SOURCE} {method}: address is empty"),
+        });
+    }
+    Ok(address)
+}
+
+/// Turns a liteserver's refusal of an external message into a permanent
+/// [`SourceError::Upstream`] whose text starts with [`MESSAGE_NOT_ACCEPTED`], whatever
+/// status the provider used for it; other errors pass through.
+fn send_boc_error(origin: &str, status: u16, error: SourceError) -> SourceError {
+    let text = match &error {
+        SourceError::Upstream { message, .. }
+        | SourceError::Unavailable { message, .. }
+        | SourceError::Rejected { message, .. } => message.clone(),
+        _ => return error,
+    };
+    let rejected = text.contains("LITE_SERVER_UNKNOWN")
+        || text.contains(MESSAGE_NOT_ACCEPTED)
+        || text.contains("cannot apply external message");
+    let transient =
+        text.contains("LITE_SERVER_NETWORK") || text.to_ascii_lowercase().contains("timeout");
+    if !rejected || transient {
+        return error;
+    }
+    let detail = text
+        .strip_prefix(&format!("{origin}: "))
+        .unwrap_or(&text)
+        .to_owned();
+    SourceError::Upstream {
+        code: Some(i64::from(status)),
+        message: format!("{MESSAGE_NOT_ACCEPTED} ({origin}, HTTP {status}): {detail}"),
     }
 }
 
@@ -222,6 +419,104 @@ struct RawAddressInformation {
     state: String,
     last_transaction_id: Option<RawTransactionId>,
     sync_utime: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RawWalletInformation {
+    #[serde(default)]
+    wallet: bool,
+    #[serde(deserialize_with = "u128_from_string_or_number")]
+    balance: u128,
+    account_state: String,
+    #[serde(default)]
+    seqno: Option<u32>,
+    #[serde(default)]
+    wallet_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawFullTransactionId {
+    #[serde(deserialize_with = "u64_from_string_or_number")]
+    lt: u64,
+    hash: String,
+}
+
+#[derive(Deserialize)]
+struct RawTransaction {
+    transaction_id: RawFullTransactionId,
+    #[serde(default)]
+    utime: i64,
+    #[serde(default, deserialize_with = "optional_u128")]
+    fee: Option<u128>,
+    #[serde(default)]
+    in_msg: Option<RawMessage>,
+    #[serde(default)]
+    out_msgs: Vec<RawMessage>,
+}
+
+#[derive(Deserialize)]
+struct RawMessage {
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    destination: String,
+    #[serde(default, deserialize_with = "optional_u128")]
+    value: Option<u128>,
+    #[serde(default)]
+    body_hash: Option<String>,
+    #[serde(default)]
+    hash: Option<String>,
+    #[serde(default)]
+    msg_data: Option<RawMessageData>,
+}
+
+#[derive(Deserialize)]
+struct RawMessageData {
+    #[serde(rename = "@type", default)]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl RawTransaction {
+    fn into_transaction(self) -> Transaction {
+        Transaction {
+            lt: self.transaction_id.lt,
+            hash: self.transaction_id.hash,
+            utime: self.utime,
+            fee_nanoton: self.fee.unwrap_or(0),
+            in_msg: self.in_msg.map(RawMessage::into_message),
+            out_msgs: self
+                .out_msgs
+                .into_iter()
+                .map(RawMessage::into_message)
+                .collect(),
+        }
+    }
+}
+
+impl RawMessage {
+    fn into_message(self) -> TransactionMessage {
+        use base64::Engine;
+        let comment = self
+            .msg_data
+            .filter(|data| data.kind == "msg.dataText")
+            .and_then(|data| data.text)
+            .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        TransactionMessage {
+            source: self.source,
+            destination: self.destination,
+            value_nanoton: self.value.unwrap_or(0),
+            body_hash: self.body_hash.filter(|hash| !hash.is_empty()),
+            hash: self.hash.filter(|hash| !hash.is_empty()),
+            comment,
+        }
+    }
+}
+
+fn optional_u128<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u128>, D::Error> {
+    u128_from_string_or_number(deserializer).map(Some)
 }
 
 #[derive(Deserialize)]

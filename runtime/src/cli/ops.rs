@@ -164,6 +164,18 @@ pub fn render_status(report: &StatusReport) -> String {
             None => String::new(),
         }
     ));
+    for (scope, pause) in &report.paused {
+        out.push_str(&format!(
+            "AUTONOMY PAUSED for {scope} by {} since {}: {}\n",
+            pause.by,
+            since(Some(pause.at)),
+            pause.reason
+        ));
+    }
+    out.push_str(&format!(
+        "Approvals waiting: {}\n",
+        report.pending_approvals
+    ));
     out.push_str(&format!(
         "Journal: {} entries, head {}\n",
         report.journal.entries,

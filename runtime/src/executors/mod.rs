@@ -1,6 +1,7 @@
 //! Executors: the code that carries out an operation once the gate has allowed it.
 //!
-//! Each operation kind (`notify`, `command`, `webhook`) has one executor. An executor parses its
+//! Each operation kind (`notify`, `command`, `webhook`, and `ton_transfer` when configured)
+//! has one executor. An executor parses its
 //! parameters into a typed struct (whose JSON Schema it publishes), checks them against what the
 //! configuration allows, and runs the operation once, reporting the result as an
 //! [`ExecutionOutcome`]. Nothing is allowed until `[executors]` lists it.
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 mod command;
 mod notify;
+mod ton_transfer;
 mod webhook;
 
 #[cfg(test)]
@@ -27,6 +29,7 @@ mod tests;
 
 pub use command::{CommandExecutor, CommandExecutorConfig, CommandParams, CommandProgramConfig};
 pub use notify::{NotifyExecutor, NotifyParams, NotifySeverity};
+pub use ton_transfer::{TonTransferExecutor, TonTransferExecutorConfig, TonTransferParams};
 pub use webhook::{WebhookExecutor, WebhookExecutorConfig, WebhookParams, WebhookTargetConfig};
 
 /// One approved operation handed to an executor.
@@ -133,6 +136,21 @@ pub trait TypedExecutor: Send + Sync {
         request: &'a ExecutionRequest,
         params: Self::Params,
     ) -> impl Future<Output = ExecutionOutcome> + Send + 'a;
+
+    /// [`Executor::reconcile`] for this executor. Default: Unknown (a person is asked).
+    fn reconcile_typed<'a>(
+        &'a self,
+        _request: &'a ExecutionRequest,
+    ) -> impl Future<Output = ExecutionOutcome> + Send + 'a {
+        async {
+            ExecutionOutcome {
+                status: OutcomeStatus::Unknown,
+                summary: "cannot tell whether it ran; a person must check".into(),
+                details: serde_json::Value::Null,
+                dry_run: false,
+            }
+        }
+    }
 }
 
 impl<T: TypedExecutor> Executor for T {
@@ -167,6 +185,10 @@ impl<T: TypedExecutor> Executor for T {
             };
             self.run(request, params).await
         })
+    }
+
+    fn reconcile<'a>(&'a self, request: &'a ExecutionRequest) -> ExecFuture<'a> {
+        Box::pin(self.reconcile_typed(request))
     }
 }
 
@@ -215,6 +237,9 @@ pub struct ExecutorsConfig {
     pub command: CommandExecutorConfig,
     #[serde(default)]
     pub webhook: WebhookExecutorConfig,
+    /// Absent: no `ton_transfer` executor (the kind is unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ton_transfer: Option<TonTransferExecutorConfig>,
 }
 
 /// Every executor, by operation kind.
@@ -232,14 +257,21 @@ impl ExecutorRegistry {
         let mut problems = Vec::new();
         let command = CommandExecutor::new(&config.command, &mut problems);
         let webhook = WebhookExecutor::new(&config.webhook, &mut problems);
+        let ton_transfer = config
+            .ton_transfer
+            .as_ref()
+            .and_then(|config| TonTransferExecutor::new(config, &mut problems));
         if !problems.is_empty() {
             return Err(problems);
         }
-        let executors: [Arc<dyn Executor>; 3] = [
+        let mut executors: Vec<Arc<dyn Executor>> = vec![
             Arc::new(NotifyExecutor::new(alerts)),
             Arc::new(command),
             Arc::new(webhook),
         ];
+        if let Some(ton_transfer) = ton_transfer {
+            executors.push(Arc::new(ton_transfer));
+        }
         Ok(Self {
             executors: executors
                 .into_iter()

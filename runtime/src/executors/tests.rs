@@ -73,6 +73,7 @@ fn fixture(targets: Vec<(&str, String)>) -> anyhow::Result<Fixture> {
                 })
                 .collect(),
         },
+        ton_transfer: None,
     };
     let (sink, alerts) = mpsc::unbounded_channel();
     let registry = ExecutorRegistry::new(&config, sink)

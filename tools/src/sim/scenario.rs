@@ -59,6 +59,12 @@ pub struct SimValidator {
     pub balance_ton: f64,
     #[serde(default)]
     pub stake_ton: f64,
+    /// The wallet's seqno at the start; every accepted `sendBoc` to it adds one.
+    #[serde(default)]
+    pub seqno: u32,
+    /// What `getWalletInformation` calls the contract; "wallet v3 r2" when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_type: Option<String>,
 }
 
 /// Something that happens at a sim offset. TOML: `[[events]] at = "2m" kind = "price_move" ...`.
@@ -140,6 +146,20 @@ pub enum FaultKind {
     Garbage,
     /// 200 with the normal JSON cut in half.
     Truncated,
+    /// `sendBoc` only (other requests are not hit): the message is applied as usual, then
+    /// the answer is held for `delay_ms` real milliseconds, so a client that times out
+    /// cannot know the transfer happened.
+    AppliedThenTimeout { delay_ms: u64 },
+}
+
+impl FaultKind {
+    /// Whether this fault may hit a request to `endpoint` (the last path segment).
+    pub(crate) fn hits(&self, endpoint: &str) -> bool {
+        match self {
+            Self::AppliedThenTimeout { .. } => endpoint == "sendBoc",
+            _ => true,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
@@ -151,6 +171,7 @@ enum FaultKindName {
     Timeout,
     Garbage,
     Truncated,
+    AppliedThenTimeout,
 }
 
 /// The flat wire form of [`Fault`], checked on conversion.
@@ -201,7 +222,9 @@ impl TryFrom<FaultSpec> for Fault {
             FaultKindName::RateLimit,
         )?;
         only_for("status", spec.status.is_some(), FaultKindName::ServerError)?;
-        only_for("delay_ms", spec.delay_ms.is_some(), FaultKindName::Timeout)?;
+        if name != FaultKindName::AppliedThenTimeout {
+            only_for("delay_ms", spec.delay_ms.is_some(), FaultKindName::Timeout)?;
+        }
         let kind = match name {
             FaultKindName::RateLimit => FaultKind::RateLimit {
                 retry_after_seconds: spec.retry_after_seconds,
@@ -222,6 +245,12 @@ impl TryFrom<FaultSpec> for Fault {
             },
             FaultKindName::Garbage => FaultKind::Garbage,
             FaultKindName::Truncated => FaultKind::Truncated,
+            FaultKindName::AppliedThenTimeout => match spec.delay_ms {
+                Some(delay_ms) => FaultKind::AppliedThenTimeout { delay_ms },
+                None => {
+                    return Err("applied_then_timeout needs `delay_ms` (real milliseconds)".into());
+                }
+            },
         };
         if let (Some(from), Some(until)) = (spec.from, spec.until)
             && from >= until
@@ -272,6 +301,10 @@ impl From<Fault> for FaultSpec {
             }
             FaultKind::Garbage => spec.kind = FaultKindName::Garbage,
             FaultKind::Truncated => spec.kind = FaultKindName::Truncated,
+            FaultKind::AppliedThenTimeout { delay_ms } => {
+                spec.kind = FaultKindName::AppliedThenTimeout;
+                spec.delay_ms = Some(delay_ms);
+            }
         }
         spec
     }

@@ -43,6 +43,11 @@ pub(crate) fn router(world: Arc<World>) -> Router {
             "/toncenter/api/v2/getWalletInformation",
             get(toncenter_wallet_information),
         )
+        .route(
+            "/toncenter/api/v2/getTransactions",
+            get(toncenter_transactions),
+        )
+        .route("/toncenter/api/v2/sendBoc", post(toncenter_send_boc))
         .route("/webhook/sink", post(webhook_sink))
         .route("/_sim/advance", post(control_advance))
         .route("/_sim/fault", post(control_fault))
@@ -54,12 +59,18 @@ pub(crate) fn router(world: Arc<World>) -> Router {
 async fn serve(
     world: &World,
     service: SimService,
+    endpoint: &str,
     answer: impl FnOnce() -> (StatusCode, Value),
 ) -> Response {
-    let Some(fault) = world.record_request(service) else {
+    let Some(fault) = world.record_request(service, endpoint) else {
         return answer().into_response_json();
     };
     match fault {
+        FaultKind::AppliedThenTimeout { delay_ms } => {
+            let response = answer();
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            response.into_response_json()
+        }
         FaultKind::Timeout { delay_ms } => {
             // Real time on purpose: the client's timeout is real time.
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
@@ -150,7 +161,7 @@ async fn coingecko_simple_price(
     State(world): Shared,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    serve(&world, SimService::Coingecko, || {
+    serve(&world, SimService::Coingecko, "simple/price", || {
         simple_price(&world, &params)
     })
     .await
@@ -231,7 +242,7 @@ fn fake_hash(seed: u64, salt: u64) -> String {
 }
 
 async fn toncenter_masterchain_info(State(world): Shared) -> Response {
-    serve(&world, SimService::Toncenter, || {
+    serve(&world, SimService::Toncenter, "getMasterchainInfo", || {
         // About one masterchain block every 5 sim seconds.
         let seqno = 40_000_000 + (world.elapsed_seconds().max(0.0) / 5.0) as u64;
         let seed = world.scenario.seed;
@@ -300,36 +311,41 @@ async fn toncenter_address_information(
     State(world): Shared,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    serve(&world, SimService::Toncenter, || {
-        let (balance, state, lt) = match account(&world, &params) {
-            Ok(account) => account,
-            Err(error) => return error,
-        };
-        let seqno = 40_000_000 + (world.elapsed_seconds().max(0.0) / 5.0) as u64;
-        toncenter_ok(json!({
-            "@type": "raw.fullAccountState",
-            "balance": balance.to_string(),
-            "code": "",
-            "data": "",
-            "frozen_hash": "",
-            "last_transaction_id": {
-                "@type": "internal.transactionId",
-                "hash": fake_hash(world.scenario.seed, lt),
-                "lt": lt.to_string(),
-            },
-            "block_id": {
-                "@type": "ton.blockIdExt",
-                "workchain": -1,
-                "shard": "-9223372036854775808",
-                "seqno": seqno,
-                "root_hash": fake_hash(world.scenario.seed, seqno),
-                "file_hash": fake_hash(world.scenario.seed ^ 1, seqno),
-            },
-            "state": state,
-            "sync_utime": world.now().timestamp(),
-            "@extra": "sim",
-        }))
-    })
+    serve(
+        &world,
+        SimService::Toncenter,
+        "getAddressInformation",
+        || {
+            let (balance, state, lt) = match account(&world, &params) {
+                Ok(account) => account,
+                Err(error) => return error,
+            };
+            let seqno = 40_000_000 + (world.elapsed_seconds().max(0.0) / 5.0) as u64;
+            toncenter_ok(json!({
+                "@type": "raw.fullAccountState",
+                "balance": balance.to_string(),
+                "code": "",
+                "data": "",
+                "frozen_hash": "",
+                "last_transaction_id": {
+                    "@type": "internal.transactionId",
+                    "hash": fake_hash(world.scenario.seed, lt),
+                    "lt": lt.to_string(),
+                },
+                "block_id": {
+                    "@type": "ton.blockIdExt",
+                    "workchain": -1,
+                    "shard": "-9223372036854775808",
+                    "seqno": seqno,
+                    "root_hash": fake_hash(world.scenario.seed, seqno),
+                    "file_hash": fake_hash(world.scenario.seed ^ 1, seqno),
+                },
+                "state": state,
+                "sync_utime": world.now().timestamp(),
+                "@extra": "sim",
+            }))
+        },
+    )
     .await
 }
 
@@ -337,12 +353,15 @@ async fn toncenter_address_balance(
     State(world): Shared,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    serve(&world, SimService::Toncenter, || {
-        match account(&world, &params) {
+    serve(
+        &world,
+        SimService::Toncenter,
+        "getAddressBalance",
+        || match account(&world, &params) {
             Ok((balance, _, _)) => toncenter_ok(json!(balance.to_string())),
             Err(error) => error,
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -350,27 +369,155 @@ async fn toncenter_wallet_information(
     State(world): Shared,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    serve(&world, SimService::Toncenter, || {
-        let (balance, state, lt) = match account(&world, &params) {
-            Ok(account) => account,
-            Err(error) => return error,
+    serve(
+        &world,
+        SimService::Toncenter,
+        "getWalletInformation",
+        || {
+            let (balance, state, lt) = match account(&world, &params) {
+                Ok(account) => account,
+                Err(error) => return error,
+            };
+            let mut result = json!({
+                "account_state": state,
+                "balance": balance.to_string(),
+                "last_transaction_id": {
+                    "@type": "internal.transactionId",
+                    "hash": fake_hash(world.scenario.seed, lt),
+                    "lt": lt.to_string(),
+                },
+                "wallet": state == "active",
+            });
+            let address = params
+                .get("address")
+                .map(String::as_str)
+                .unwrap_or_default();
+            if let Some((seqno, wallet_type)) = world.wallet(address) {
+                result["seqno"] = json!(seqno);
+                result["wallet_id"] = json!(698_983_191);
+                result["wallet_type"] = json!(wallet_type);
+            } else {
+                result["wallet"] = json!(false);
+            }
+            toncenter_ok(result)
+        },
+    )
+    .await
+}
+
+fn message_json(message: &crate::sim::SimMessage) -> Value {
+    use base64::Engine;
+    let msg_data = match &message.comment {
+        Some(text) => json!({
+            "@type": "msg.dataText",
+            "text": base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+        }),
+        None => json!({"@type": "msg.dataRaw", "body": "", "init_state": ""}),
+    };
+    let mut value = json!({
+        "@type": "raw.message",
+        "source": message.source,
+        "destination": message.destination,
+        "value": message.value_nanoton.to_string(),
+        "fwd_fee": "0",
+        "ihr_fee": "0",
+        "created_lt": message.created_lt.to_string(),
+        "body_hash": message.body_hash,
+        "msg_data": msg_data,
+        "message": message.comment.clone().unwrap_or_default(),
+    });
+    if let Some(hash) = &message.hash {
+        value["hash"] = json!(hash);
+    }
+    value
+}
+
+async fn toncenter_transactions(
+    State(world): Shared,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    serve(&world, SimService::Toncenter, "getTransactions", || {
+        let Some(address) = params.get("address") else {
+            return toncenter_error(StatusCode::UNPROCESSABLE_ENTITY, "field required: address");
         };
-        let mut result = json!({
-            "account_state": state,
-            "balance": balance.to_string(),
-            "last_transaction_id": {
-                "@type": "internal.transactionId",
-                "hash": fake_hash(world.scenario.seed, lt),
-                "lt": lt.to_string(),
+        let limit = match params.get("limit").map(|limit| limit.parse::<usize>()) {
+            None => 10,
+            Some(Ok(limit)) if (1..=100).contains(&limit) => limit,
+            Some(_) => {
+                return toncenter_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "limit: ensure this value is between 1 and 100",
+                );
+            }
+        };
+        let from_lt = match (params.get("lt"), params.get("hash")) {
+            (Some(lt), Some(_)) => match lt.parse::<u64>() {
+                Ok(lt) => Some(lt),
+                Err(_) => {
+                    return toncenter_error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "lt: value is not a valid integer",
+                    );
+                }
             },
-            "wallet": state == "active",
-        });
-        if state == "active" {
-            result["seqno"] = json!(lt % 1000);
-            result["wallet_id"] = json!(698_983_191);
-            result["wallet_type"] = json!("wallet v3 r2");
+            (None, None) => None,
+            _ => {
+                return toncenter_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "lt and hash must be sent together",
+                );
+            }
+        };
+        match world.transactions(address, limit, from_lt) {
+            Some(transactions) => toncenter_ok(Value::Array(
+                transactions
+                    .iter()
+                    .map(|tx| {
+                        json!({
+                            "@type": "raw.transaction",
+                            "utime": tx.utime,
+                            "data": "",
+                            "transaction_id": {
+                                "@type": "internal.transactionId",
+                                "lt": tx.lt.to_string(),
+                                "hash": tx.hash,
+                            },
+                            "fee": tx.fee_nanoton.to_string(),
+                            "storage_fee": "0",
+                            "other_fee": tx.fee_nanoton.to_string(),
+                            "in_msg": message_json(&tx.in_msg),
+                            "out_msgs": tx.out_msgs.iter().map(message_json).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect(),
+            )),
+            None if plausible_address(address) => toncenter_ok(json!([])),
+            None => toncenter_error(StatusCode::RANGE_NOT_SATISFIABLE, "Incorrect address"),
         }
-        toncenter_ok(result)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct SendBocRequest {
+    boc: String,
+}
+
+async fn toncenter_send_boc(State(world): Shared, body: Bytes) -> Response {
+    serve(&world, SimService::Toncenter, "sendBoc", || {
+        let request: SendBocRequest = match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(error) => {
+                return toncenter_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("body: expected {{\"boc\": \"<base64>\"}}: {error}"),
+                );
+            }
+        };
+        match world.send_boc(&request.boc) {
+            Ok(_) => toncenter_ok(json!({"@type": "ok", "@extra": "sim"})),
+            Err(text) => toncenter_error(StatusCode::INTERNAL_SERVER_ERROR, &text),
+        }
     })
     .await
 }

@@ -8,12 +8,18 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::ReceivedWebhook;
 use super::scenario::{Fault, FaultKind, Scenario, SimCoin, SimEvent, SimService};
+use super::{ReceivedWebhook, SentTransfer, SimMessage, SimTransaction};
+use crate::ton::{self, TonError, WalletKind};
 
 /// Step of the price walk; prices are interpolated in log space between steps.
 const WALK_STEP_SECONDS: f64 = 60.0;
 const NANOTON_PER_TON: f64 = 1e9;
+/// What the sim charges a wallet for one transfer (real fees vary; the sim's are fixed so
+/// tests can compute balances).
+pub(crate) const SIM_TRANSFER_FEE_NANOTON: u128 = 2_000_000;
+/// First logical time the sim hands out; each transaction takes the next ones.
+const FIRST_SIM_LT: u64 = 47_000_000_000_000;
 
 pub(crate) struct World {
     pub(crate) scenario: Scenario,
@@ -34,6 +40,21 @@ struct WorldState {
     faults: Vec<ActiveFault>,
     request_counts: BTreeMap<String, u64>,
     webhooks: Vec<ReceivedWebhook>,
+    /// Changes made by accepted `sendBoc` messages, by raw address (`wc:hex`).
+    ledger: BTreeMap<String, WalletLedger>,
+    /// Every `sendBoc` that parsed as a transfer, accepted or rejected, in arrival order.
+    sent: Vec<SentTransfer>,
+    /// Last logical time handed out; 0 before the first transaction.
+    last_lt: u64,
+}
+
+/// What sent messages did to one account.
+#[derive(Default)]
+struct WalletLedger {
+    seqno_increments: u32,
+    delta_nanoton: i128,
+    /// Oldest first.
+    transactions: Vec<SimTransaction>,
 }
 
 struct ActiveFault {
@@ -160,13 +181,19 @@ impl World {
             .collect()
     }
 
-    /// Nanoton balance of a scenario validator at sim offset `t`.
+    /// Nanoton balance at sim offset `t` of a scenario validator (scenario value, events and
+    /// transfers) or of an account only transfers touched; `None` for any other address.
     pub(crate) fn balance_nanoton(&self, address: &str, t: f64) -> Option<u128> {
-        let validator = self
-            .scenario
-            .validators
-            .iter()
-            .find(|validator| validator.address == address)?;
+        let raw = ton::parse_address(address).ok().map(|parsed| parsed.raw);
+        let delta = raw.as_ref().and_then(|raw| {
+            self.state()
+                .ledger
+                .get(raw)
+                .map(|ledger| ledger.delta_nanoton)
+        });
+        let Some(validator) = self.validator(address) else {
+            return delta.map(|delta| u128::try_from(delta.max(0)).unwrap_or(0));
+        };
         let deltas: f64 = self
             .scenario
             .events
@@ -176,12 +203,211 @@ impl World {
                     at,
                     address: target,
                     delta_ton,
-                } if target == address && at.as_secs_f64() <= t => Some(*delta_ton),
+                } if *target == validator.address && at.as_secs_f64() <= t => Some(*delta_ton),
                 _ => None,
             })
             .sum();
         let ton = (validator.balance_ton + deltas).max(0.0);
-        Some((ton * NANOTON_PER_TON).round() as u128)
+        let scenario = (ton * NANOTON_PER_TON).round() as i128;
+        Some(u128::try_from((scenario + delta.unwrap_or(0)).max(0)).unwrap_or(0))
+    }
+
+    /// The scenario validator at `address`, matched verbatim or by raw form.
+    fn validator(&self, address: &str) -> Option<&super::SimValidator> {
+        if let Some(found) = self
+            .scenario
+            .validators
+            .iter()
+            .find(|v| v.address == address)
+        {
+            return Some(found);
+        }
+        let raw = ton::parse_address(address).ok()?.raw;
+        self.scenario.validators.iter().find(|validator| {
+            ton::parse_address(&validator.address).is_ok_and(|parsed| parsed.raw == raw)
+        })
+    }
+
+    /// (seqno, wallet type) of a scenario validator's wallet.
+    pub(crate) fn wallet(&self, address: &str) -> Option<(u32, String)> {
+        let validator = self.validator(address)?;
+        let raw = ton::parse_address(address).ok().map(|parsed| parsed.raw);
+        let increments = raw
+            .and_then(|raw| self.state().ledger.get(&raw).map(|l| l.seqno_increments))
+            .unwrap_or(0);
+        let wallet_type = validator
+            .wallet_type
+            .clone()
+            .unwrap_or_else(|| "wallet v3 r2".to_owned());
+        Some((validator.seqno.saturating_add(increments), wallet_type))
+    }
+
+    /// Transactions of `address`, newest first, starting at logical time `from_lt` (inclusive)
+    /// when given; `None` when the address is not one the sim knows.
+    pub(crate) fn transactions(
+        &self,
+        address: &str,
+        limit: usize,
+        from_lt: Option<u64>,
+    ) -> Option<Vec<SimTransaction>> {
+        let raw = ton::parse_address(address).ok()?.raw;
+        let state = self.state();
+        let ledger = state.ledger.get(&raw);
+        if ledger.is_none() && self.validator(address).is_none() {
+            return None;
+        }
+        Some(
+            ledger
+                .map(|ledger| {
+                    ledger
+                        .transactions
+                        .iter()
+                        .rev()
+                        .filter(|tx| from_lt.is_none_or(|lt| tx.lt <= lt))
+                        .take(limit)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    pub(crate) fn sent_transfers(&self) -> Vec<SentTransfer> {
+        self.state().sent.clone()
+    }
+
+    /// Applies a `sendBoc` the way a wallet contract would, or returns the liteserver's
+    /// rejection text.
+    pub(crate) fn send_boc(&self, boc_base64: &str) -> Result<SentTransfer, String> {
+        const CANNOT_APPLY: &str =
+            "LITE_SERVER_UNKNOWN: cannot apply external message to current state : ";
+        let parsed = match ton::parse_transfer(boc_base64) {
+            Ok(parsed) => parsed,
+            Err(TonError::InvalidBoc { .. }) => {
+                return Err(format!(
+                    "{CANNOT_APPLY}failed to parse external message external message is not a valid bag of cells"
+                ));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{CANNOT_APPLY}failed to parse external message: external message is not a (Message Any) according to automated checks"
+                ));
+            }
+        };
+        let now = self.now();
+        let t = self.elapsed_seconds();
+        let not_accepted = |exit_code: u32, state: &mut WorldState| {
+            state.last_lt += 1;
+            format!(
+                "{CANNOT_APPLY}External message was not accepted\nCannot run message on account: inbound external message rejected by transaction {}:\nexitcode={exit_code}, steps=40, gas_used=0",
+                hex_id(state.last_lt)
+            )
+        };
+        let balance = self.balance_nanoton(&parsed.wallet_raw, t);
+        let wallet = self.wallet(&parsed.wallet_raw);
+        let mut state = self.state();
+        let mut record = SentTransfer {
+            received_at: now,
+            wallet: parsed.wallet_raw.clone(),
+            seqno: parsed.seqno,
+            message_hash: parsed.message_hash.clone(),
+            destination: parsed.internal.first().map(|m| m.destination_raw.clone()),
+            amount_nanoton: parsed.internal.first().map(|m| m.amount_nanoton),
+            comment: parsed.internal.first().and_then(|m| m.comment.clone()),
+            accepted: false,
+            rejection: None,
+        };
+        // Exit codes of the real contracts: v4 throws 33 (seqno) and 36 (expired); v5r1
+        // throws 133 and 136.
+        let (seqno_code, expired_code) = match parsed.wallet_kind {
+            WalletKind::V4r2 => (33, 36),
+            WalletKind::V5r1 => (133, 136),
+        };
+        let rejection = match (&wallet, balance) {
+            (None, _) | (_, None) => Some(not_accepted(0, &mut state)),
+            (Some((seqno, _)), _) if *seqno != parsed.seqno => {
+                Some(not_accepted(seqno_code, &mut state))
+            }
+            _ if i64::from(parsed.valid_until) <= now.timestamp() => {
+                Some(not_accepted(expired_code, &mut state))
+            }
+            _ => None,
+        };
+        if let Some(text) = rejection {
+            record.rejection = Some(text.clone());
+            state.sent.push(record);
+            return Err(text);
+        }
+        let balance = balance.unwrap_or(0);
+        let wanted: u128 = parsed.internal.iter().map(|m| m.amount_nanoton).sum();
+        // Mode 3 ignores action-phase errors: without the funds, the seqno still moves
+        // and the fee is paid, but nothing leaves.
+        let funded = balance >= wanted + SIM_TRANSFER_FEE_NANOTON;
+        let fee = SIM_TRANSFER_FEE_NANOTON.min(balance);
+        state.last_lt += 1;
+        let lt = FIRST_SIM_LT + state.last_lt;
+        let wallet_friendly = friendly(&parsed.wallet_raw);
+        let mut out_msgs = Vec::new();
+        if funded {
+            for message in &parsed.internal {
+                out_msgs.push(SimMessage {
+                    source: wallet_friendly.clone(),
+                    destination: friendly(&message.destination_raw),
+                    value_nanoton: message.amount_nanoton,
+                    body_hash: message.body_hash.clone(),
+                    comment: message.comment.clone(),
+                    hash: None,
+                    created_lt: lt + 1,
+                });
+            }
+        }
+        let transaction = SimTransaction {
+            lt,
+            hash: tx_hash(self.scenario.seed, lt),
+            utime: now.timestamp(),
+            fee_nanoton: fee,
+            in_msg: SimMessage {
+                source: String::new(),
+                destination: wallet_friendly,
+                value_nanoton: 0,
+                body_hash: parsed.message_hash.clone(),
+                comment: None,
+                hash: Some(parsed.message_hash.clone()),
+                created_lt: 0,
+            },
+            out_msgs: out_msgs.clone(),
+        };
+        let sender = state.ledger.entry(parsed.wallet_raw.clone()).or_default();
+        sender.seqno_increments += 1;
+        sender.delta_nanoton -= i128::try_from(fee).unwrap_or(0);
+        sender.transactions.push(transaction);
+        for (message, out) in parsed.internal.iter().zip(out_msgs) {
+            let amount = i128::try_from(message.amount_nanoton).unwrap_or(i128::MAX);
+            state
+                .ledger
+                .entry(parsed.wallet_raw.clone())
+                .or_default()
+                .delta_nanoton -= amount;
+            state.last_lt += 2;
+            let lt = FIRST_SIM_LT + state.last_lt;
+            let hash = tx_hash(self.scenario.seed, lt);
+            let receiver = state
+                .ledger
+                .entry(message.destination_raw.clone())
+                .or_default();
+            receiver.delta_nanoton += amount;
+            receiver.transactions.push(SimTransaction {
+                lt,
+                hash,
+                utime: now.timestamp(),
+                fee_nanoton: 0,
+                in_msg: out,
+                out_msgs: Vec::new(),
+            });
+        }
+        record.accepted = true;
+        state.sent.push(record.clone());
+        Ok(record)
     }
 
     pub(crate) fn inject_fault(&self, fault: Fault) {
@@ -203,7 +429,7 @@ impl World {
 
     /// Counts a request to `service` and returns the fault to serve, if any, consuming one
     /// use of a counted fault.
-    pub(crate) fn record_request(&self, service: SimService) -> Option<FaultKind> {
+    pub(crate) fn record_request(&self, service: SimService, endpoint: &str) -> Option<FaultKind> {
         let t = self.elapsed_seconds();
         let mut state = self.state();
         *state
@@ -212,6 +438,7 @@ impl World {
             .or_default() += 1;
         let index = state.faults.iter().position(|active| {
             active.fault.service == service
+                && active.fault.kind.hits(endpoint)
                 && active.remaining != Some(0)
                 && fault_window_contains(&active.fault, t)
         })?;
@@ -313,4 +540,23 @@ fn standard_normal(key: u64, index: i64) -> f64 {
     let u1 = ((a >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
     let u2 = (b >> 11) as f64 / (1u64 << 53) as f64;
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn friendly(raw: &str) -> String {
+    ton::parse_address(raw)
+        .map(|parsed| parsed.friendly)
+        .unwrap_or_else(|_| raw.to_owned())
+}
+
+/// A transaction hash for the sim: 32 bytes from the seed and lt, standard base64.
+fn tx_hash(seed: u64, lt: u64) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..4u64)
+        .flat_map(|i| splitmix64(seed ^ lt.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i).to_le_bytes())
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn hex_id(lt: u64) -> String {
+    format!("{:064X}", u128::from(splitmix64(lt)) << 64 | u128::from(lt))
 }

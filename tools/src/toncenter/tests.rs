@@ -242,3 +242,309 @@ async fn an_api_key_in_the_base_url_never_reaches_error_text() {
     let text = format!("{error} {error:?}");
     assert!(!text.contains(SECRET), "{text}");
 }
+
+// ---- sendBoc, getWalletInformation, getTransactions ----
+
+const DESTINATION: &str = "0:1111111111111111111111111111111111111111111111111111111111111111";
+
+fn signer() -> crate::ton::WalletSigner {
+    let words = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test_wallet.mnemonic"
+    ))
+    .unwrap();
+    crate::ton::WalletSigner::from_mnemonic(&words, crate::ton::WalletKind::V4r2).unwrap()
+}
+
+async fn wallet_sim(wallet: &str) -> (SimHandle, ToncenterClient) {
+    let scenario = crate::sim::Scenario::from_toml(
+        &format!(
+            "name = \"wallet\"\n[[validators]]\nname = \"w\"\naddress = \"{wallet}\"\nbalance_ton = 10.0\nseqno = 3\nwallet_type = \"wallet v4 r2\"\n"
+        ),
+        "toncenter/tests.rs",
+    )
+    .unwrap();
+    let sim = crate::sim::SimWorld::start(scenario, crate::test_support::loopback())
+        .await
+        .unwrap();
+    let client = client(&sim.toncenter_url());
+    (sim, client)
+}
+
+fn sign(signer: &crate::ton::WalletSigner, seqno: u32, amount: u64) -> crate::ton::SignedTransfer {
+    signer
+        .sign_transfer(&crate::ton::TransferRequest {
+            destination: DESTINATION,
+            amount_nanoton: amount,
+            comment: Some("hello [cc-1]"),
+            seqno,
+            valid_until: u32::try_from(chrono::Utc::now().timestamp() + 60).unwrap(),
+            with_state_init: false,
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_sent_transfer_shows_in_seqno_and_transactions_and_a_replay_is_rejected_once() {
+    let signer = signer();
+    let wallet = signer.address().friendly;
+    let (sim, client) = wallet_sim(&wallet).await;
+    let before = client.get_wallet_information(&wallet).await.unwrap().value;
+    assert!(before.wallet);
+    assert_eq!(before.seqno, Some(3));
+    assert_eq!(before.account_state, "active");
+    assert_eq!(before.wallet_type.as_deref(), Some("wallet v4 r2"));
+    assert_eq!(before.balance_nanoton, 10_000_000_000);
+    assert!(
+        client
+            .get_transactions(&wallet, 10, None, false)
+            .await
+            .unwrap()
+            .value
+            .is_empty()
+    );
+
+    let signed = sign(&signer, 3, 1_000_000_000);
+    let sent = client.send_boc(&signed.boc_base64).await.unwrap();
+    assert_eq!(sent.attempts, 1);
+    let after = client.get_wallet_information(&wallet).await.unwrap().value;
+    assert_eq!(after.seqno, Some(4));
+    assert!(after.balance_nanoton < 9_000_000_000);
+
+    let transactions = client
+        .get_transactions(&wallet, 10, None, true)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(transactions.len(), 1);
+    let tx = &transactions[0];
+    assert!(tx.lt > 0 && !tx.hash.is_empty() && tx.utime > 0);
+    let in_msg = tx.in_msg.as_ref().unwrap();
+    assert_eq!(in_msg.source, "");
+    assert_eq!(in_msg.hash.as_deref(), Some(signed.message_hash.as_str()));
+    assert_eq!(tx.out_msgs.len(), 1);
+    let out = &tx.out_msgs[0];
+    assert_eq!(
+        crate::ton::parse_address(&out.destination).unwrap().raw,
+        DESTINATION
+    );
+    assert_eq!(
+        crate::ton::parse_address(&out.source).unwrap().raw,
+        signer.address().raw
+    );
+    assert_eq!(out.value_nanoton, 1_000_000_000);
+    assert_eq!(out.comment.as_deref(), Some("hello [cc-1]"));
+    assert_eq!(out.body_hash.as_deref(), Some(signed.body_hash.as_str()));
+    // The receiver sees it too, and the cursor pages from a transaction on.
+    let received = client
+        .get_transactions(DESTINATION, 10, None, false)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        received[0].in_msg.as_ref().unwrap().value_nanoton,
+        1_000_000_000
+    );
+    let cursor = TransactionCursor {
+        lt: tx.lt,
+        hash: tx.hash.clone(),
+    };
+    let page = client
+        .get_transactions(&wallet, 10, Some(&cursor), false)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(page.len(), 1);
+
+    // The same BOC again: the wallet's seqno moved on, so it is refused, once, for good.
+    let error = client.send_boc(&signed.boc_base64).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SourceError::Upstream {
+                code: Some(500),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("{MESSAGE_NOT_ACCEPTED} (toncenter POST ")),
+        "{text}"
+    );
+    assert!(text.contains("exitcode=33"), "{text}");
+    assert_no_secret(&error);
+    let records = sim.sent_transfers();
+    assert_eq!(records.len(), 2, "one record per sendBoc: no retries");
+    assert!(records[0].accepted && !records[1].accepted);
+    assert_eq!(
+        client
+            .get_wallet_information(&wallet)
+            .await
+            .unwrap()
+            .value
+            .seqno,
+        Some(4)
+    );
+}
+
+#[tokio::test]
+async fn a_bad_boc_is_rejected_with_the_liteserver_text() {
+    let signer = signer();
+    let (sim, client) = wallet_sim(&signer.address().friendly).await;
+    let error = client.send_boc("dGhpcyBpcyBubyBib2M=").await.unwrap_err();
+    assert!(matches!(error, SourceError::Upstream { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("not a valid bag of cells"),
+        "{error}"
+    );
+    assert_eq!(sim.request_count("toncenter"), 1);
+    assert!(matches!(
+        client.send_boc("  ").await,
+        Err(SourceError::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        client.get_transactions(DESTINATION, 0, None, false).await,
+        Err(SourceError::InvalidInput { .. })
+    ));
+}
+
+#[tokio::test]
+async fn send_boc_is_never_retried_after_a_timeout_or_an_answer() {
+    let signer = signer();
+    let wallet = signer.address().friendly;
+    let (sim, client) = wallet_sim(&wallet).await;
+    // Applied, then no answer in time: the client cannot know; it must not send again.
+    sim.inject_fault(counted(
+        FaultKind::AppliedThenTimeout { delay_ms: 3_000 },
+        1,
+    ));
+    let error = client
+        .send_boc(&sign(&signer, 3, 1).boc_base64)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SourceError::Timeout { .. }), "{error:?}");
+    assert_eq!(sim.request_count("toncenter"), 1);
+    assert_eq!(sim.sent_transfers().len(), 1);
+    assert_eq!(sim.wallet_seqno(&wallet), Some(4));
+    // The applied_then_timeout fault only hits sendBoc; a plain 503 is not retried either.
+    sim.inject_fault(counted(FaultKind::ServerError { status: 503 }, 1));
+    let error = client
+        .send_boc(&sign(&signer, 4, 1).boc_base64)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SourceError::Unavailable { status: 503, .. }),
+        "{error:?}"
+    );
+    assert_eq!(sim.request_count("toncenter"), 2);
+    assert_eq!(sim.wallet_seqno(&wallet), Some(4));
+}
+
+#[tokio::test]
+async fn send_boc_retries_only_a_connection_that_never_opened() {
+    // A port nothing listens on: every attempt fails to connect, nothing was delivered.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = client(&format!("http://{addr}/api/v2"));
+    let error = client.send_boc("dGVzdA==").await.unwrap_err();
+    assert!(matches!(error, SourceError::Connect { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn rejections_are_normalized_whatever_the_status() {
+    // Our own bodies in the shapes toncenter and other providers use.
+    let cases: [(u16, &'static str, bool); 4] = [
+        (
+            500,
+            r#"{"ok":false,"error":"LITE_SERVER_UNKNOWN: cannot apply external message to current state : External message was not accepted\nexitcode=36, steps=5","code":500}"#,
+            true,
+        ),
+        (
+            406,
+            r#"{"ok":false,"error":"External message was not accepted: exitcode=135","code":406}"#,
+            true,
+        ),
+        (
+            200,
+            r#"{"ok":false,"result":"LITE_SERVER_UNKNOWN: cannot apply external message to current state : failed to parse external message","code":500}"#,
+            true,
+        ),
+        (
+            504,
+            r#"{"ok":false,"error":"LITE_SERVER_NETWORK timeout","code":504}"#,
+            false,
+        ),
+    ];
+    for (status, body, rejection) in cases {
+        let server = fixed_server(status, "application/json", body).await;
+        let client = client(&format!("http://{}/api/v2", server.addr));
+        let error = client.send_boc("dGVzdA==").await.unwrap_err();
+        if rejection {
+            assert!(
+                matches!(error, SourceError::Upstream { .. }),
+                "{status}: {error:?}"
+            );
+            assert!(error.to_string().contains(MESSAGE_NOT_ACCEPTED), "{error}");
+            assert!(!error.is_transient());
+        } else {
+            assert!(error.is_transient(), "{status}: {error:?}");
+        }
+    }
+    let server = fixed_server(
+        200,
+        "application/json",
+        r#"{"ok":true,"result":{"@type":"ok"}}"#,
+    )
+    .await;
+    let sent = client(&format!("http://{}/api/v2", server.addr))
+        .send_boc("dGVzdA==")
+        .await
+        .unwrap();
+    assert_eq!(sent.value.message_hash, None);
+}
+
+#[tokio::test]
+async fn transactions_parse_toncenter_v2_messages() {
+    let body = r#"{"ok":true,"result":[{"@type":"raw.transaction","utime":1700000000,"data":"",
+        "transaction_id":{"@type":"internal.transactionId","lt":"41000000000003","hash":"q83vEjRWeJA="},
+        "fee":"2500000","storage_fee":"1","other_fee":"2499999",
+        "in_msg":{"@type":"raw.message","source":"","destination":"EQAREREREREREREREREREREREREREREREREREREREREREaFq","value":"0",
+          "fwd_fee":"0","ihr_fee":"0","created_lt":"0","body_hash":"AAAA","message":"",
+          "msg_data":{"@type":"msg.dataRaw","body":"","init_state":""}},
+        "out_msgs":[{"@type":"raw.message","source":"EQAREREREREREREREREREREREREREREREREREREREREREaFq",
+          "destination":"Ef8zMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM0vF","value":"1500000000",
+          "fwd_fee":"1","ihr_fee":"0","created_lt":"41000000000004","body_hash":"BBBB","message":"top up",
+          "msg_data":{"@type":"msg.dataText","text":"dG9wIHVw"}}]}]}"#;
+    let server = fixed_server(200, "application/json", body).await;
+    let transactions = client(&format!("http://{}/api/v2", server.addr))
+        .get_transactions(VALIDATOR, 5, None, false)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(transactions.len(), 1);
+    let tx = &transactions[0];
+    assert_eq!(
+        (tx.lt, tx.hash.as_str(), tx.utime, tx.fee_nanoton),
+        (41_000_000_000_003, "q83vEjRWeJA=", 1_700_000_000, 2_500_000)
+    );
+    assert_eq!(tx.in_msg.as_ref().unwrap().hash, None);
+    assert_eq!(tx.in_msg.as_ref().unwrap().comment, None);
+    assert_eq!(tx.out_msgs[0].value_nanoton, 1_500_000_000);
+    assert_eq!(tx.out_msgs[0].comment.as_deref(), Some("top up"));
+    assert_eq!(tx.out_msgs[0].body_hash.as_deref(), Some("BBBB"));
+    let failing = fixed_server(
+        200,
+        "application/json",
+        r#"{"ok":false,"error":"LITE_SERVER_UNKNOWN: lt not in db","code":500}"#,
+    )
+    .await;
+    let error = client(&format!("http://{}/api/v2", failing.addr))
+        .get_transactions(VALIDATOR, 5, None, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SourceError::Upstream { .. }), "{error:?}");
+}
