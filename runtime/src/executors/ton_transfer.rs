@@ -71,6 +71,10 @@ pub struct TonTransferExecutorConfig {
     pub poll_interval: Duration,
     /// Hard cap per transfer; a proposal above it is refused.
     pub max_amount_nanoton: u64,
+    /// Off by default: approved transfers are signed and described (BOC hash, amount,
+    /// destination) but not sent. Set `send = true` once the dry runs look right.
+    #[serde(default)]
+    pub send: bool,
 }
 
 /// Parameters of a `ton_transfer` operation.
@@ -94,6 +98,7 @@ pub struct TonTransferExecutor {
     confirm_timeout: Duration,
     poll_interval: Duration,
     max_amount_nanoton: u64,
+    send: bool,
 }
 
 /// What identifies the transfer on chain, derived from the request alone.
@@ -195,6 +200,7 @@ impl TonTransferExecutor {
             confirm_timeout: config.confirm_timeout,
             poll_interval: config.poll_interval,
             max_amount_nanoton: config.max_amount_nanoton,
+            send: config.send,
         })
     }
 
@@ -427,6 +433,8 @@ impl TypedExecutor for TonTransferExecutor {
     }
 
     async fn run(&self, request: &ExecutionRequest, params: TonTransferParams) -> ExecutionOutcome {
+        // Dry-run by default: nothing leaves until the operator sets `send = true`.
+        let dry_run = request.dry_run || !self.send;
         let mut expected = match self.expected(request, &params) {
             Ok(expected) => expected,
             Err(error) => {
@@ -434,7 +442,7 @@ impl TypedExecutor for TonTransferExecutor {
                     OutcomeStatus::Failed,
                     format!("not sent: {error}"),
                     serde_json::json!({ "error": error }),
-                    request.dry_run,
+                    dry_run,
                 );
             }
         };
@@ -445,7 +453,7 @@ impl TypedExecutor for TonTransferExecutor {
                     OutcomeStatus::Failed,
                     format!("not sent: {error}"),
                     serde_json::json!({ "wallet": self.wallet.friendly, "error": error }),
-                    request.dry_run,
+                    dry_run,
                 );
             }
         };
@@ -463,15 +471,20 @@ impl TypedExecutor for TonTransferExecutor {
             // amount is not known before the transfer.
             "estimated_fee": "unknown",
         });
-        if request.dry_run {
+        if dry_run {
             return ExecutionOutcome::new(
                 OutcomeStatus::Succeeded,
                 format!(
-                    "would send {} from {} to {} (message {}, fee unknown)",
+                    "would send {} from {} to {} (message {}, fee unknown){}",
                     format_ton(params.amount_nanoton),
                     self.wallet.friendly,
                     signed.destination.raw,
-                    signed.message_hash
+                    signed.message_hash,
+                    if self.send || request.dry_run {
+                        ""
+                    } else {
+                        "; dry-run: set executors.ton_transfer.send = true to send"
+                    }
                 ),
                 details,
                 true,

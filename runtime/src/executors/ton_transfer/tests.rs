@@ -56,6 +56,7 @@ fn config(sim: &SimHandle, mnemonic_file: PathBuf) -> TonTransferExecutorConfig 
         confirm_timeout: Duration::from_secs(2),
         poll_interval: Duration::from_millis(100),
         max_amount_nanoton: 10 * NANOTON,
+        send: true,
     }
 }
 
@@ -103,6 +104,38 @@ async fn dry_run_signs_but_sends_nothing() {
     );
     assert!(sim.sent_transfers().is_empty());
     assert_eq!(sim.wallet_seqno(&wallet()), Some(START_SEQNO));
+}
+
+#[tokio::test]
+async fn without_send_an_approved_transfer_is_only_a_dry_run() {
+    let sim = start_sim().await;
+    let mut problems = Vec::new();
+    let cautious = TonTransferExecutor::new(
+        &TonTransferExecutorConfig {
+            send: false,
+            ..config(&sim, mnemonic_fixture())
+        },
+        &mut problems,
+    )
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let outcome = cautious.execute(&request("p-safe", NANOTON, false)).await;
+    assert_eq!(outcome.status, OutcomeStatus::Succeeded, "{outcome:?}");
+    assert!(outcome.dry_run);
+    assert!(
+        outcome
+            .summary
+            .contains("set executors.ton_transfer.send = true"),
+        "{}",
+        outcome.summary
+    );
+    assert!(sim.sent_transfers().is_empty());
+    // And the default is off.
+    let parsed: TonTransferExecutorConfig = toml::from_str(
+        "wallet_version = \"v4r2\"\nmnemonic_file = \"/x\"\nmax_amount_nanoton = 1\n",
+    )
+    .unwrap();
+    assert!(!parsed.send);
 }
 
 #[tokio::test]
