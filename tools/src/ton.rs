@@ -204,6 +204,8 @@ pub struct TransferRequest<'a> {
 pub struct SignedTransfer {
     /// Bag of cells, standard base64: the `boc` of `sendBoc`.
     pub boc_base64: String,
+    /// The signed wallet body alone (standard base64 BOC): the `body` of `estimateFee`.
+    pub body_base64: String,
     /// Hash of the external message cell (standard base64), as toncenter reports it.
     pub message_hash: String,
     /// Hash of the internal message's body: toncenter's `body_hash` of the out message.
@@ -290,14 +292,22 @@ impl WalletSigner {
             .to_cell()
             .map_err(build_error)?
             .to_arc();
+        // Built step by step (what `create_external_msg` does) to keep the signed body,
+        // which toncenter's estimateFee takes.
+        let unsigned = self
+            .wallet
+            .create_external_body(request.valid_until, request.seqno, [internal])
+            .map_err(build_error)?;
+        let signed_body = self
+            .wallet
+            .sign_external_body(&unsigned)
+            .map_err(build_error)?;
+        let signed_body_boc = BagOfCells::from_root(signed_body.clone())
+            .serialize(true)
+            .map_err(build_error)?;
         let external = self
             .wallet
-            .create_external_msg(
-                request.valid_until,
-                request.seqno,
-                request.with_state_init,
-                [internal],
-            )
+            .wrap_signed_body(signed_body, request.with_state_init)
             .map_err(build_error)?;
         let message_hash = hash_base64(&external);
         let boc = BagOfCells::from_root(external)
@@ -305,6 +315,7 @@ impl WalletSigner {
             .map_err(build_error)?;
         Ok(SignedTransfer {
             boc_base64: BASE64.encode(boc),
+            body_base64: BASE64.encode(signed_body_boc),
             message_hash,
             body_hash,
             seqno: request.seqno,

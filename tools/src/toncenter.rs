@@ -234,6 +234,29 @@ impl ToncenterClient {
             .await
     }
 
+    /// `POST estimateFee {"address", "body", "ignore_chksig": true}`: what the sending wallet
+    /// pays for this message, in nanotons (source fees: import, storage, gas, forwarding).
+    /// Read-only, but sent at most once like any POST here.
+    pub async fn estimate_fee(
+        &self,
+        address: &str,
+        body_base64: &str,
+    ) -> Result<Fetched<FeeEstimate>, SourceError> {
+        let address = non_empty_address("estimateFee", address)?;
+        let url = join_url(SOURCE, &self.base_url, "estimateFee")?;
+        let body = serde_json::json!({
+            "address": address,
+            "body": body_base64.trim(),
+            "ignore_chksig": true,
+        });
+        self.core
+            .post_json_once(&url, &body, |answer| {
+                let fees: RawQueryFees = interpret_envelope(answer)?;
+                Ok(fees.into_estimate())
+            })
+            .await
+    }
+
     /// `POST sendBoc {"boc": ...}`: hands a signed external message to the network, once.
     ///
     /// Never resent after a connection was made: sending the same BOC twice is exactly what
@@ -550,3 +573,49 @@ fn u64_from_string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Resu
 
 #[cfg(test)]
 mod tests;
+
+/// Fees the sending wallet pays for one message, in nanotons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeEstimate {
+    pub in_fwd_fee: u64,
+    pub storage_fee: u64,
+    pub gas_fee: u64,
+    pub fwd_fee: u64,
+}
+
+impl FeeEstimate {
+    pub fn total(&self) -> u64 {
+        self.in_fwd_fee
+            .saturating_add(self.storage_fee)
+            .saturating_add(self.gas_fee)
+            .saturating_add(self.fwd_fee)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawFees {
+    #[serde(default)]
+    in_fwd_fee: u64,
+    #[serde(default)]
+    storage_fee: u64,
+    #[serde(default)]
+    gas_fee: u64,
+    #[serde(default)]
+    fwd_fee: u64,
+}
+
+#[derive(Deserialize)]
+struct RawQueryFees {
+    source_fees: RawFees,
+}
+
+impl RawQueryFees {
+    fn into_estimate(self) -> FeeEstimate {
+        FeeEstimate {
+            in_fwd_fee: self.source_fees.in_fwd_fee,
+            storage_fee: self.source_fees.storage_fee,
+            gas_fee: self.source_fees.gas_fee,
+            fwd_fee: self.source_fees.fwd_fee,
+        }
+    }
+}

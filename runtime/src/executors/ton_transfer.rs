@@ -458,6 +458,18 @@ impl TypedExecutor for TonTransferExecutor {
             }
         };
         expected.message_hash = Some(signed.message_hash.clone());
+        let fee = match self
+            .client
+            .estimate_fee(&self.wallet.friendly, &signed.body_base64)
+            .await
+        {
+            Ok(fetched) => serde_json::json!(fetched.value.total()),
+            Err(error) => serde_json::json!(format!("unknown ({error})")),
+        };
+        let fee_text = match fee.as_u64() {
+            Some(total) => format!("fee about {}", format_ton(total)),
+            None => "fee unknown".to_owned(),
+        };
         let details = serde_json::json!({
             "wallet": self.wallet.friendly,
             "wallet_version": self.signer.kind().as_str(),
@@ -467,15 +479,15 @@ impl TypedExecutor for TonTransferExecutor {
             "seqno": signed.seqno,
             "valid_until": signed.valid_until,
             "message_hash": signed.message_hash,
-            // toncenter's estimateFee is not called; the sum the wallet pays on top of the
-            // amount is not known before the transfer.
-            "estimated_fee": "unknown",
+            // toncenter's estimateFee for the signed body: what the wallet pays on top of the
+            // amount (nanotons), or why it is unknown.
+            "estimated_fee": fee,
         });
         if dry_run {
             return ExecutionOutcome::new(
                 OutcomeStatus::Succeeded,
                 format!(
-                    "would send {} from {} to {} (message {}, fee unknown){}",
+                    "would send {} from {} to {} (message {}, {fee_text}){}",
                     format_ton(params.amount_nanoton),
                     self.wallet.friendly,
                     signed.destination.raw,

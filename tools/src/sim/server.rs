@@ -48,6 +48,10 @@ pub(crate) fn router(world: Arc<World>) -> Router {
             get(toncenter_transactions),
         )
         .route("/toncenter/api/v2/sendBoc", post(toncenter_send_boc))
+        .route(
+            "/toncenter/api/v2/estimateFee",
+            post(toncenter_estimate_fee),
+        )
         .route("/webhook/sink", post(webhook_sink))
         .route("/_sim/advance", post(control_advance))
         .route("/_sim/fault", post(control_fault))
@@ -518,6 +522,46 @@ async fn toncenter_send_boc(State(world): Shared, body: Bytes) -> Response {
             Ok(_) => toncenter_ok(json!({"@type": "ok", "@extra": "sim"})),
             Err(text) => toncenter_error(StatusCode::INTERNAL_SERVER_ERROR, &text),
         }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct EstimateFeeRequest {
+    address: String,
+    body: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    ignore_chksig: Option<bool>,
+}
+
+/// The sim's fees are fixed ([`super::world::SIM_TRANSFER_FEE_NANOTON`]); the breakdown adds
+/// up to exactly what a transfer is then charged.
+async fn toncenter_estimate_fee(State(world): Shared, body: Bytes) -> Response {
+    serve(&world, SimService::Toncenter, "estimateFee", || {
+        let request: EstimateFeeRequest = match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(error) => {
+                return toncenter_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("body: expected {{\"address\": ..., \"body\": \"<base64>\"}}: {error}"),
+                );
+            }
+        };
+        if request.address.trim().is_empty() || request.body.trim().is_empty() {
+            return toncenter_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "address and body are required",
+            );
+        }
+        let total = u64::try_from(super::world::SIM_TRANSFER_FEE_NANOTON).unwrap_or(u64::MAX);
+        let (in_fwd, storage, fwd) = (total / 5, total / 20, total / 4);
+        let gas = total - in_fwd - storage - fwd;
+        toncenter_ok(json!({
+            "@type": "query.fees",
+            "source_fees": {"@type": "fees", "in_fwd_fee": in_fwd, "storage_fee": storage, "gas_fee": gas, "fwd_fee": fwd},
+            "destination_fees": [],
+        }))
     })
     .await
 }

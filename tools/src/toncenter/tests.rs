@@ -548,3 +548,24 @@ async fn transactions_parse_toncenter_v2_messages() {
         .unwrap_err();
     assert!(matches!(error, SourceError::Upstream { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn estimate_fee_reads_the_source_fees_of_the_signed_body() {
+    let signer = signer();
+    let wallet = signer.address().friendly;
+    let (sim, client) = wallet_sim(&wallet).await;
+    let signed = sign(&signer, 3, 1_000_000_000);
+    let estimate = client
+        .estimate_fee(&wallet, &signed.body_base64)
+        .await
+        .unwrap()
+        .value;
+    // The sim charges 0.002 TON per transfer; the breakdown adds up to it.
+    assert_eq!(estimate.total(), 2_000_000);
+    assert!(estimate.gas_fee > 0 && estimate.in_fwd_fee > 0);
+    // Estimating sends nothing.
+    assert!(sim.sent_transfers().is_empty());
+    assert_eq!(sim.wallet_seqno(&wallet), Some(3));
+    let error = client.estimate_fee(&wallet, "").await.unwrap_err();
+    assert!(!error.to_string().is_empty());
+}

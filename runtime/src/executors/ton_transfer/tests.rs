@@ -90,7 +90,13 @@ async fn dry_run_signs_but_sends_nothing() {
     assert!(outcome.dry_run);
     assert_eq!(outcome.details["destination"], DESTINATION);
     assert_eq!(outcome.details["amount_nanoton"], NANOTON);
-    assert_eq!(outcome.details["estimated_fee"], "unknown");
+    // The sim charges a fixed 0.002 TON per transfer; estimateFee says the same.
+    assert_eq!(outcome.details["estimated_fee"], 2_000_000);
+    assert!(
+        outcome.summary.contains("fee about 0.002000000 TON"),
+        "{}",
+        outcome.summary
+    );
     assert_eq!(outcome.details["seqno"], START_SEQNO);
     assert!(
         outcome.details["message_hash"]
