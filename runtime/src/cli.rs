@@ -172,6 +172,10 @@ pub enum ProposalsCommand {
     ///
     /// Example: `command-center proposals new restart.json`
     New { file: PathBuf },
+    /// Show what an operation would do, without doing it (the executor's dry-run).
+    ///
+    /// Example: `command-center proposals dry-run transfer.json`
+    DryRun { file: PathBuf },
     /// Pause autonomy (the kill switch): nothing runs on its own until resumed.
     ///
     /// Example: `command-center proposals pause --reason "maintenance"` or `--agent validators`

@@ -118,6 +118,16 @@ fn tokens_proposals_approvals_and_backtest_through_the_binary() {
     std::fs::write(&file, mark_proposal(dir.path(), "restart-1").to_string()).unwrap();
     let env_alice = [("COMMAND_CENTER_TOKEN", ALICE)];
     let env_carol = [("COMMAND_CENTER_TOKEN", CAROL)];
+    // A dry-run shows the argv and runs nothing.
+    let (code, stdout, stderr) = run_cli_env(
+        dir.path(),
+        &["proposals", "dry-run", file.to_str().unwrap()],
+        &env_alice,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("dry-run (Succeeded)"), "{stdout}");
+    assert!(stdout.contains("/usr/bin/mkdir"), "{stdout}");
+    assert!(!dir.path().join("marks/restart-1").exists());
     let (code, stdout, stderr) = run_cli_env(
         dir.path(),
         &["proposals", "new", file.to_str().unwrap()],

@@ -109,6 +109,19 @@ impl Client {
     }
 }
 
+fn read_json_file(file: &Path) -> Result<serde_json::Value, Exit> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|error| fail(format!("cannot read {}: {error}", file.display())))?;
+    serde_json::from_str(&text).map_err(|error| {
+        fail(format!(
+            "{}:{}:{}: {error}",
+            file.display(),
+            error.line(),
+            error.column()
+        ))
+    })
+}
+
 /// One line per proposal.
 pub fn format_record(record: &ProposalRecord) -> String {
     let needed = record.approvals_needed();
@@ -167,18 +180,19 @@ pub async fn proposals(
             println!("{}", format_record(&record));
         }
         ProposalsCommand::New { file } => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|error| fail(format!("cannot read {}: {error}", file.display())))?;
-            let body: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
-                fail(format!(
-                    "{}:{}:{}: {error}",
-                    file.display(),
-                    error.line(),
-                    error.column()
-                ))
-            })?;
+            let body = read_json_file(file)?;
             let record: ProposalRecord = client.send(post, "/v1/proposals", Some(body)).await?;
             println!("{}", format_record(&record));
+        }
+        ProposalsCommand::DryRun { file } => {
+            let body = read_json_file(file)?;
+            let outcome: crate::executors::ExecutionOutcome =
+                client.send(post, "/v1/dry-run", Some(body)).await?;
+            println!("dry-run ({:?}): {}", outcome.status, outcome.summary);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outcome.details).map_err(fail)?
+            );
         }
         ProposalsCommand::Pause { agent, reason } => {
             let pause: Pause = client

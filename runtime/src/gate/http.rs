@@ -79,6 +79,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/proposals/{id}/approve", post(approve))
         .route("/v1/proposals/{id}/reject", post(reject))
         .route("/v1/proposals/{id}/cancel", post(cancel))
+        .route("/v1/dry-run", post(dry_run))
         .route("/v1/autonomy", get(autonomy))
         .route("/v1/autonomy/pause", post(pause))
         .route("/v1/autonomy/resume", post(resume))
@@ -146,6 +147,20 @@ async fn propose(
     };
     let record = state.gate.submit(proposal).await.map_err(gate_error)?;
     Ok((StatusCode::CREATED, Json(record)))
+}
+
+async fn dry_run(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+    payload: Result<Json<NewProposal>, JsonRejection>,
+) -> Result<Json<crate::executors::ExecutionOutcome>, ApiError> {
+    let new = body(payload)?;
+    state
+        .gate
+        .dry_run(&user.name, &new.operation)
+        .await
+        .map(Json)
+        .map_err(gate_error)
 }
 
 async fn approve(

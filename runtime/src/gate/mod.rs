@@ -815,6 +815,40 @@ impl Gatekeeper {
         Ok(())
     }
 
+    /// What an operation would do, without doing it: parameters checked, the executor's
+    /// dry-run (a transfer is signed and its fee estimated, nothing is sent). Journaled.
+    pub async fn dry_run(
+        &self,
+        user: &str,
+        operation: &policies::Operation,
+    ) -> Result<ExecutionOutcome, GateError> {
+        self.executors
+            .validate(&operation.kind, &operation.parameters)
+            .map_err(|error| GateError::Invalid(error.to_string()))?;
+        let executor = self
+            .executors
+            .get(&operation.kind)
+            .map_err(|error| GateError::Invalid(error.to_string()))?;
+        let request = ExecutionRequest {
+            proposal_id: format!("dry-run-{}", Utc::now().timestamp_millis()),
+            idempotency_key: "dry-run".to_owned(),
+            kind: operation.kind.clone(),
+            target: operation.target.clone(),
+            parameters: operation.parameters.clone(),
+            dry_run: true,
+        };
+        let outcome = executor.execute(&request).await;
+        self.auditor
+            .record(
+                &format!("user:{user}"),
+                "dry_run.executed",
+                &operation.kind,
+                &serde_json::json!({ "operation": operation, "outcome": outcome }),
+            )
+            .await?;
+        Ok(outcome)
+    }
+
     /// Pauses autonomy globally (`agent` None) or for one agent.
     pub async fn pause(
         &self,
