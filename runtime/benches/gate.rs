@@ -41,6 +41,14 @@ fn main() {
         config.daemon.prompts_dir = workspace_root().join("prompts");
         config.agents.market.enabled = false;
         config.notify.log = false;
+        // Someone must be able to approve what the rate limit sends to people.
+        config.access.users.push(runtime::config::UserConfig {
+            name: "alice".into(),
+            roles: vec!["operator".into()],
+            token_sha256: None,
+            telegram_id: None,
+            slack_id: None,
+        });
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let gate = daemon.state.gate.clone();
         let mut latencies = Vec::with_capacity(PROPOSALS);
