@@ -76,9 +76,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/proposals", get(list).post(propose))
         .route("/v1/proposals/{id}", get(show))
-        .route("/v1/proposals/{id}/approve", post(approve))
-        .route("/v1/proposals/{id}/reject", post(reject))
-        .route("/v1/proposals/{id}/cancel", post(cancel))
+        .route("/v1/proposals/{id}/{action}", post(act))
         .route("/v1/dry-run", post(dry_run))
         .route("/v1/autonomy", get(autonomy))
         .route("/v1/autonomy/pause", post(pause))
@@ -163,43 +161,25 @@ async fn dry_run(
         .map_err(gate_error)
 }
 
-async fn approve(
+/// `POST /v1/proposals/{id}/approve|reject|cancel`, as the token's user.
+async fn act(
     State(state): State<AppState>,
     Authenticated(user): Authenticated,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
 ) -> Result<Json<ProposalRecord>, ApiError> {
-    state
-        .gate
-        .approve(&id, &user.name)
-        .await
-        .map(Json)
-        .map_err(gate_error)
-}
-
-async fn reject(
-    State(state): State<AppState>,
-    Authenticated(user): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<ProposalRecord>, ApiError> {
-    state
-        .gate
-        .reject(&id, &user.name)
-        .await
-        .map(Json)
-        .map_err(gate_error)
-}
-
-async fn cancel(
-    State(state): State<AppState>,
-    Authenticated(user): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<ProposalRecord>, ApiError> {
-    state
-        .gate
-        .cancel(&id, &user.name)
-        .await
-        .map(Json)
-        .map_err(gate_error)
+    let gate = &state.gate;
+    let result = match action.as_str() {
+        "approve" => gate.approve(&id, &user.name).await,
+        "reject" => gate.reject(&id, &user.name).await,
+        "cancel" => gate.cancel(&id, &user.name).await,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown action {other:?}; use approve, reject or cancel"),
+            ));
+        }
+    };
+    result.map(Json).map_err(gate_error)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,8 +1,8 @@
 //! The gatekeeper: proposal -> decision -> (approval) -> execution -> outcome, each step
 //! journaled and its state stored before the next one starts.
 //!
-//! Exactly once: a proposal's state is stored as `executing` (and `execution.started`
-//! journaled) before its executor runs. After a crash, an `approved` proposal that never
+//! Exactly once: a proposal's state is stored (durably) as `executing`, then
+//! `execution.started` is journaled, then its executor runs. After a crash, an `approved` proposal that never
 //! started runs; an `executing` one is never re-run blindly: its executor reconciles, and one
 //! that cannot tell is marked `unknown` and a person is asked.
 
@@ -209,8 +209,10 @@ impl Gatekeeper {
         Ok(records)
     }
 
+    /// Stores the record durably: nobody is answered, and nothing runs, before it is on disk.
     fn save(&self, record: &ProposalRecord) -> Result<(), GateError> {
-        Ok(self.state().put(&key(&record.proposal.id), record)?)
+        self.state().put(&key(&record.proposal.id), record)?;
+        Ok(self.auditor.store().flush()?)
     }
 
     fn alert(
@@ -418,22 +420,42 @@ impl Gatekeeper {
         Ok(record)
     }
 
-    async fn refuse(
-        &self,
-        id: &str,
-        user: &str,
-        kind: &str,
-        error: GateError,
-    ) -> Result<ProposalRecord, GateError> {
-        self.auditor
+    /// Journals a refused request and returns the error to answer with.
+    async fn refuse(&self, id: &str, user: &str, kind: &str, error: GateError) -> GateError {
+        match self
+            .auditor
             .record(
                 &format!("user:{user}"),
                 kind,
                 id,
                 &serde_json::json!({ "reason": error.to_string() }),
             )
-            .await?;
-        Err(error)
+            .await
+        {
+            Ok(_) => error,
+            Err(journal) => GateError::from(journal),
+        }
+    }
+
+    /// The configured person and the pending proposal they act on; a refusal is journaled
+    /// under `refusal` before it is returned.
+    async fn person_and_pending(
+        &self,
+        id: &str,
+        user: &str,
+        refusal: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(crate::config::UserConfig, ProposalRecord), GateError> {
+        let Some(person) = self.access.user(user).cloned() else {
+            let error = GateError::UnknownUser {
+                user: user.to_owned(),
+            };
+            return Err(self.refuse(id, user, refusal, error).await);
+        };
+        match self.pending(id, now) {
+            Ok(record) => Ok((person, record)),
+            Err(error) => Err(self.refuse(id, user, refusal, error).await),
+        }
     }
 
     fn pending(&self, id: &str, now: DateTime<Utc>) -> Result<ProposalRecord, GateError> {
@@ -463,31 +485,18 @@ impl Gatekeeper {
         {
             let _transition = self.transitions.lock().await;
             let now = Utc::now();
-            let Some(person) = self.access.user(user).cloned() else {
-                return self
-                    .refuse(
-                        id,
-                        user,
-                        "approval.refused",
-                        GateError::UnknownUser {
-                            user: user.to_owned(),
-                        },
-                    )
-                    .await;
-            };
-            let mut record = match self.pending(id, now) {
-                Ok(record) => record,
-                Err(error) => return self.refuse(id, user, "approval.refused", error).await,
-            };
+            let (person, mut record) = self
+                .person_and_pending(id, user, "approval.refused", now)
+                .await?;
             if record.approvals.iter().any(|vote| vote.user == user) {
-                return self
+                return Err(self
                     .refuse(
                         id,
                         user,
                         "approval.refused",
                         GateError::Conflict(format!("{user} has already approved {id}")),
                     )
-                    .await;
+                    .await);
             }
             match self.policies.engine().may_approve(
                 user,
@@ -496,9 +505,9 @@ impl Gatekeeper {
                 &record.context,
             ) {
                 ApprovalCheck::Refused { reason, .. } => {
-                    return self
+                    return Err(self
                         .refuse(id, user, "approval.refused", GateError::Forbidden(reason))
-                        .await;
+                        .await);
                 }
                 ApprovalCheck::Allowed { by } => {
                     record.approvals.push(Vote {
@@ -538,29 +547,16 @@ impl Gatekeeper {
     pub async fn reject(&self, id: &str, user: &str) -> Result<ProposalRecord, GateError> {
         let _transition = self.transitions.lock().await;
         let now = Utc::now();
-        let Some(person) = self.access.user(user).cloned() else {
-            return self
-                .refuse(
-                    id,
-                    user,
-                    "rejection.refused",
-                    GateError::UnknownUser {
-                        user: user.to_owned(),
-                    },
-                )
-                .await;
-        };
-        let mut record = match self.pending(id, now) {
-            Ok(record) => record,
-            Err(error) => return self.refuse(id, user, "rejection.refused", error).await,
-        };
+        let (person, mut record) = self
+            .person_and_pending(id, user, "rejection.refused", now)
+            .await?;
         if let ApprovalCheck::Refused { reason, .. } = self.policies.engine().may_approve(
             user,
             &person.roles,
             &record.proposal,
             &record.context,
         ) {
-            return self
+            return Err(self
                 .refuse(
                     id,
                     user,
@@ -569,7 +565,7 @@ impl Gatekeeper {
                         "only people who may approve it may reject it: {reason}"
                     )),
                 )
-                .await;
+                .await);
         }
         record.state = ProposalState::Rejected;
         record.rejected_by = Some(Vote {
@@ -592,26 +588,13 @@ impl Gatekeeper {
     pub async fn cancel(&self, id: &str, user: &str) -> Result<ProposalRecord, GateError> {
         let _transition = self.transitions.lock().await;
         let now = Utc::now();
-        let Some(person) = self.access.user(user).cloned() else {
-            return self
-                .refuse(
-                    id,
-                    user,
-                    "cancel.refused",
-                    GateError::UnknownUser {
-                        user: user.to_owned(),
-                    },
-                )
-                .await;
-        };
-        let mut record = match self.pending(id, now) {
-            Ok(record) => record,
-            Err(error) => return self.refuse(id, user, "cancel.refused", error).await,
-        };
+        let (person, mut record) = self
+            .person_and_pending(id, user, "cancel.refused", now)
+            .await?;
         let is_proposer =
             matches!(&record.proposal.proposer, Proposer::User { name, .. } if name == user);
         if !is_proposer && !person.roles.iter().any(|role| role == "operator") {
-            return self
+            return Err(self
                 .refuse(
                     id,
                     user,
@@ -620,7 +603,7 @@ impl Gatekeeper {
                         "only the proposer or an operator may cancel {id}"
                     )),
                 )
-                .await;
+                .await);
         }
         record.state = ProposalState::Cancelled;
         record.cancelled_by = Some(Vote {
@@ -660,10 +643,8 @@ impl Gatekeeper {
                 parameters: record.proposal.operation.parameters.clone(),
                 dry_run: false,
             };
-            // Audit and state first: after a crash from here on, it is never re-run blindly.
-            self.auditor
-                .record("gate", "execution.started", id, &request)
-                .await?;
+            // State first, durably: from here on a crash leaves it `executing`, which is never
+            // re-run blindly. Then the journal, then the executor.
             record.state = ProposalState::Executing;
             record.execution = Some(ExecutionState {
                 idempotency_key: request.idempotency_key.clone(),
@@ -674,7 +655,9 @@ impl Gatekeeper {
             self.save(&record)?;
             // Rate limits count executions that started, whatever their outcome.
             self.count_execution(&record.proposal.operation.kind, Utc::now())?;
-            self.auditor.store().flush()?;
+            self.auditor
+                .record("gate", "execution.started", id, &request)
+                .await?;
             (record, request)
         };
         let outcome = match self.executors.get(&request.kind) {
