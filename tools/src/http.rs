@@ -207,6 +207,9 @@ pub(crate) struct HttpAnswer {
     pub status: u16,
     pub content_type: Option<String>,
     pub retry_after: Option<Duration>,
+    /// All response headers, for sources that read more than `Retry-After` (GitHub's
+    /// `Link` and `x-ratelimit-*`).
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -316,6 +319,8 @@ pub(crate) struct HttpCore {
     limiter: RateLimiter,
     /// Kept only to scrub it from any text a server echoes back.
     secret: Option<Secret>,
+    /// Bodies larger than this are abandoned while streaming; `None` reads any size.
+    max_body_bytes: Option<usize>,
 }
 
 impl HttpCore {
@@ -356,7 +361,15 @@ impl HttpCore {
                 next_slot: Mutex::new(None),
             },
             secret,
+            max_body_bytes: None,
         })
+    }
+
+    /// Abandons bodies larger than `limit` bytes (Content-Length checked first, then the
+    /// stream), so a misconfigured URL cannot make a poller buffer a huge download.
+    pub(crate) fn with_max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = Some(limit);
+        self
     }
 
     pub(crate) fn source(&self) -> &'static str {
@@ -513,18 +526,53 @@ impl HttpCore {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| parse_retry_after(value, SystemTime::now()));
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| self.transport_error(&origin, error))?
-            .to_vec();
+        let headers = headers.clone();
+        let body = match self.max_body_bytes {
+            None => response
+                .bytes()
+                .await
+                .map_err(|error| self.transport_error(&origin, error))?
+                .to_vec(),
+            Some(limit) => self.read_limited(&origin, response, limit).await?,
+        };
         Ok(HttpAnswer {
             origin,
             status,
             content_type,
             retry_after,
+            headers,
             body,
         })
+    }
+
+    async fn read_limited(
+        &self,
+        origin: &str,
+        mut response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Vec<u8>, SourceError> {
+        let too_large = |size: String| SourceError::InvalidResponse {
+            detail: format!(
+                "{origin}: body is {size} bytes, over the limit of {limit} bytes; check the URL points at the right endpoint or raise the limit"
+            ),
+        };
+        if let Some(length) = response.content_length()
+            && length > limit as u64
+        {
+            return Err(too_large(length.to_string()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| self.transport_error(origin, error))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large(format!("more than {}", body.len() + chunk.len())));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport_error(&self, origin: &str, error: reqwest::Error) -> SourceError {

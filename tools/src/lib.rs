@@ -5,9 +5,15 @@
 //!   per-source rate limiter, body checks that never assume JSON) and [`http::SourceError`],
 //!   the one error type of this boundary.
 //! - [`coingecko`]: CoinGecko `simple/price`.
-//! - [`toncenter`]: toncenter API v2 (`getMasterchainInfo`, `getAddressInformation`).
-//! - [`ton`]: TON addresses, and wallet transfers (v4r2, v5r1) built and signed from a
-//!   mnemonic with tonlib-core; the only module that names it.
+//! - [`toncenter`]: toncenter API v2 (`getMasterchainInfo`, `getAddressInformation`,
+//!   `getWalletInformation`, `getTransactions`, `getConfigParam`, `runGetMethod` with the
+//!   legacy stack encoding and typed elector get-methods, `estimateFee`, `sendBoc`).
+//! - [`ton`]: TON addresses, wallet transfers (v4r2, v5r1) built and signed from a mnemonic,
+//!   config params 15/17/32/34/36 and elector results decoded from cells; tonlib-core is
+//!   named only here.
+//! - [`prometheus`]: a tolerant Prometheus text-format parser, a scraper, and typed views of
+//!   node_exporter and mytonctrl validator metrics.
+//! - [`github`]: GitHub releases (latest, paged list) and release-tag version order.
 //! - [`secret`]: [`secret::Secret`], an API key that prints as `***`.
 //! - [`sim`]: the simulated world, one HTTP server that speaks the same wire formats from
 //!   a scenario file, injects faults and records webhooks, for demos and tests.
@@ -22,7 +28,9 @@
 //!   [`http::redact_url`].
 
 pub mod coingecko;
+pub mod github;
 pub mod http;
+pub mod prometheus;
 pub mod secret;
 pub mod sim;
 pub mod ton;

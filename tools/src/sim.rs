@@ -12,6 +12,9 @@
 //!
 //! Sim clock: `now = start + real_elapsed * speed + advanced`.
 
+mod chain;
+mod node_metrics;
+mod releases;
 mod scenario;
 mod server;
 mod world;
@@ -26,6 +29,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, info};
 
+pub use chain::{SimElection, SimPastElection, sim_adnl, sim_public_key};
+pub use node_metrics::SimNode;
 pub use scenario::{
     Fault, FaultKind, Scenario, SimCoin, SimEvent, SimService, SimValidator, format_offset,
     parse_sim_offset,

@@ -9,6 +9,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod config;
+pub mod elector;
+pub mod stack;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use num_bigint::BigUint;

@@ -5,8 +5,15 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::http::{Fetched, HttpAnswer, HttpCore, RetryPolicy, SourceError, join_url};
+use crate::http::{
+    Fetched, HttpAnswer, HttpCore, RetryPolicy, SourceError, backoff_delay, join_url,
+};
 use crate::secret::Secret;
+use crate::ton::config::{ConfigParam, DecodeError, decode_config_param};
+use crate::ton::elector::{self, ELECTOR_ADDRESS, Election, PastElection};
+use crate::ton::stack::{TvmStack, TvmValue};
+
+pub mod stack;
 
 const SOURCE: &str = "toncenter";
 
@@ -92,6 +99,8 @@ pub const MESSAGE_NOT_ACCEPTED: &str = "External message was not accepted";
 pub struct ToncenterClient {
     core: HttpCore,
     base_url: String,
+    /// Kept for the read-only POSTs (`runGetMethod`), which retry like GETs.
+    retry: RetryPolicy,
 }
 
 impl ToncenterClient {
@@ -116,8 +125,9 @@ impl ToncenterClient {
             headers.insert(HeaderName::from_static("x-api-key"), value);
         }
         Ok(Self {
-            core: HttpCore::new(SOURCE, requests_per_second, retry, headers, api_key)?,
+            core: HttpCore::new(SOURCE, requests_per_second, retry.clone(), headers, api_key)?,
             base_url: base_url.to_owned(),
+            retry,
         })
     }
 
@@ -289,6 +299,176 @@ impl ToncenterClient {
             })
             .await
     }
+}
+
+/// On-chain reads: config params and get-methods.
+impl ToncenterClient {
+    /// `getConfigParam?config_id=param`, decoded: 15, 17, 32, 34, 36 typed, others raw, and
+    /// [`ConfigParam::Absent`] when the chain does not have it.
+    pub async fn get_config_param(&self, param: u32) -> Result<Fetched<ConfigParam>, SourceError> {
+        let mut url = join_url(SOURCE, &self.base_url, "getConfigParam")?;
+        url.query_pairs_mut()
+            .append_pair("config_id", &param.to_string());
+        self.core
+            .get(&url, |answer| {
+                let origin = answer.origin.clone();
+                let raw: RawConfigInfo = interpret_envelope(answer)?;
+                let bytes = raw.config.and_then(|cell| cell.bytes).unwrap_or_default();
+                decode_config_param(param, &bytes).map_err(|error| decode_failed(&origin, error))
+            })
+            .await
+    }
+
+    /// `POST runGetMethod {"address", "method", "stack"}`: the result stack, parsed from
+    /// toncenter's legacy encoding. A non-zero TVM exit code is [`SourceError::Upstream`]
+    /// with the code. Read-only, so transient failures are retried.
+    pub async fn run_get_method(
+        &self,
+        address: &str,
+        method: &str,
+        stack: &[TvmValue],
+    ) -> Result<Fetched<TvmStack>, SourceError> {
+        let address = non_empty_address("runGetMethod", address)?;
+        if method.trim().is_empty() {
+            return Err(SourceError::InvalidInput {
+                detail: format!("{SOURCE} runGetMethod: method is empty"),
+            });
+        }
+        let url = join_url(SOURCE, &self.base_url, "runGetMethod")?;
+        let body = serde_json::json!({
+            "address": address,
+            "method": method,
+            "stack": stack::encode_legacy_stack(stack),
+        });
+        let started = std::time::Instant::now();
+        let max_attempts = self.retry.max_attempts.max(1);
+        let mut attempts = 0;
+        loop {
+            let result = self
+                .core
+                .post_json_once(&url, &body, |answer| {
+                    let origin = answer.origin.clone();
+                    let raw: RawRunResult = interpret_envelope(answer)?;
+                    if raw.exit_code != 0 {
+                        return Err(SourceError::Upstream {
+                            code: Some(raw.exit_code),
+                            message: format!(
+                                "{origin}: get-method `{method}` on {address} failed with TVM exit code {} ({})",
+                                raw.exit_code,
+                                exit_code_meaning(raw.exit_code)
+                            ),
+                        });
+                    }
+                    stack::parse_legacy_stack(method, &raw.stack)
+                        .map_err(|error| decode_failed(&origin, error))
+                })
+                .await;
+            match result {
+                Ok(fetched) => {
+                    return Ok(Fetched {
+                        value: fetched.value,
+                        attempts: attempts + fetched.attempts,
+                        latency: started.elapsed(),
+                    });
+                }
+                Err(error) => {
+                    attempts += 1;
+                    if attempts >= max_attempts || !error.is_transient() {
+                        return Err(error);
+                    }
+                    let retry_after = match &error {
+                        SourceError::RateLimited { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let delay =
+                        backoff_delay(&self.retry, attempts, retry_after, rand::random::<f64>());
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn elector<T>(
+        &self,
+        method: &str,
+        decode: fn(&TvmStack) -> Result<T, DecodeError>,
+    ) -> Result<Fetched<T>, SourceError> {
+        let fetched = self.run_get_method(ELECTOR_ADDRESS, method, &[]).await?;
+        let value = decode(&fetched.value).map_err(|error| {
+            decode_failed(&format!("{SOURCE} POST runGetMethod {method}"), error)
+        })?;
+        Ok(Fetched {
+            value,
+            attempts: fetched.attempts,
+            latency: fetched.latency,
+        })
+    }
+
+    /// The elector's open election id; `None` when none is open.
+    pub async fn active_election_id(&self) -> Result<Fetched<Option<u64>>, SourceError> {
+        self.elector("active_election_id", elector::active_election_id)
+            .await
+    }
+
+    /// The election under way with every participant.
+    pub async fn participant_list_extended(&self) -> Result<Fetched<Election>, SourceError> {
+        self.elector(
+            "participant_list_extended",
+            elector::participant_list_extended,
+        )
+        .await
+    }
+
+    /// `(public key hex, stake nanotons)` of every participant of the open election.
+    pub async fn participant_list(&self) -> Result<Fetched<Vec<(String, u128)>>, SourceError> {
+        self.elector("participant_list", elector::participant_list)
+            .await
+    }
+
+    /// Past elections whose stakes are still frozen, with bonuses and complaints.
+    pub async fn past_elections(&self) -> Result<Fetched<Vec<PastElection>>, SourceError> {
+        self.elector("past_elections", elector::past_elections)
+            .await
+    }
+}
+
+/// A well-formed answer whose on-chain content does not decode.
+fn decode_failed(origin: &str, error: DecodeError) -> SourceError {
+    SourceError::InvalidResponse {
+        detail: format!("{origin}: {error}"),
+    }
+}
+
+/// What common TVM exit codes of a get-method mean.
+fn exit_code_meaning(code: i64) -> &'static str {
+    match code {
+        11 => "no such get-method, or the contract threw: check the method name and address",
+        -13 | 13 => "out of gas",
+        -14 => "out of gas",
+        -256 => "the account is not active (no code to run)",
+        2 | 3 => "stack underflow/overflow: wrong arguments",
+        7 => "type check error: wrong argument types",
+        _ => "the contract threw",
+    }
+}
+
+#[derive(Deserialize)]
+struct RawConfigCell {
+    #[serde(default)]
+    bytes: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawConfigInfo {
+    #[serde(default)]
+    config: Option<RawConfigCell>,
+}
+
+#[derive(Deserialize)]
+struct RawRunResult {
+    exit_code: i64,
+    #[serde(default)]
+    stack: serde_json::Value,
 }
 
 fn non_empty_address<'a>(method: &str, address: &'a str) -> Result<&'a str, SourceError> {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::SimError;
+use super::node_metrics::SimNode;
 
 /// A simulated world: coins with a deterministic price walk, validators with balances,
 /// scheduled events and faults. All times are offsets from the scenario start.
@@ -65,6 +66,9 @@ pub struct SimValidator {
     /// What `getWalletInformation` calls the contract; "wallet v3 r2" when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wallet_type: Option<String>,
+    /// What the node's metrics page (`/metrics/{name}`) shows; defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<SimNode>,
 }
 
 /// Something that happens at a sim offset. TOML: `[[events]] at = "2m" kind = "price_move" ...`.
@@ -91,12 +95,43 @@ pub enum SimEvent {
         address: String,
         delta_ton: f64,
     },
+    /// A GitHub release of `repo`, listed by `/github/...` from `at` on and published then,
+    /// or `published_before_start` before the start (a release that already exists; `at`
+    /// must then be "0s").
+    Release {
+        #[serde(serialize_with = "offset::serialize", deserialize_with = "offset::at")]
+        at: Duration,
+        #[serde(default = "default_release_repo")]
+        repo: String,
+        tag: String,
+        #[serde(default)]
+        name: Option<String>,
+        /// Release notes (Markdown).
+        #[serde(default)]
+        body: String,
+        #[serde(default)]
+        prerelease: bool,
+        #[serde(default)]
+        draft: bool,
+        #[serde(default, with = "offset_option")]
+        published_before_start: Option<Duration>,
+    },
+    /// The elector's state from `at` on: an open election, config 32/36, past elections
+    /// with frozen stakes (see `sim::chain`).
+    Election(super::chain::SimElection),
+}
+
+fn default_release_repo() -> String {
+    "ton-blockchain/ton".to_owned()
 }
 
 impl SimEvent {
     pub fn at(&self) -> Duration {
         match self {
-            Self::PriceMove { at, .. } | Self::BalanceChange { at, .. } => *at,
+            Self::PriceMove { at, .. }
+            | Self::BalanceChange { at, .. }
+            | Self::Release { at, .. } => *at,
+            Self::Election(election) => election.at,
         }
     }
 }
@@ -574,6 +609,11 @@ impl Scenario {
                     );
                 }
             }
+            if let Some(node) = &validator.node {
+                for (path, message) in node.problems(&format!("validators[{index}].node")) {
+                    problem(path, message);
+                }
+            }
         }
         for (index, event) in self.events.iter().enumerate() {
             match event {
@@ -606,6 +646,33 @@ impl Scenario {
                         problem(
                             format!("events[{index}].delta_ton"),
                             format!("delta_ton must be a finite number, got {delta_ton}"),
+                        );
+                    }
+                }
+                SimEvent::Election(election) => {
+                    for (path, message) in election.problems(index, &self.validators) {
+                        problem(path, message);
+                    }
+                }
+                SimEvent::Release {
+                    at,
+                    repo,
+                    tag,
+                    published_before_start,
+                    ..
+                } => {
+                    if repo.split('/').count() != 2 || tag.trim().is_empty() {
+                        problem(
+                            format!("events[{index}].tag"),
+                            format!(
+                                "a release needs repo \"owner/name\" and a tag; got repo {repo:?}, tag {tag:?}"
+                            ),
+                        );
+                    }
+                    if published_before_start.is_some() && !at.is_zero() {
+                        problem(
+                            format!("events[{index}].at"),
+                            "with published_before_start the release exists from the start; set at = \"0s\"".into(),
                         );
                     }
                 }

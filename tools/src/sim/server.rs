@@ -56,11 +56,14 @@ pub(crate) fn router(world: Arc<World>) -> Router {
         .route("/_sim/advance", post(control_advance))
         .route("/_sim/fault", post(control_fault))
         .route("/_sim/state", get(control_state))
+        .merge(super::node_metrics::routes())
+        .merge(super::releases::routes())
+        .merge(super::chain::routes())
         .with_state(world)
 }
 
 /// Counts the request, then serves the fault due (if any) or the normal answer.
-async fn serve(
+pub(super) async fn serve(
     world: &World,
     service: SimService,
     endpoint: &str,

@@ -569,3 +569,181 @@ async fn estimate_fee_reads_the_source_fees_of_the_signed_body() {
     let error = client.estimate_fee(&wallet, "").await.unwrap_err();
     assert!(!error.to_string().is_empty());
 }
+
+// ---- on-chain reads against the sim's chain (config params, elector get-methods) ----
+
+const CHAIN_SCENARIO: &str = r#"
+name = "chain"
+speed = 0.0
+start = "2026-05-13T12:00:00Z"
+
+[[validators]]
+name = "v1"
+address = "-1:1111111111111111111111111111111111111111111111111111111111111111"
+balance_ton = 100.0
+stake_ton = 400000.0
+
+[[validators]]
+name = "v2"
+address = "-1:2222222222222222222222222222222222222222222222222222222222222222"
+balance_ton = 100.0
+stake_ton = 350000.0
+
+[[validators]]
+name = "idle"
+address = "-1:4444444444444444444444444444444444444444444444444444444444444444"
+balance_ton = 5.0
+
+[[events]]
+kind = "election"
+at = "0s"
+id = 1778685466
+min_stake_ton = 10000.0
+next_set = true
+
+[[events.past]]
+election_id = 1778619930
+bonuses_ton = 1234.5
+complaints = 2
+banned = ["v2"]
+"#;
+
+async fn chain_sim() -> (SimHandle, ToncenterClient) {
+    let scenario = crate::sim::Scenario::from_toml(CHAIN_SCENARIO, "chain.toml").unwrap();
+    let sim = crate::sim::SimWorld::start(scenario, crate::test_support::loopback())
+        .await
+        .unwrap();
+    let client = client(&sim.toncenter_url());
+    (sim, client)
+}
+
+#[tokio::test]
+async fn config_params_from_the_sim_decode_to_typed_values() {
+    use crate::ton::config::ConfigParam;
+    let (_sim, client) = chain_sim().await;
+    let timing = client.get_config_param(15).await.unwrap().value;
+    let ConfigParam::ElectionTiming(timing) = timing else {
+        unreachable!("{timing:?}")
+    };
+    assert_eq!(timing.validators_elected_for, 65536);
+    let ConfigParam::StakeLimits(limits) = client.get_config_param(17).await.unwrap().value else {
+        unreachable!()
+    };
+    assert_eq!(limits.max_stake_factor, 196_608);
+    let ConfigParam::ValidatorSet { param, set } = client.get_config_param(34).await.unwrap().value
+    else {
+        unreachable!()
+    };
+    assert_eq!(param, 34);
+    // Only validators with a stake are in the set.
+    assert_eq!(set.total, 2);
+    assert_eq!(set.validators.len(), 2);
+    assert_eq!(set.utime_since, 1_778_685_466 - 65536);
+    assert_eq!(set.total_weight, 750_000_000);
+    assert!(set.validators.iter().all(|v| v.adnl_address.is_some()));
+    let ConfigParam::ValidatorSet { set: next, .. } =
+        client.get_config_param(36).await.unwrap().value
+    else {
+        unreachable!()
+    };
+    assert_eq!(next.utime_since, 1_778_685_466);
+    // Not asked for by the scenario: absent, not an error.
+    assert_eq!(
+        client.get_config_param(32).await.unwrap().value,
+        ConfigParam::Absent { param: 32 }
+    );
+}
+
+#[tokio::test]
+async fn elector_get_methods_from_the_sim_decode_to_typed_values() {
+    use crate::ton::elector::FrozenStakes;
+    let (sim, client) = chain_sim().await;
+    assert_eq!(
+        client.active_election_id().await.unwrap().value,
+        Some(1_778_685_466)
+    );
+    let election = client.participant_list_extended().await.unwrap().value;
+    assert_eq!(election.elect_at, 1_778_685_466);
+    assert_eq!(election.elect_close, 1_778_685_466 - 8192);
+    assert_eq!(election.min_stake, 10_000_000_000_000);
+    assert_eq!(election.total_stake, 750_000_000_000_000);
+    assert_eq!(election.participants.len(), 2);
+    let first = &election.participants[0];
+    assert_eq!(first.stake, 400_000_000_000_000);
+    assert_eq!(first.max_factor, 196_608);
+    assert_eq!(
+        first.wallet_address,
+        "-1:1111111111111111111111111111111111111111111111111111111111111111"
+    );
+    assert!(!election.failed && !election.finished);
+    let pairs = client.participant_list().await.unwrap().value;
+    assert_eq!(
+        pairs,
+        election
+            .participants
+            .iter()
+            .map(|p| (p.public_key.clone(), p.stake))
+            .collect::<Vec<_>>()
+    );
+    let past = client.past_elections().await.unwrap().value;
+    assert_eq!(past.len(), 1);
+    assert_eq!(past[0].election_id, 1_778_619_930);
+    assert_eq!(past[0].unfreeze_at, 1_778_619_930 + 65536 + 32768);
+    assert_eq!(past[0].bonuses, 1_234_500_000_000);
+    assert_eq!(past[0].complaints, Some(2));
+    let FrozenStakes::Decoded { stakes } = &past[0].frozen else {
+        unreachable!("{:?}", past[0].frozen)
+    };
+    assert_eq!(stakes.len(), 2);
+    let banned: Vec<&str> = stakes
+        .iter()
+        .filter(|stake| stake.banned)
+        .map(|stake| stake.address.as_str())
+        .collect();
+    assert_eq!(
+        banned,
+        ["-1:2222222222222222222222222222222222222222222222222222222222222222"]
+    );
+    assert!(sim.request_count("toncenter") >= 4);
+}
+
+#[tokio::test]
+async fn a_failing_get_method_is_a_clear_upstream_error() {
+    let (_sim, client) = chain_sim().await;
+    let error = client
+        .run_get_method(crate::ton::elector::ELECTOR_ADDRESS, "no_such_method", &[])
+        .await
+        .unwrap_err();
+    let SourceError::Upstream { code, message } = &error else {
+        unreachable!("{error:?}")
+    };
+    assert_eq!(*code, Some(11));
+    assert!(message.contains("get-method `no_such_method`"), "{message}");
+    assert!(message.contains("TVM exit code 11"), "{message}");
+}
+
+#[tokio::test]
+async fn a_wrong_type_stack_from_the_server_names_the_element() {
+    // A server whose participant list holds a cell where a stake belongs.
+    let body = serde_json::json!({"ok": true, "result": {"@type": "smc.runResult", "exit_code": 0,
+        "stack": [["num", "0x1"], ["num", "0x1"], ["num", "0x1"], ["num", "0x1"],
+            ["list", {"@type": "tvm.list", "elements": [
+                {"@type": "tvm.stackEntryTuple", "tuple": {"@type": "tvm.tuple", "elements": [
+                    {"@type": "tvm.stackEntryNumber", "number": {"number": "5"}},
+                    {"@type": "tvm.stackEntryTuple", "tuple": {"@type": "tvm.tuple", "elements": [
+                        {"@type": "tvm.stackEntryCell", "cell": {"bytes": "AAAA"}},
+                        {"@type": "tvm.stackEntryNumber", "number": {"number": "1"}},
+                        {"@type": "tvm.stackEntryNumber", "number": {"number": "1"}},
+                        {"@type": "tvm.stackEntryNumber", "number": {"number": "1"}}]}}]}}]}],
+            ["num", "0x0"], ["num", "0x0"]]}});
+    let body: &'static str = Box::leak(body.to_string().into_boxed_str());
+    let server = fixed_server(200, "application/json", body).await;
+    let client = client(&format!("http://{}/api/v2", server.addr));
+    let error = client.participant_list_extended().await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("participant_list_extended[4][0][1][0]: expected a number, got a cell"),
+        "{error}"
+    );
+}
