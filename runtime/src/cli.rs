@@ -59,6 +59,8 @@ pub enum Command {
     /// Example: `command-center check --config command-center.toml`
     Check,
     /// Configuration helpers.
+    ///
+    /// Example: `command-center config init --output command-center.toml`
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Browse, search, verify and export the tamper-evident audit log.
@@ -84,8 +86,15 @@ pub enum Command {
         command: ProposalsCommand,
     },
     /// API tokens for people.
+    ///
+    /// Example: `command-center token new --user alice --role operator`
     #[command(subcommand)]
     Token(TokenCommand),
+    /// TON helpers.
+    ///
+    /// Example: `command-center ton decode p34.json --param 34`
+    #[command(subcommand)]
+    Ton(TonCommand),
     /// Ask the running daemon how it is: actors, sources, firing alerts, journal.
     ///
     /// Example: `command-center status` or `command-center status --json`
@@ -125,6 +134,25 @@ pub enum ConfigCommand {
         /// Overwrite an existing file
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TonCommand {
+    /// Decode a saved toncenter v2 answer and print what the product understood, as JSON.
+    ///
+    /// Reads getConfigParam (15, 17, 32, 34, 36), runGetMethod on the elector
+    /// (active_election_id, participant_list, participant_list_extended, past_elections) and
+    /// getWalletInformation answers.
+    /// Example: `curl '.../getConfigParam?config_id=34' > p34.json && command-center ton decode p34.json --param 34`
+    Decode {
+        file: PathBuf,
+        /// The config param of a getConfigParam answer
+        #[arg(long)]
+        param: Option<u32>,
+        /// The get-method of a runGetMethod answer
+        #[arg(long)]
+        method: Option<String>,
     },
 }
 
@@ -460,6 +488,30 @@ fn run_daemon(cli: &Cli, args: &RunArgs) -> Result<(), Exit> {
     }
 }
 
+fn ton_decode(file: &Path, param: Option<u32>, method: Option<String>) -> Result<(), Exit> {
+    let text = std::fs::read_to_string(file).map_err(|error| {
+        eprintln!("error: cannot read {}: {error}", file.display());
+        Exit(1)
+    })?;
+    let hint = tools::toncenter::saved::SavedHint { param, method };
+    match tools::toncenter::saved::decode_saved(&text, &hint) {
+        Ok(decoded) => {
+            match serde_json::to_string_pretty(&decoded) {
+                Ok(pretty) => println!("{pretty}"),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Err(Exit(1));
+                }
+            }
+            Ok(())
+        }
+        Err(message) => {
+            eprintln!("error: {}: {message}", file.display());
+            Err(Exit(EXIT_INVALID))
+        }
+    }
+}
+
 fn block_on<F: std::future::Future<Output = Result<(), Exit>>>(future: F) -> Result<(), Exit> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -498,6 +550,11 @@ pub fn main() -> ExitCode {
         } => load_config(&cli)
             .and_then(|config| block_on(gate::proposals(config, command, token_file.clone()))),
         Command::Token(TokenCommand::New { user, roles }) => gate::new_token(user, roles),
+        Command::Ton(TonCommand::Decode {
+            file,
+            param,
+            method,
+        }) => ton_decode(file, *param, method.clone()),
         Command::Status(args) => {
             load_config(&cli).and_then(|config| block_on(ops::status(config, args)))
         }

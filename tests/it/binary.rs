@@ -477,3 +477,34 @@ fn policy_test_explain_and_candidate_sets() {
     assert_eq!(code, 2);
     assert!(stderr.contains("default.cedar:2:"), "{stderr}");
 }
+
+#[test]
+fn ton_decode_prints_what_the_product_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = tools::ton::config::encode_stake_limits(&tools::ton::config::StakeLimits {
+        min_stake: 300_000_000_000_000,
+        max_stake: 10_000_000_000_000_000,
+        min_total_stake: 75_000_000_000_000_000,
+        max_stake_factor: 196_608,
+    })
+    .unwrap();
+    let saved = dir.path().join("p17.json");
+    std::fs::write(
+        &saved,
+        serde_json::json!({"ok": true, "result": {"@type": "configInfo", "config": {"@type": "tvm.cell", "bytes": bytes}}}).to_string(),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run_cli(
+        dir.path(),
+        &["ton", "decode", saved.to_str().unwrap(), "--param", "17"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let decoded: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(decoded["value"]["kind"], "stake_limits");
+    assert_eq!(decoded["value"]["max_stake_factor"], 196_608);
+
+    std::fs::write(dir.path().join("bad.json"), "{\"ok\": true, \"result\": {\"@type\": \"configInfo\", \"config\": {\"bytes\": \"AAAA\"}}}").unwrap();
+    let (code, _, stderr) = run_cli(dir.path(), &["ton", "decode", "bad.json", "--param", "34"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad.json: config param 34"), "{stderr}");
+}

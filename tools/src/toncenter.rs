@@ -13,6 +13,7 @@ use crate::ton::config::{ConfigParam, DecodeError, decode_config_param};
 use crate::ton::elector::{self, ELECTOR_ADDRESS, Election, PastElection};
 use crate::ton::stack::{TvmStack, TvmValue};
 
+pub mod saved;
 pub mod stack;
 
 const SOURCE: &str = "toncenter";
@@ -191,13 +192,7 @@ impl ToncenterClient {
         self.core
             .get(&url, |answer| {
                 let raw: RawWalletInformation = interpret_envelope(answer)?;
-                Ok(WalletInformation {
-                    wallet: raw.wallet,
-                    balance_nanoton: raw.balance,
-                    account_state: raw.account_state,
-                    seqno: raw.seqno,
-                    wallet_type: raw.wallet_type,
-                })
+                Ok(raw.into_information())
             })
             .await
     }
@@ -625,7 +620,7 @@ struct RawAddressInformation {
 }
 
 #[derive(Deserialize)]
-struct RawWalletInformation {
+pub(crate) struct RawWalletInformation {
     #[serde(default)]
     wallet: bool,
     #[serde(deserialize_with = "u128_from_string_or_number")]
@@ -635,6 +630,18 @@ struct RawWalletInformation {
     seqno: Option<u32>,
     #[serde(default)]
     wallet_type: Option<String>,
+}
+
+impl RawWalletInformation {
+    pub(crate) fn into_information(self) -> WalletInformation {
+        WalletInformation {
+            wallet: self.wallet,
+            balance_nanoton: self.balance,
+            account_state: self.account_state,
+            seqno: self.seqno,
+            wallet_type: self.wallet_type,
+        }
+    }
 }
 
 #[derive(Deserialize)]
