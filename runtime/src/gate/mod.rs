@@ -567,21 +567,7 @@ impl Gatekeeper {
                 )
                 .await);
         }
-        record.state = ProposalState::Rejected;
-        record.rejected_by = Some(Vote {
-            user: user.to_owned(),
-            at: now,
-        });
-        self.auditor
-            .record(
-                &format!("user:{user}"),
-                "proposal.rejected",
-                id,
-                &serde_json::json!({}),
-            )
-            .await?;
-        self.save(&record)?;
-        Ok(record)
+        self.close(record, ProposalState::Rejected, user, now).await
     }
 
     /// The proposer, or anyone holding the `operator` role, withdraws a pending proposal.
@@ -605,16 +591,38 @@ impl Gatekeeper {
                 )
                 .await);
         }
-        record.state = ProposalState::Cancelled;
-        record.cancelled_by = Some(Vote {
+        self.close(record, ProposalState::Cancelled, user, now)
+            .await
+    }
+
+    /// Ends a pending proposal by a person's word (rejected or cancelled): journaled, stored.
+    async fn close(
+        &self,
+        mut record: ProposalRecord,
+        state: ProposalState,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ProposalRecord, GateError> {
+        let vote = Some(Vote {
             user: user.to_owned(),
             at: now,
         });
+        let kind = match state {
+            ProposalState::Rejected => {
+                record.rejected_by = vote;
+                "proposal.rejected"
+            }
+            _ => {
+                record.cancelled_by = vote;
+                "proposal.cancelled"
+            }
+        };
+        record.state = state;
         self.auditor
             .record(
                 &format!("user:{user}"),
-                "proposal.cancelled",
-                id,
+                kind,
+                &record.proposal.id,
                 &serde_json::json!({}),
             )
             .await?;
