@@ -2,6 +2,7 @@
 //!
 //! This crate holds
 //! - [`market`]: the market-intelligence agent (prices, moves, recoveries);
+//! - [`validators`]: the validators agent (wallet balance, current set, node sync and disk);
 //! - [`alert`]: the alert value every agent emits;
 //! - [`health`]: the registry of actor and data-source health that status, `/readyz` and
 //!   `/metrics` read;
@@ -21,6 +22,7 @@ pub mod health;
 pub mod market;
 pub mod prompts;
 pub mod telemetry;
+pub mod validators;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agents::market::MarketAgentConfig;
+use agents::validators::ValidatorsAgentConfig;
 use serde::{Deserialize, Serialize};
 use tools::coingecko::CoinGeckoPlan;
 use tools::secret::Secret;
@@ -277,6 +278,9 @@ pub struct SourcesConfig {
 pub struct AgentsConfig {
     #[serde(default)]
     pub market: MarketAgentConfig,
+    /// Disabled by default: it needs the validators to watch.
+    #[serde(default)]
+    pub validators: ValidatorsAgentConfig,
 }
 
 fn default_true() -> bool {

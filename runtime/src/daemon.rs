@@ -12,12 +12,15 @@ use agents::audit::Auditor;
 use agents::health::HealthRegistry;
 use agents::market::MarketAgent;
 use agents::telemetry::Telemetry;
+use agents::validators::ValidatorsAgent;
 use anyhow::Context as _;
 use chrono::Utc;
 use memory::Store;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tools::coingecko::CoinGeckoClient;
+use tools::prometheus::{DEFAULT_MAX_BODY_BYTES, PrometheusScraper};
+use tools::toncenter::ToncenterClient;
 
 use crate::config::{Config, WebhookReceiverConfig};
 use crate::gate::Gatekeeper;
@@ -93,6 +96,7 @@ pub async fn start_demo_world(config: &mut Config) -> anyhow::Result<tools::sim:
         None => tools::sim::Scenario::demo(),
     };
     scenario.speed = config.demo.speed;
+    let validators = scenario.validators.clone();
     let sim = tools::sim::SimWorld::start(scenario, config.demo.sim_listen)
         .await
         .with_context(|| {
@@ -107,9 +111,34 @@ pub async fn start_demo_world(config: &mut Config) -> anyhow::Result<tools::sim:
     config.sources.coingecko.retry.backoff_max = Duration::from_secs(2);
     config.sources.coingecko.retry.timeout = Duration::from_secs(2);
     config.sources.toncenter.base_url = sim.toncenter_url();
+    config.sources.toncenter.requests_per_second = 50.0;
+    config.sources.toncenter.retry.backoff_initial = Duration::from_millis(200);
+    config.sources.toncenter.retry.backoff_max = Duration::from_secs(2);
+    config.sources.toncenter.retry.timeout = Duration::from_secs(2);
     prepare_demo_data_dir(&config.demo.data_dir)?;
     config.daemon.data_dir = config.demo.data_dir.clone();
     config.agents.market.interval = config.demo.interval;
+    // The scenario's validators, watched through the sim's toncenter and node metrics pages.
+    if !validators.is_empty() {
+        let watched = &mut config.agents.validators;
+        watched.enabled = true;
+        watched.interval = config.demo.interval;
+        watched.validators = validators
+            .iter()
+            .map(|validator| agents::validators::WatchedValidator {
+                name: validator.name.clone(),
+                wallet: validator.address.clone(),
+                public_key: Some(tools::sim::sim_public_key(validator)),
+                metrics_url: Some(sim.metrics_url(&validator.name)),
+            })
+            .collect();
+        // The sim's wallets hold operating funds while the stakes sit in the elector; against
+        // param 17's mainnet min_stake (300,000 TON) every demo wallet would be "low" from the
+        // first poll, so the demo uses a fixed line instead.
+        if watched.min_balance_ton.is_none() {
+            watched.min_balance_ton = Some(500.0);
+        }
+    }
     config.notify.webhooks.push(WebhookReceiverConfig {
         name: "demo-sink".to_owned(),
         url: sim.webhook_url(),
@@ -237,6 +266,47 @@ impl Daemon {
             )
             .with_tick_on_start(config.agents.market.poll_on_start);
             supervisors.insert(agents::market::AGENT.to_owned(), supervisor.start());
+        }
+
+        if config.agents.validators.enabled {
+            let validators = config.agents.validators.clone();
+            let source = config.sources.toncenter.clone();
+            let factory_context = context.clone();
+            let factory: AgentFactory = Arc::new(move || {
+                let fatal = |error: tools::http::SourceError| agents::AgentError::Fatal {
+                    agent: agents::validators::AGENT.to_owned(),
+                    message: error.to_string(),
+                };
+                let toncenter = ToncenterClient::new(
+                    &source.base_url,
+                    source.api_key.clone(),
+                    source.requests_per_second,
+                    source.retry.policy(),
+                )
+                .map_err(fatal)?;
+                // Node metrics pages are the operator's own hosts: no shared rate limit to
+                // respect beyond a sane cap; retries as for toncenter.
+                let scraper =
+                    PrometheusScraper::new(20.0, source.retry.policy(), DEFAULT_MAX_BODY_BYTES)
+                        .map_err(fatal)?;
+                Ok(Box::new(ValidatorsAgent::new(
+                    validators.clone(),
+                    toncenter,
+                    scraper,
+                    factory_context.auditor.clone(),
+                    factory_context.health.clone(),
+                    factory_context.telemetry.clone(),
+                )) as Box<dyn agents::DomainAgent>)
+            });
+            let supervisor = AgentSupervisor::new(
+                agents::validators::AGENT,
+                factory,
+                config.agents.validators.interval,
+                config.supervisor.clone(),
+                context.clone(),
+            )
+            .with_tick_on_start(config.agents.validators.poll_on_start);
+            supervisors.insert(agents::validators::AGENT.to_owned(), supervisor.start());
         }
 
         let state = AppState {

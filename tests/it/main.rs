@@ -12,3 +12,4 @@ mod faults;
 mod gate_api;
 mod market_flow;
 mod policy_reload;
+mod validators;

@@ -143,6 +143,12 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
     for problem in config.agents.market.validate() {
         problems.push((format!("agents.market.{}", problem.path), problem.message));
     }
+    for problem in config.agents.validators.validate() {
+        problems.push((
+            format!("agents.validators.{}", problem.path),
+            problem.message,
+        ));
+    }
 
     let mut names = std::collections::BTreeSet::new();
     for (index, webhook) in config.notify.webhooks.iter().enumerate() {
@@ -198,4 +204,70 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         ));
     }
     problems
+}
+
+#[cfg(test)]
+mod validators_tests {
+    use crate::config::load_text;
+
+    const WALLET: &str = "-1:3333333333333333333333333333333333333333333333333333333333333333";
+
+    #[test]
+    fn a_bad_validator_wallet_is_reported_with_its_key_path_and_line() {
+        let text = "\
+[agents.validators]
+enabled = true
+
+[[agents.validators.validators]]
+name = \"v1\"
+wallet = \"EQ-not-an-address\"
+";
+        let errors = load_text(text, "test.toml", &[]).expect_err("expected problems");
+        let found: Vec<String> = errors.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("test.toml:6: agents.validators.validators[0].wallet: "),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn validators_thresholds_and_duplicates_are_checked() {
+        let text = format!(
+            "\
+[agents.validators]
+enabled = true
+disk_warning_percent = 90.0
+disk_critical_percent = 85.0
+
+[[agents.validators.validators]]
+name = \"v1\"
+wallet = \"{WALLET}\"
+
+[[agents.validators.validators]]
+name = \"v1\"
+wallet = \"{WALLET}\"
+"
+        );
+        let errors = load_text(&text, "test.toml", &[]).expect_err("expected problems");
+        let paths: Vec<&str> = errors.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "agents.validators.validators[1].name",
+                "agents.validators.disk_critical_percent"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_valid_validators_section_loads() {
+        let text = format!(
+            "[agents.validators]\nenabled = true\n[[agents.validators.validators]]\nname = \"v1\"\nwallet = \"{WALLET}\"\nmetrics_url = \"http://10.0.0.5:9100/metrics\"\n"
+        );
+        let config = load_text(&text, "test.toml", &[]).unwrap_or_else(|errors| panic!("{errors}"));
+        assert!(config.agents.validators.enabled);
+        assert_eq!(config.agents.validators.validators.len(), 1);
+        assert_eq!(config.agents.validators.max_sync_lag.as_secs(), 120);
+    }
 }

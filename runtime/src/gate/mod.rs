@@ -547,7 +547,7 @@ impl Gatekeeper {
     pub async fn reject(&self, id: &str, user: &str) -> Result<ProposalRecord, GateError> {
         let _transition = self.transitions.lock().await;
         let now = Utc::now();
-        let (person, mut record) = self
+        let (person, record) = self
             .person_and_pending(id, user, "rejection.refused", now)
             .await?;
         if let ApprovalCheck::Refused { reason, .. } = self.policies.engine().may_approve(
@@ -574,7 +574,7 @@ impl Gatekeeper {
     pub async fn cancel(&self, id: &str, user: &str) -> Result<ProposalRecord, GateError> {
         let _transition = self.transitions.lock().await;
         let now = Utc::now();
-        let (person, mut record) = self
+        let (person, record) = self
             .person_and_pending(id, user, "cancel.refused", now)
             .await?;
         let is_proposer =

@@ -1,0 +1,882 @@
+//! The validators agent: watches each configured TON validator's wallet, its membership in the
+//! current validator set, and its node's metrics (sync lag, disk), stores what it sees as
+//! series, and alerts with evidence and recovery notices.
+//!
+//! Rules (thresholds in `[agents.validators]`):
+//! - `low_balance`: the wallet holds less than the next election needs. The need is
+//!   `min_balance_ton` when set, else config param 17's `min_stake` (in TON) plus
+//!   `balance_margin_ton` for fees. Deliberately simple: stake already in the elector is not
+//!   counted.
+//! - `not_in_set`: the configured public key is absent from config param 34 (only validators
+//!   with a `public_key`).
+//! - `metrics_unreachable`: `source_failure_alert_after` scrapes in a row failed.
+//! - `out_of_sync`: the masterchain lag exceeds `max_sync_lag`.
+//! - `disk_usage`: a file system of the node is above `disk_warning_percent` (warning) or
+//!   `disk_critical_percent` (critical).
+//! - `source_unavailable`: toncenter failed `source_failure_alert_after` ticks in a row.
+//!
+//! Every firing alert is kept in the state store, so a restart neither fires twice nor forgets
+//! to announce the recovery.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use memory::{SeriesKey, Store};
+use serde::{Deserialize, Serialize};
+use tools::http::SourceError;
+use tools::prometheus::{NodeExporterSummary, PrometheusScraper, ValidatorNodeMetrics};
+use tools::ton::config::{ConfigParam, StakeLimits, ValidatorSet};
+use tools::toncenter::ToncenterClient;
+
+use crate::alert::{ActiveAlert, Alert, AlertStatus, Severity, active_key};
+use crate::audit::Auditor;
+use crate::health::HealthRegistry;
+use crate::market::ConfigProblem;
+use crate::telemetry::{AlertLabels, SourceErrorLabels, SourceLabels, Telemetry};
+use crate::{AgentError, DomainAgent, TickFuture, TickReport};
+
+/// Name of the agent in logs, health, metrics and the audit log.
+pub const AGENT: &str = "validators";
+/// Chain data source name in health and metrics.
+pub const TONCENTER: &str = "toncenter";
+/// Prefix of each node's metrics source in health (`node_metrics/{validator}`).
+pub const NODE_METRICS: &str = "node_metrics";
+
+/// Series names; label `validator` (and `mountpoint` for disk).
+pub const BALANCE_SERIES: &str = "validator_balance_ton";
+pub const IN_SET_SERIES: &str = "validator_in_current_set";
+pub const SYNC_LAG_SERIES: &str = "validator_sync_lag_seconds";
+pub const DISK_SERIES: &str = "validator_disk_used_percent";
+
+const NANOTON_PER_TON: f64 = 1e9;
+
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_balance_margin_ton() -> f64 {
+    10.0
+}
+fn default_max_sync_lag() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_disk_warning_percent() -> f64 {
+    80.0
+}
+fn default_disk_critical_percent() -> f64 {
+    95.0
+}
+fn default_failure_alert_after() -> u32 {
+    3
+}
+
+/// `[agents.validators]` in the configuration file.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorsAgentConfig {
+    /// Off by default: there is nothing to watch until validators are listed.
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_interval", with = "crate::duration")]
+    pub interval: Duration,
+    #[serde(default = "default_true")]
+    pub poll_on_start: bool,
+    #[serde(default)]
+    pub validators: Vec<WatchedValidator>,
+    /// Fixed alert line for the wallet balance; when absent the line is param 17's
+    /// `min_stake` plus `balance_margin_ton`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_balance_ton: Option<f64>,
+    #[serde(default = "default_balance_margin_ton")]
+    pub balance_margin_ton: f64,
+    #[serde(default = "default_max_sync_lag", with = "crate::duration")]
+    pub max_sync_lag: Duration,
+    #[serde(default = "default_disk_warning_percent")]
+    pub disk_warning_percent: f64,
+    #[serde(default = "default_disk_critical_percent")]
+    pub disk_critical_percent: f64,
+    /// Alert after this many consecutive failed polls of a source (each already retried).
+    #[serde(default = "default_failure_alert_after")]
+    pub source_failure_alert_after: u32,
+}
+
+impl Default for ValidatorsAgentConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval: default_interval(),
+            poll_on_start: true,
+            validators: Vec::new(),
+            min_balance_ton: None,
+            balance_margin_ton: default_balance_margin_ton(),
+            max_sync_lag: default_max_sync_lag(),
+            disk_warning_percent: default_disk_warning_percent(),
+            disk_critical_percent: default_disk_critical_percent(),
+            source_failure_alert_after: default_failure_alert_after(),
+        }
+    }
+}
+
+/// `[[agents.validators.validators]]`: one validator to watch.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WatchedValidator {
+    pub name: String,
+    /// The validator's wallet (raw `-1:hex` or user-friendly form).
+    pub wallet: String,
+    /// Ed25519 validator public key (64 hex characters); enables the current-set check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The node's Prometheus metrics page (node_exporter and mytonctrl gauges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
+}
+
+fn is_hex_key(text: &str) -> bool {
+    text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+impl ValidatorsAgentConfig {
+    /// Every semantic problem at once; paths are relative to `[agents.validators]`.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut problem = |path: String, message: String| {
+            problems.push(ConfigProblem { path, message });
+        };
+        if self.interval < Duration::from_millis(100) {
+            problem("interval".into(), "must be at least 100ms".into());
+        }
+        if self.enabled && self.validators.is_empty() {
+            problem(
+                "validators".into(),
+                "the agent is enabled but watches nothing; add [[agents.validators.validators]] entries or set enabled = false".into(),
+            );
+        }
+        let mut names = BTreeSet::new();
+        for (index, validator) in self.validators.iter().enumerate() {
+            let at = |key: &str| format!("validators[{index}].{key}");
+            if validator.name.trim().is_empty() {
+                problem(at("name"), "must not be empty".into());
+            } else if !names.insert(validator.name.as_str()) {
+                problem(
+                    at("name"),
+                    format!(
+                        "{:?} is used by another validator; names must be unique",
+                        validator.name
+                    ),
+                );
+            }
+            if let Err(error) = tools::ton::parse_address(&validator.wallet) {
+                problem(
+                    at("wallet"),
+                    format!(
+                        "{:?} is not a TON address ({error}); write the raw form (-1:<64 hex>) or the 48-character user-friendly form",
+                        validator.wallet
+                    ),
+                );
+            }
+            if let Some(key) = &validator.public_key
+                && !is_hex_key(key)
+            {
+                problem(
+                    at("public_key"),
+                    "must be 64 hex characters (the validator's Ed25519 public key)".into(),
+                );
+            }
+            if let Some(url) = &validator.metrics_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                problem(
+                    at("metrics_url"),
+                    format!(
+                        "{url:?} must be an http:// or https:// URL, e.g. http://10.0.0.5:9100/metrics"
+                    ),
+                );
+            }
+        }
+        if let Some(line) = self.min_balance_ton
+            && !(line.is_finite() && line >= 0.0)
+        {
+            problem(
+                "min_balance_ton".into(),
+                "must be a number of TON, 0 or more".into(),
+            );
+        }
+        if !(self.balance_margin_ton.is_finite() && self.balance_margin_ton >= 0.0) {
+            problem(
+                "balance_margin_ton".into(),
+                "must be a number of TON, 0 or more".into(),
+            );
+        }
+        if self.max_sync_lag.is_zero() {
+            problem("max_sync_lag".into(), "must be longer than 0s".into());
+        }
+        let warning = self.disk_warning_percent;
+        let critical = self.disk_critical_percent;
+        if !(warning.is_finite() && warning > 0.0 && warning <= 100.0) {
+            problem(
+                "disk_warning_percent".into(),
+                "must be above 0 and at most 100".into(),
+            );
+        }
+        if !(critical.is_finite() && critical > 0.0 && critical <= 100.0 && critical > warning) {
+            problem(
+                "disk_critical_percent".into(),
+                format!("must be above disk_warning_percent ({warning}) and at most 100"),
+            );
+        }
+        if self.source_failure_alert_after == 0 {
+            problem(
+                "source_failure_alert_after".into(),
+                "must be 1 or more".into(),
+            );
+        }
+        problems
+    }
+
+    /// The wallet balance the next election needs, in TON (see the module docs).
+    pub fn required_balance_ton(&self, limits: Option<&StakeLimits>) -> Option<f64> {
+        self.min_balance_ton.or_else(|| {
+            limits.map(|limits| limits.min_stake as f64 / NANOTON_PER_TON + self.balance_margin_ton)
+        })
+    }
+}
+
+/// What one rule concludes about one subject.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Not enough data to say anything: a firing alert stays firing, nothing new fires.
+    Unknown,
+    /// The condition does not hold; `summary` is the recovery notice if an alert was firing.
+    Healthy {
+        summary: String,
+        evidence: serde_json::Value,
+    },
+    /// The condition holds.
+    Breach {
+        severity: Severity,
+        summary: String,
+        evidence: serde_json::Value,
+    },
+}
+
+/// Low balance: `balance_ton` against the election need (`None` when param 17 is unknown and
+/// no fixed line is set).
+pub fn evaluate_balance(
+    name: &str,
+    balance_ton: Option<f64>,
+    required_ton: Option<f64>,
+) -> Verdict {
+    let (Some(balance), Some(required)) = (balance_ton, required_ton) else {
+        return Verdict::Unknown;
+    };
+    let evidence = serde_json::json!({
+        "balance_ton": balance,
+        "required_ton": required,
+        "shortfall_ton": (required - balance).max(0.0),
+    });
+    if balance < required {
+        Verdict::Breach {
+            severity: Severity::Warning,
+            summary: format!(
+                "{name}: wallet holds {balance:.2} TON, below the {required:.2} TON the next election needs (short by {:.2} TON)",
+                required - balance
+            ),
+            evidence,
+        }
+    } else {
+        Verdict::Healthy {
+            summary: format!(
+                "{name}: wallet topped up to {balance:.2} TON (needs {required:.2} TON)"
+            ),
+            evidence,
+        }
+    }
+}
+
+/// Not in the current set: only with a configured public key and a fetched param 34.
+pub fn evaluate_in_set(
+    name: &str,
+    public_key: Option<&str>,
+    set: Option<&ValidatorSet>,
+) -> Verdict {
+    let (Some(key), Some(set)) = (public_key, set) else {
+        return Verdict::Unknown;
+    };
+    let key = key.to_ascii_lowercase();
+    let position = set.validators.iter().position(|v| v.public_key == key);
+    match position {
+        Some(index) => {
+            let weight = set.validators.get(index).map_or(0, |v| v.weight);
+            Verdict::Healthy {
+                summary: format!(
+                    "{name} is back in the current validator set (index {index} of {})",
+                    set.validators.len()
+                ),
+                evidence: serde_json::json!({
+                    "public_key": key,
+                    "index": index,
+                    "weight": weight,
+                    "total_weight": set.total_weight,
+                    "utime_since": set.utime_since,
+                    "utime_until": set.utime_until,
+                }),
+            }
+        }
+        None => Verdict::Breach {
+            severity: Severity::Critical,
+            summary: format!(
+                "{name} is not in the current validator set (config 34, {} validators): it earns nothing this round",
+                set.validators.len()
+            ),
+            evidence: serde_json::json!({
+                "public_key": key,
+                "set_size": set.validators.len(),
+                "utime_since": set.utime_since,
+                "utime_until": set.utime_until,
+            }),
+        },
+    }
+}
+
+/// A source (a node's metrics page, toncenter) that failed `failures` polls in a row.
+pub fn evaluate_reachability(
+    subject: &str,
+    failures: u32,
+    threshold: u32,
+    last_error: Option<&str>,
+) -> Verdict {
+    if failures == 0 {
+        return Verdict::Healthy {
+            summary: format!("{subject} is answering again"),
+            evidence: serde_json::json!({ "consecutive_failures": 0 }),
+        };
+    }
+    if failures < threshold {
+        return Verdict::Unknown;
+    }
+    Verdict::Breach {
+        severity: Severity::Warning,
+        summary: format!(
+            "{subject} unreachable: {failures} polls failed in a row ({})",
+            last_error.unwrap_or("no error text")
+        ),
+        evidence: serde_json::json!({
+            "consecutive_failures": failures,
+            "threshold": threshold,
+            "last_error": last_error,
+        }),
+    }
+}
+
+/// Out of sync: the masterchain lag reported by the node against `max_lag`.
+pub fn evaluate_sync(name: &str, lag_seconds: Option<f64>, max_lag: Duration) -> Verdict {
+    let Some(lag) = lag_seconds.filter(|lag| lag.is_finite()) else {
+        return Verdict::Unknown;
+    };
+    let max = max_lag.as_secs_f64();
+    let evidence = serde_json::json!({ "sync_lag_seconds": lag, "max_sync_lag_seconds": max });
+    if lag > max {
+        Verdict::Breach {
+            severity: Severity::Critical,
+            summary: format!("{name}: node is {lag:.0}s behind the masterchain (limit {max:.0}s)"),
+            evidence,
+        }
+    } else {
+        Verdict::Healthy {
+            summary: format!("{name}: node is in sync again ({lag:.0}s behind, limit {max:.0}s)"),
+            evidence,
+        }
+    }
+}
+
+/// Disk usage of one file system against the warning and critical lines.
+pub fn evaluate_disk(
+    name: &str,
+    mountpoint: &str,
+    used_percent: Option<f64>,
+    warning_percent: f64,
+    critical_percent: f64,
+) -> Verdict {
+    let Some(used) = used_percent.filter(|used| used.is_finite()) else {
+        return Verdict::Unknown;
+    };
+    let evidence = serde_json::json!({
+        "mountpoint": mountpoint,
+        "used_percent": used,
+        "warning_percent": warning_percent,
+        "critical_percent": critical_percent,
+    });
+    let severity = if used >= critical_percent {
+        Severity::Critical
+    } else if used >= warning_percent {
+        Severity::Warning
+    } else {
+        return Verdict::Healthy {
+            summary: format!(
+                "{name}: {mountpoint} is back to {used:.1}% used (warning at {warning_percent}%)"
+            ),
+            evidence,
+        };
+    };
+    let line = if severity == Severity::Critical {
+        critical_percent
+    } else {
+        warning_percent
+    };
+    Verdict::Breach {
+        severity,
+        summary: format!("{name}: {mountpoint} is {used:.1}% full (above {line}%)"),
+        evidence,
+    }
+}
+
+/// What to do with a verdict given the alert already firing (if any).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    None,
+    /// Fire (new, or a change of severity while firing).
+    Fire,
+    Resolve,
+}
+
+/// Pure: firing when not firing (or the severity changed), resolving when healthy again.
+pub fn transition(verdict: &Verdict, active: Option<&Alert>) -> Transition {
+    match (verdict, active) {
+        (Verdict::Breach { .. }, None) => Transition::Fire,
+        (Verdict::Breach { severity, .. }, Some(active)) if *severity != active.severity => {
+            Transition::Fire
+        }
+        (Verdict::Healthy { .. }, Some(_)) => Transition::Resolve,
+        _ => Transition::None,
+    }
+}
+
+fn series(name: &str, validator: &str) -> SeriesKey {
+    SeriesKey::new(name).with_label("validator", validator)
+}
+
+/// Series key of a validator's wallet balance.
+pub fn balance_key(validator: &str) -> SeriesKey {
+    series(BALANCE_SERIES, validator)
+}
+/// Series key of a validator's membership in the current set (1/0).
+pub fn in_set_key(validator: &str) -> SeriesKey {
+    series(IN_SET_SERIES, validator)
+}
+/// Series key of a validator node's masterchain lag.
+pub fn sync_lag_key(validator: &str) -> SeriesKey {
+    series(SYNC_LAG_SERIES, validator)
+}
+/// Series key of a node file system's used share.
+pub fn disk_key(validator: &str, mountpoint: &str) -> SeriesKey {
+    series(DISK_SERIES, validator).with_label("mountpoint", mountpoint)
+}
+
+/// What one tick saw of one validator (journaled in `observation.batch`).
+#[derive(Clone, Debug, Default, Serialize)]
+struct ValidatorObservation {
+    name: String,
+    balance_ton: Option<f64>,
+    wallet_error: Option<String>,
+    in_current_set: Option<bool>,
+    sync_lag_seconds: Option<f64>,
+    console_up: Option<bool>,
+    disks: BTreeMap<String, f64>,
+    metrics_error: Option<String>,
+    metrics_failures: u32,
+}
+
+/// The agent's domain logic, hosted by a supervised actor in the runtime.
+pub struct ValidatorsAgent {
+    config: ValidatorsAgentConfig,
+    toncenter: ToncenterClient,
+    scraper: PrometheusScraper,
+    store: Store,
+    auditor: Auditor,
+    health: HealthRegistry,
+    telemetry: Telemetry,
+}
+
+impl ValidatorsAgent {
+    pub fn new(
+        config: ValidatorsAgentConfig,
+        toncenter: ToncenterClient,
+        scraper: PrometheusScraper,
+        auditor: Auditor,
+        health: HealthRegistry,
+        telemetry: Telemetry,
+    ) -> Self {
+        Self {
+            config,
+            toncenter,
+            scraper,
+            store: auditor.store().clone(),
+            auditor,
+            health,
+            telemetry,
+        }
+    }
+
+    fn store_error(source: memory::StoreError) -> AgentError {
+        AgentError::Store {
+            agent: AGENT.to_owned(),
+            source: Box::new(source),
+        }
+    }
+
+    fn audit_error(source: crate::audit::AuditError) -> AgentError {
+        AgentError::Audit {
+            agent: AGENT.to_owned(),
+            source: Box::new(source),
+        }
+    }
+
+    fn active(&self, alert_key: &str) -> Result<Option<ActiveAlert>, AgentError> {
+        self.store
+            .state()
+            .get::<ActiveAlert>(&active_key(alert_key))
+            .map_err(Self::store_error)
+    }
+
+    /// Times a source call and counts it in telemetry.
+    fn observe_request(&self, source: &str, started: Instant) {
+        let labels = SourceLabels {
+            source: source.to_owned(),
+        };
+        self.telemetry.source_requests.get_or_create(&labels).inc();
+        self.telemetry
+            .source_latency
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    fn count_error(&self, source: &str, error: &SourceError) {
+        self.telemetry
+            .source_errors
+            .get_or_create(&SourceErrorLabels {
+                source: source.to_owned(),
+                kind: error.kind().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Journals the alert event, then records or clears it in the state store (audit first).
+    async fn emit(&self, alert: Alert) -> Result<Alert, AgentError> {
+        let kind = match alert.status {
+            AlertStatus::Firing => "alert.firing",
+            AlertStatus::Resolved => "alert.resolved",
+        };
+        self.auditor
+            .record(AGENT, kind, &alert.key, &alert)
+            .await
+            .map_err(Self::audit_error)?;
+        let state_key = active_key(&alert.key);
+        match alert.status {
+            AlertStatus::Firing => self.store.state().put(
+                &state_key,
+                &ActiveAlert {
+                    alert: alert.clone(),
+                    reference: None,
+                },
+            ),
+            AlertStatus::Resolved => self.store.state().delete(&state_key),
+        }
+        .map_err(Self::store_error)?;
+        self.telemetry
+            .alerts
+            .get_or_create(&AlertLabels {
+                rule: alert.rule.clone(),
+                status: alert.status.to_string(),
+            })
+            .inc();
+        tracing::info!(
+            alert = %alert.key,
+            status = %alert.status,
+            severity = %alert.severity,
+            summary = %alert.summary,
+            "alert"
+        );
+        Ok(alert)
+    }
+
+    /// Applies a verdict to the alert `rule/subject`, firing or resolving durably.
+    async fn apply(
+        &self,
+        rule: &str,
+        subject: &str,
+        labels: BTreeMap<String, String>,
+        verdict: Verdict,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), AgentError> {
+        let key = format!("{AGENT}.{rule}/{subject}");
+        let active = self.active(&key)?.map(|active| active.alert);
+        let alert = match (transition(&verdict, active.as_ref()), verdict, active) {
+            (
+                Transition::Fire,
+                Verdict::Breach {
+                    severity,
+                    summary,
+                    evidence,
+                },
+                active,
+            ) => {
+                let mut all_labels = labels;
+                all_labels.insert("domain".to_owned(), AGENT.to_owned());
+                Alert {
+                    key,
+                    rule: rule.to_owned(),
+                    status: AlertStatus::Firing,
+                    severity,
+                    summary,
+                    labels: all_labels,
+                    evidence,
+                    starts_at: active.map_or(now, |active| active.starts_at),
+                    at: now,
+                    observed_at: now,
+                }
+            }
+            (Transition::Resolve, Verdict::Healthy { summary, evidence }, Some(active)) => Alert {
+                status: AlertStatus::Resolved,
+                summary,
+                evidence,
+                at: now,
+                observed_at: now,
+                ..active
+            },
+            _ => return Ok(()),
+        };
+        report.alerts.push(self.emit(alert).await?);
+        Ok(())
+    }
+
+    /// Config params 17 and 34, once per tick. `Err` carries the first failure.
+    async fn fetch_chain(&self) -> (Option<StakeLimits>, Option<ValidatorSet>, Vec<String>) {
+        let mut errors = Vec::new();
+        let mut limits = None;
+        let mut set = None;
+        for param in [17_u32, 34] {
+            let started = Instant::now();
+            let result = self.toncenter.get_config_param(param).await;
+            self.observe_request(TONCENTER, started);
+            match result {
+                Ok(fetched) => match fetched.value {
+                    ConfigParam::StakeLimits(value) => limits = Some(value),
+                    ConfigParam::ValidatorSet { set: value, .. } => set = Some(value),
+                    other => errors.push(format!(
+                        "config param {param}: unexpected answer {}",
+                        serde_json::to_string(&other).unwrap_or_default()
+                    )),
+                },
+                Err(error) => {
+                    self.count_error(TONCENTER, &error);
+                    errors.push(format!("config param {param}: {error}"));
+                }
+            }
+        }
+        (limits, set, errors)
+    }
+
+    /// One poll: collect, remember, evaluate.
+    pub async fn run_tick(&mut self) -> Result<TickReport, AgentError> {
+        let now = Utc::now();
+        let mut report = TickReport::default();
+        let (limits, set, mut toncenter_errors) = self.fetch_chain().await;
+        let required_ton = self.config.required_balance_ton(limits.as_ref());
+        let mut samples: Vec<(SeriesKey, DateTime<Utc>, f64)> = Vec::new();
+        let mut observations = Vec::with_capacity(self.config.validators.len());
+        let mut verdicts: Vec<(String, String, BTreeMap<String, String>, Verdict)> = Vec::new();
+
+        for validator in self.config.validators.clone() {
+            let name = validator.name.as_str();
+            let labels = BTreeMap::from([("validator".to_owned(), name.to_owned())]);
+            let mut observed = ValidatorObservation {
+                name: name.to_owned(),
+                ..Default::default()
+            };
+
+            let started = Instant::now();
+            let wallet = self
+                .toncenter
+                .get_wallet_information(&validator.wallet)
+                .await;
+            self.observe_request(TONCENTER, started);
+            match wallet {
+                Ok(fetched) => {
+                    let balance = fetched.value.balance_nanoton as f64 / NANOTON_PER_TON;
+                    samples.push((balance_key(name), now, balance));
+                    observed.balance_ton = Some(balance);
+                }
+                Err(error) => {
+                    self.count_error(TONCENTER, &error);
+                    let message = format!("wallet of {name}: {error}");
+                    observed.wallet_error = Some(message.clone());
+                    toncenter_errors.push(message);
+                }
+            }
+            verdicts.push((
+                "low_balance".into(),
+                name.to_owned(),
+                labels.clone(),
+                evaluate_balance(name, observed.balance_ton, required_ton),
+            ));
+
+            let in_set = evaluate_in_set(name, validator.public_key.as_deref(), set.as_ref());
+            match &in_set {
+                Verdict::Healthy { .. } => observed.in_current_set = Some(true),
+                Verdict::Breach { .. } => observed.in_current_set = Some(false),
+                Verdict::Unknown => {}
+            }
+            if let Some(member) = observed.in_current_set {
+                samples.push((in_set_key(name), now, if member { 1.0 } else { 0.0 }));
+            }
+            verdicts.push(("not_in_set".into(), name.to_owned(), labels.clone(), in_set));
+
+            if let Some(url) = &validator.metrics_url {
+                let source = format!("{NODE_METRICS}/{name}");
+                let started = Instant::now();
+                let scraped = self.scraper.scrape(url).await;
+                self.observe_request(&source, started);
+                match scraped {
+                    Ok(fetched) => {
+                        self.health.source_succeeded(&source, now);
+                        let metrics = &fetched.value.metrics;
+                        let node = ValidatorNodeMetrics::from_metrics(metrics);
+                        let host = NodeExporterSummary::from_metrics(metrics);
+                        observed.sync_lag_seconds = node.masterchain_out_of_sync_seconds;
+                        observed.console_up = node.console_up;
+                        if let Some(lag) = observed.sync_lag_seconds {
+                            samples.push((sync_lag_key(name), now, lag));
+                        }
+                        verdicts.push((
+                            "out_of_sync".into(),
+                            name.to_owned(),
+                            labels.clone(),
+                            evaluate_sync(
+                                name,
+                                observed.sync_lag_seconds,
+                                self.config.max_sync_lag,
+                            ),
+                        ));
+                        for fs in &host.filesystems {
+                            let used = fs.used_percent();
+                            if let Some(used) = used.filter(|used| used.is_finite()) {
+                                samples.push((disk_key(name, &fs.mountpoint), now, used));
+                                observed.disks.insert(fs.mountpoint.clone(), used);
+                            }
+                            let mut disk_labels = labels.clone();
+                            disk_labels.insert("mountpoint".to_owned(), fs.mountpoint.clone());
+                            verdicts.push((
+                                "disk_usage".into(),
+                                format!("{name}:{}", fs.mountpoint),
+                                disk_labels,
+                                evaluate_disk(
+                                    name,
+                                    &fs.mountpoint,
+                                    used,
+                                    self.config.disk_warning_percent,
+                                    self.config.disk_critical_percent,
+                                ),
+                            ));
+                        }
+                    }
+                    Err(error) => {
+                        self.count_error(&source, &error);
+                        let message = error.to_string();
+                        observed.metrics_failures =
+                            self.health.source_failed(&source, &message, now);
+                        observed.metrics_error = Some(message);
+                        tracing::warn!(validator = name, error = %error, "node metrics scrape failed");
+                    }
+                }
+                verdicts.push((
+                    "metrics_unreachable".into(),
+                    name.to_owned(),
+                    labels.clone(),
+                    evaluate_reachability(
+                        &format!("{name}: node metrics at {}", redact(url)),
+                        observed.metrics_failures,
+                        self.config.source_failure_alert_after,
+                        observed.metrics_error.as_deref(),
+                    ),
+                ));
+            }
+            observations.push(observed);
+        }
+
+        let toncenter_failures = if toncenter_errors.is_empty() {
+            self.health.source_succeeded(TONCENTER, now);
+            0
+        } else {
+            let message = toncenter_errors.join("; ");
+            tracing::warn!(source = TONCENTER, error = %message, "toncenter reads failed");
+            self.health.source_failed(TONCENTER, &message, now)
+        };
+        verdicts.push((
+            "source_unavailable".into(),
+            TONCENTER.to_owned(),
+            BTreeMap::from([("source".to_owned(), TONCENTER.to_owned())]),
+            evaluate_reachability(
+                TONCENTER,
+                toncenter_failures,
+                self.config.source_failure_alert_after,
+                toncenter_errors.first().map(String::as_str),
+            ),
+        ));
+
+        self.store
+            .series()
+            .append_batch(&samples)
+            .map_err(Self::store_error)?;
+        report.observations = samples.len();
+        self.auditor
+            .record(
+                AGENT,
+                "observation.batch",
+                "validators/poll",
+                &serde_json::json!({
+                    "validators": observations,
+                    "stake_limits": limits,
+                    "required_balance_ton": required_ton,
+                    "current_set_size": set.as_ref().map(|set| set.validators.len()),
+                    "toncenter_errors": toncenter_errors,
+                    "samples": samples.len(),
+                }),
+            )
+            .await
+            .map_err(Self::audit_error)?;
+
+        for (rule, subject, labels, verdict) in verdicts {
+            self.apply(&rule, &subject, labels, verdict, now, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+}
+
+/// Scheme, host and port of a URL (metrics URLs may carry credentials or tokens).
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(invalid URL)".to_owned();
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    format!("{scheme}://{host}")
+}
+
+impl DomainAgent for ValidatorsAgent {
+    fn name(&self) -> &str {
+        AGENT
+    }
+
+    fn tick(&mut self) -> TickFuture<'_> {
+        Box::pin(self.run_tick())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,316 @@
+use std::time::Duration;
+
+use tools::ton::config::{StakeLimits, ValidatorDescr, ValidatorSet};
+
+use super::*;
+
+const KEY_A: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
+const KEY_B: &str = "bb00000000000000000000000000000000000000000000000000000000000002";
+
+fn watched(name: &str, wallet: &str) -> WatchedValidator {
+    WatchedValidator {
+        name: name.into(),
+        wallet: wallet.into(),
+        public_key: None,
+        metrics_url: None,
+    }
+}
+
+fn valid_config() -> ValidatorsAgentConfig {
+    ValidatorsAgentConfig {
+        enabled: true,
+        validators: vec![WatchedValidator {
+            public_key: Some(KEY_A.into()),
+            metrics_url: Some("http://10.0.0.5:9100/metrics".into()),
+            ..watched(
+                "v1",
+                "-1:3333333333333333333333333333333333333333333333333333333333333333",
+            )
+        }],
+        ..ValidatorsAgentConfig::default()
+    }
+}
+
+fn paths(config: &ValidatorsAgentConfig) -> Vec<String> {
+    config.validate().into_iter().map(|p| p.path).collect()
+}
+
+fn set(keys: &[&str]) -> ValidatorSet {
+    ValidatorSet {
+        utime_since: 1_700_000_000,
+        utime_until: 1_700_065_536,
+        total: keys.len() as u16,
+        main: keys.len() as u16,
+        total_weight: 10 * keys.len() as u64,
+        validators: keys
+            .iter()
+            .map(|key| ValidatorDescr {
+                public_key: (*key).to_owned(),
+                weight: 10,
+                adnl_address: None,
+            })
+            .collect(),
+    }
+}
+
+fn limits(min_stake_ton: u128) -> StakeLimits {
+    StakeLimits {
+        min_stake: min_stake_ton * 1_000_000_000,
+        max_stake: 10_000_000 * 1_000_000_000,
+        min_total_stake: 75_000_000 * 1_000_000_000,
+        max_stake_factor: 196_608,
+    }
+}
+
+fn severity(verdict: &Verdict) -> Option<Severity> {
+    match verdict {
+        Verdict::Breach { severity, .. } => Some(*severity),
+        _ => None,
+    }
+}
+
+#[test]
+fn defaults_are_disabled_and_valid() {
+    let config = ValidatorsAgentConfig::default();
+    assert!(!config.enabled);
+    assert!(config.validators.is_empty());
+    assert_eq!(config.interval, Duration::from_secs(60));
+    assert_eq!(config.max_sync_lag, Duration::from_secs(120));
+    assert_eq!(config.disk_warning_percent, 80.0);
+    assert_eq!(config.disk_critical_percent, 95.0);
+    assert_eq!(config.source_failure_alert_after, 3);
+    assert!(config.validate().is_empty());
+    assert!(valid_config().validate().is_empty());
+}
+
+#[test]
+fn a_bad_wallet_address_is_reported_at_its_key_path() {
+    let mut config = valid_config();
+    config.validators[0].wallet = "not-an-address".into();
+    assert_eq!(paths(&config), ["validators[0].wallet"]);
+}
+
+#[test]
+fn user_friendly_addresses_are_accepted() {
+    let mut config = valid_config();
+    config.validators[0].wallet = "Ef8zMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM0vF".into();
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+}
+
+#[test]
+fn every_other_problem_has_its_key_path() {
+    let mut config = valid_config();
+    config.validators.push(WatchedValidator {
+        public_key: Some("xyz".into()),
+        metrics_url: Some("ftp://host/metrics".into()),
+        ..watched("v1", "0:zz")
+    });
+    config
+        .validators
+        .push(watched(" ", &config.validators[0].wallet.clone()));
+    config.interval = Duration::from_millis(10);
+    config.min_balance_ton = Some(-1.0);
+    config.balance_margin_ton = f64::NAN;
+    config.max_sync_lag = Duration::ZERO;
+    config.disk_warning_percent = 96.0;
+    config.source_failure_alert_after = 0;
+    assert_eq!(
+        paths(&config),
+        [
+            "interval",
+            "validators[1].name",
+            "validators[1].wallet",
+            "validators[1].public_key",
+            "validators[1].metrics_url",
+            "validators[2].name",
+            "min_balance_ton",
+            "balance_margin_ton",
+            "max_sync_lag",
+            "disk_critical_percent",
+            "source_failure_alert_after",
+        ]
+    );
+}
+
+#[test]
+fn enabled_without_validators_is_a_problem() {
+    let config = ValidatorsAgentConfig {
+        enabled: true,
+        ..ValidatorsAgentConfig::default()
+    };
+    assert_eq!(paths(&config), ["validators"]);
+}
+
+#[test]
+fn the_balance_line_is_min_stake_plus_margin_or_the_fixed_line() {
+    let mut config = ValidatorsAgentConfig::default();
+    assert_eq!(config.required_balance_ton(None), None);
+    assert_eq!(
+        config.required_balance_ton(Some(&limits(300_000))),
+        Some(300_010.0)
+    );
+    config.min_balance_ton = Some(500.0);
+    assert_eq!(
+        config.required_balance_ton(Some(&limits(300_000))),
+        Some(500.0)
+    );
+}
+
+#[test]
+fn balance_below_the_line_fires_and_above_recovers() {
+    let low = evaluate_balance("v1", Some(250_000.0), Some(300_010.0));
+    assert_eq!(severity(&low), Some(Severity::Warning));
+    let Verdict::Breach {
+        summary, evidence, ..
+    } = low
+    else {
+        panic!("expected a breach");
+    };
+    assert!(summary.contains("250000.00 TON"), "{summary}");
+    assert_eq!(evidence["shortfall_ton"], 50_010.0);
+    assert!(matches!(
+        evaluate_balance("v1", Some(300_010.0), Some(300_010.0)),
+        Verdict::Healthy { .. }
+    ));
+    assert_eq!(evaluate_balance("v1", None, Some(1.0)), Verdict::Unknown);
+    assert_eq!(evaluate_balance("v1", Some(1.0), None), Verdict::Unknown);
+}
+
+#[test]
+fn membership_is_checked_by_public_key() {
+    let current = set(&[KEY_B, KEY_A]);
+    let Verdict::Healthy { evidence, .. } = evaluate_in_set("v1", Some(KEY_A), Some(&current))
+    else {
+        panic!("expected healthy");
+    };
+    assert_eq!(evidence["index"], 1);
+    // Upper-case configured keys match the decoder's lower-case hex.
+    assert!(matches!(
+        evaluate_in_set("v1", Some(&KEY_A.to_uppercase()), Some(&current)),
+        Verdict::Healthy { .. }
+    ));
+    let absent = evaluate_in_set("v1", Some(KEY_A), Some(&set(&[KEY_B])));
+    assert_eq!(severity(&absent), Some(Severity::Critical));
+    assert_eq!(
+        severity(&evaluate_in_set("v1", Some(KEY_A), Some(&set(&[])))),
+        Some(Severity::Critical),
+        "an empty set has nobody in it"
+    );
+    assert_eq!(
+        evaluate_in_set("v1", None, Some(&current)),
+        Verdict::Unknown
+    );
+    assert_eq!(evaluate_in_set("v1", Some(KEY_A), None), Verdict::Unknown);
+}
+
+#[test]
+fn unreachable_fires_only_after_the_threshold() {
+    assert!(matches!(
+        evaluate_reachability("m", 0, 3, None),
+        Verdict::Healthy { .. }
+    ));
+    assert_eq!(
+        evaluate_reachability("m", 2, 3, Some("refused")),
+        Verdict::Unknown
+    );
+    let Verdict::Breach {
+        severity, summary, ..
+    } = evaluate_reachability("m", 3, 3, Some("HTTP 502"))
+    else {
+        panic!("expected a breach");
+    };
+    assert_eq!(severity, Severity::Warning);
+    assert!(
+        summary.contains("3 polls failed") && summary.contains("HTTP 502"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn sync_lag_beyond_the_limit_fires() {
+    let limit = Duration::from_secs(120);
+    assert_eq!(
+        severity(&evaluate_sync("v1", Some(121.0), limit)),
+        Some(Severity::Critical)
+    );
+    assert!(matches!(
+        evaluate_sync("v1", Some(120.0), limit),
+        Verdict::Healthy { .. }
+    ));
+    assert_eq!(evaluate_sync("v1", None, limit), Verdict::Unknown);
+    assert_eq!(evaluate_sync("v1", Some(f64::NAN), limit), Verdict::Unknown);
+}
+
+#[test]
+fn disk_warning_and_critical_lines() {
+    let disk = |used| evaluate_disk("v1", "/var/ton-work", used, 80.0, 95.0);
+    assert!(matches!(disk(Some(79.9)), Verdict::Healthy { .. }));
+    assert_eq!(severity(&disk(Some(80.0))), Some(Severity::Warning));
+    assert_eq!(severity(&disk(Some(94.9))), Some(Severity::Warning));
+    assert_eq!(severity(&disk(Some(95.0))), Some(Severity::Critical));
+    assert_eq!(disk(None), Verdict::Unknown);
+}
+
+#[test]
+fn transitions_fire_once_escalate_and_resolve() {
+    let breach = |severity| Verdict::Breach {
+        severity,
+        summary: "s".into(),
+        evidence: serde_json::Value::Null,
+    };
+    let healthy = Verdict::Healthy {
+        summary: "ok".into(),
+        evidence: serde_json::Value::Null,
+    };
+    let now = Utc::now();
+    let firing = Alert {
+        key: "validators.disk_usage/v1:/".into(),
+        rule: "disk_usage".into(),
+        status: AlertStatus::Firing,
+        severity: Severity::Warning,
+        summary: "s".into(),
+        labels: BTreeMap::new(),
+        evidence: serde_json::Value::Null,
+        starts_at: now,
+        at: now,
+        observed_at: now,
+    };
+    assert_eq!(
+        transition(&breach(Severity::Warning), None),
+        Transition::Fire
+    );
+    assert_eq!(
+        transition(&breach(Severity::Warning), Some(&firing)),
+        Transition::None,
+        "no re-fire while firing"
+    );
+    assert_eq!(
+        transition(&breach(Severity::Critical), Some(&firing)),
+        Transition::Fire,
+        "escalation fires again"
+    );
+    assert_eq!(transition(&healthy, Some(&firing)), Transition::Resolve);
+    assert_eq!(transition(&healthy, None), Transition::None);
+    assert_eq!(
+        transition(&Verdict::Unknown, Some(&firing)),
+        Transition::None
+    );
+}
+
+#[test]
+fn metrics_urls_are_redacted_to_scheme_and_host() {
+    assert_eq!(
+        redact("http://user:pw@10.0.0.5:9100/metrics?token=x"),
+        "http://10.0.0.5:9100"
+    );
+    assert_eq!(redact("nonsense"), "(invalid URL)");
+}
+
+#[test]
+fn the_config_round_trips_through_toml() {
+    let text = "enabled = true\n[[validators]]\nname = \"v1\"\nwallet = \"-1:3333333333333333333333333333333333333333333333333333333333333333\"\n";
+    let config: ValidatorsAgentConfig = toml::from_str(text).unwrap();
+    assert_eq!(config.validators[0].name, "v1");
+    assert_eq!(config.balance_margin_ton, 10.0);
+    assert!(toml::from_str::<ValidatorsAgentConfig>("unknown = 1").is_err());
+}
