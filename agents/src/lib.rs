@@ -23,6 +23,7 @@ pub mod market;
 pub mod prompts;
 pub mod telemetry;
 pub mod validators;
+pub mod validators_report;
 
 use std::future::Future;
 use std::pin::Pin;

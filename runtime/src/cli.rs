@@ -13,6 +13,7 @@ mod audit;
 mod gate;
 mod ops;
 mod policy;
+mod validators;
 
 pub use ops::render_status;
 
@@ -95,6 +96,16 @@ pub enum Command {
     /// Example: `command-center ton decode p34.json --param 34`
     #[command(subcommand)]
     Ton(TonCommand),
+    /// The validators: balance, set membership, sync, disk and firing alerts; or one in detail.
+    ///
+    /// Example: `command-center validators` or `command-center validators validator-1`
+    Validators {
+        /// One validator's detail (with hourly balance history)
+        name: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask the running daemon how it is: actors, sources, firing alerts, journal.
     ///
     /// Example: `command-center status` or `command-center status --json`
@@ -555,6 +566,8 @@ pub fn main() -> ExitCode {
             param,
             method,
         }) => ton_decode(file, *param, method.clone()),
+        Command::Validators { name, json } => load_config(&cli)
+            .and_then(|config| block_on(validators::run(config, name.clone(), *json))),
         Command::Status(args) => {
             load_config(&cli).and_then(|config| block_on(ops::status(config, args)))
         }

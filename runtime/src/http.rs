@@ -110,6 +110,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
+        .route("/v1/validators", get(validators))
+        .route("/v1/validators/{name}", get(validator))
         .route("/v1/audit", get(audit_query))
         .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/audit/notes", post(audit_note))
@@ -366,4 +368,35 @@ async fn reload_policies(
         }
     };
     Ok(Json(body))
+}
+
+async fn validators(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<agents::validators_report::ValidatorSummary>>, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || agents::validators_report::summaries(&store, Utc::now()))
+        .await
+        .map_err(internal)?
+        .map(Json)
+        .map_err(internal)
+}
+
+async fn validator(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<agents::validators_report::ValidatorDetail>, ApiError> {
+    let store = state.store.clone();
+    let lookup = name.clone();
+    let detail = tokio::task::spawn_blocking(move || {
+        agents::validators_report::detail(&store, &lookup, Utc::now())
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    detail.map(Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no data for a validator named {name:?}; is it listed in [agents.validators]?"),
+        )
+    })
 }

@@ -356,6 +356,41 @@ fn the_demo_alerts_and_recovers_on_its_own() {
     );
     drop(store);
 
+    // The validators table reads what the demo's validators agent stored.
+    let (code, stdout, stderr) = run_cli(
+        dir.path(),
+        &["--data-dir", data.to_str().unwrap(), "validators"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("VALIDATOR"), "{stdout}");
+    assert!(
+        stdout.contains("validator-1") && stdout.contains("validator-2"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run_cli(
+        dir.path(),
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "validators",
+            "validator-1",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let detail: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(detail["summary"]["name"], "validator-1");
+    assert!(detail["summary"]["balance_ton"]["value"].as_f64().unwrap() > 0.0);
+    let (code, _, stderr) = run_cli(
+        dir.path(),
+        &["--data-dir", data.to_str().unwrap(), "validators", "nobody"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no data for a validator named \"nobody\""),
+        "{stderr}"
+    );
+
     // A directory the demo did not make is never touched.
     let foreign = dir.path().join("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
