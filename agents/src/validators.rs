@@ -14,6 +14,15 @@
 //! - `disk_usage`: a file system of the node is above `disk_warning_percent` (warning) or
 //!   `disk_critical_percent` (critical).
 //! - `source_unavailable`: toncenter failed `source_failure_alert_after` ticks in a row.
+//! - `service_down` (critical): the node's `validator_console_up` gauge is 0; unknown when
+//!   the gauge is absent (absence is never taken for down).
+//! - `memory_high` (warning): available/total memory below `memory_available_min_percent`.
+//! - `cpu_busy` (warning): the busy share of all CPUs between two scrapes (counters kept in
+//!   the state store per validator; idle and iowait count as not busy) above
+//!   `cpu_busy_warning_percent`.
+//! - `new_release` (info): the latest GitHub release of `release_repo` has a tag the agent has
+//!   not seen; checked at most every `release_check_interval`, resolved at the next check (a
+//!   notice, not a standing condition). The first check only records the tag.
 //!
 //! Every firing alert is kept in the state store, so a restart neither fires twice nor forgets
 //! to announce the recovery.
@@ -24,6 +33,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use memory::{SeriesKey, Store};
 use serde::{Deserialize, Serialize};
+use tools::github::{GithubClient, Release};
 use tools::http::SourceError;
 use tools::prometheus::{NodeExporterSummary, PrometheusScraper, ValidatorNodeMetrics};
 use tools::ton::config::{ConfigParam, StakeLimits, ValidatorSet};
@@ -42,6 +52,12 @@ pub const AGENT: &str = "validators";
 pub const TONCENTER: &str = "toncenter";
 /// Prefix of each node's metrics source in health (`node_metrics/{validator}`).
 pub const NODE_METRICS: &str = "node_metrics";
+/// Release source name in health and metrics.
+pub const GITHUB: &str = "github";
+/// State key of the release check memory ([`ReleaseMemory`]).
+pub const RELEASE_STATE_KEY: &str = "validators.release";
+/// State key prefix of each validator's previous CPU counters ([`CpuCounters`]).
+pub const CPU_STATE_PREFIX: &str = "validators.cpu/";
 
 /// Series names; label `validator` (and `mountpoint` for disk).
 pub const BALANCE_SERIES: &str = "validator_balance_ton";
@@ -72,6 +88,21 @@ fn default_disk_critical_percent() -> f64 {
 fn default_failure_alert_after() -> u32 {
     3
 }
+fn default_memory_available_min_percent() -> f64 {
+    10.0
+}
+fn default_cpu_busy_warning_percent() -> f64 {
+    90.0
+}
+fn default_release_repo() -> String {
+    "ton-blockchain/ton".to_owned()
+}
+fn default_github_base_url() -> String {
+    tools::github::DEFAULT_BASE_URL.to_owned()
+}
+fn default_release_check_interval() -> Duration {
+    Duration::from_secs(3600)
+}
 
 /// `[agents.validators]` in the configuration file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -101,6 +132,24 @@ pub struct ValidatorsAgentConfig {
     /// Alert after this many consecutive failed polls of a source (each already retried).
     #[serde(default = "default_failure_alert_after")]
     pub source_failure_alert_after: u32,
+    /// `memory_high` when available memory is below this share of the total.
+    #[serde(default = "default_memory_available_min_percent")]
+    pub memory_available_min_percent: f64,
+    /// `cpu_busy` when the CPUs were busier than this between two scrapes.
+    #[serde(default = "default_cpu_busy_warning_percent")]
+    pub cpu_busy_warning_percent: f64,
+    /// Announce new GitHub releases of `release_repo` (`new_release`).
+    #[serde(default = "default_true")]
+    pub check_releases: bool,
+    /// `owner/repo` whose latest release is the validator software.
+    #[serde(default = "default_release_repo")]
+    pub release_repo: String,
+    /// The GitHub API root.
+    #[serde(default = "default_github_base_url")]
+    pub github_base_url: String,
+    /// Check for a new release at most this often (GitHub allows ~60 anonymous requests/h).
+    #[serde(default = "default_release_check_interval", with = "crate::duration")]
+    pub release_check_interval: Duration,
 }
 
 impl Default for ValidatorsAgentConfig {
@@ -116,6 +165,12 @@ impl Default for ValidatorsAgentConfig {
             disk_warning_percent: default_disk_warning_percent(),
             disk_critical_percent: default_disk_critical_percent(),
             source_failure_alert_after: default_failure_alert_after(),
+            memory_available_min_percent: default_memory_available_min_percent(),
+            cpu_busy_warning_percent: default_cpu_busy_warning_percent(),
+            check_releases: true,
+            release_repo: default_release_repo(),
+            github_base_url: default_github_base_url(),
+            release_check_interval: default_release_check_interval(),
         }
     }
 }
@@ -234,7 +289,52 @@ impl ValidatorsAgentConfig {
                 "must be 1 or more".into(),
             );
         }
+        for (key, value) in [
+            (
+                "memory_available_min_percent",
+                self.memory_available_min_percent,
+            ),
+            ("cpu_busy_warning_percent", self.cpu_busy_warning_percent),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value <= 100.0) {
+                problem(key.into(), "must be above 0 and at most 100".into());
+            }
+        }
+        if self.release_owner_repo().is_none() {
+            problem(
+                "release_repo".into(),
+                format!(
+                    "{:?} must be a GitHub repository as owner/repo, e.g. ton-blockchain/ton",
+                    self.release_repo
+                ),
+            );
+        }
+        let base = &self.github_base_url;
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            problem(
+                "github_base_url".into(),
+                format!("{base:?} must be an http:// or https:// URL, e.g. https://api.github.com"),
+            );
+        }
+        if self.release_check_interval.is_zero() {
+            problem(
+                "release_check_interval".into(),
+                "must be longer than 0s".into(),
+            );
+        }
         problems
+    }
+
+    /// `release_repo` split into owner and repository, when well formed.
+    pub fn release_owner_repo(&self) -> Option<(&str, &str)> {
+        let (owner, repo) = self.release_repo.split_once('/')?;
+        let part_ok = |part: &str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        (part_ok(owner) && part_ok(repo)).then_some((owner, repo))
     }
 
     /// The wallet balance the next election needs, in TON (see the module docs).
@@ -434,6 +534,184 @@ pub fn evaluate_disk(
     }
 }
 
+/// Service down: the node's `validator_console_up` gauge (`None` when absent: unknown).
+pub fn evaluate_service(name: &str, console_up: Option<bool>) -> Verdict {
+    match console_up {
+        None => Verdict::Unknown,
+        Some(true) => Verdict::Healthy {
+            summary: format!("{name}: validator service is up again"),
+            evidence: serde_json::json!({ "validator_console_up": 1 }),
+        },
+        Some(false) => Verdict::Breach {
+            severity: Severity::Critical,
+            summary: format!(
+                "{name}: validator service is down (validator_console_up = 0): the node does not validate"
+            ),
+            evidence: serde_json::json!({ "validator_console_up": 0 }),
+        },
+    }
+}
+
+/// Memory: available against total bytes, alerting below `min_available_percent`.
+pub fn evaluate_memory(
+    name: &str,
+    total_bytes: Option<f64>,
+    available_bytes: Option<f64>,
+    min_available_percent: f64,
+) -> Verdict {
+    let (Some(total), Some(available)) = (total_bytes, available_bytes) else {
+        return Verdict::Unknown;
+    };
+    if !(total.is_finite() && available.is_finite() && total > 0.0 && available >= 0.0) {
+        return Verdict::Unknown;
+    }
+    let percent = available / total * 100.0;
+    let evidence = serde_json::json!({
+        "memory_total_bytes": total,
+        "memory_available_bytes": available,
+        "available_percent": percent,
+        "min_available_percent": min_available_percent,
+    });
+    if percent < min_available_percent {
+        Verdict::Breach {
+            severity: Severity::Warning,
+            summary: format!(
+                "{name}: only {percent:.1}% of memory available (below {min_available_percent}%)"
+            ),
+            evidence,
+        }
+    } else {
+        Verdict::Healthy {
+            summary: format!("{name}: {percent:.1}% of memory available again"),
+            evidence,
+        }
+    }
+}
+
+/// CPU seconds summed over all CPUs, as kept between scrapes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuCounters {
+    /// All modes.
+    pub total_seconds: f64,
+    /// `idle` plus `iowait` (waiting, not busy).
+    pub idle_seconds: f64,
+}
+
+impl CpuCounters {
+    /// `None` when the page has no CPU counters.
+    pub fn from_modes(by_mode: &BTreeMap<String, f64>) -> Option<Self> {
+        if by_mode.is_empty() {
+            return None;
+        }
+        let total_seconds = by_mode.values().sum();
+        let idle_seconds = ["idle", "iowait"]
+            .iter()
+            .filter_map(|mode| by_mode.get(*mode))
+            .sum();
+        Some(Self {
+            total_seconds,
+            idle_seconds,
+        })
+    }
+}
+
+/// The busy share (percent) between two scrapes; `None` without a previous scrape, when no
+/// CPU time passed, or after a counter reset (a reboot).
+pub fn cpu_busy_percent(previous: Option<&CpuCounters>, current: &CpuCounters) -> Option<f64> {
+    let previous = previous?;
+    let total = current.total_seconds - previous.total_seconds;
+    let idle = current.idle_seconds - previous.idle_seconds;
+    if !(total.is_finite() && idle.is_finite()) || total <= 0.0 || idle < 0.0 || idle > total {
+        return None;
+    }
+    Some((1.0 - idle / total) * 100.0)
+}
+
+/// CPU busy share against the warning line.
+pub fn evaluate_cpu(name: &str, busy_percent: Option<f64>, warning_percent: f64) -> Verdict {
+    let Some(busy) = busy_percent.filter(|busy| busy.is_finite()) else {
+        return Verdict::Unknown;
+    };
+    let evidence =
+        serde_json::json!({ "cpu_busy_percent": busy, "warning_percent": warning_percent });
+    if busy > warning_percent {
+        Verdict::Breach {
+            severity: Severity::Warning,
+            summary: format!(
+                "{name}: CPUs {busy:.1}% busy since the last scrape (above {warning_percent}%)"
+            ),
+            evidence,
+        }
+    } else {
+        Verdict::Healthy {
+            summary: format!("{name}: CPUs back to {busy:.1}% busy"),
+            evidence,
+        }
+    }
+}
+
+/// What the agent remembers of release checks (state key [`RELEASE_STATE_KEY`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseMemory {
+    pub last_checked: Option<DateTime<Utc>>,
+    pub last_tag: Option<String>,
+}
+
+/// Pure: whether a release check is due.
+pub fn release_check_due(
+    last_checked: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    interval: Duration,
+) -> bool {
+    let Some(last) = last_checked else {
+        return true;
+    };
+    let elapsed = now.signed_duration_since(last).to_std();
+    // A clock that went backwards counts as due rather than never.
+    elapsed.map_or(true, |elapsed| elapsed >= interval)
+}
+
+/// Pure: what a fetched latest release means given the last tag seen.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReleaseDecision {
+    /// First check: remember the tag, announce nothing (no alert storm on install).
+    Record,
+    /// Same tag as last time.
+    Unchanged,
+    /// A tag not seen before.
+    Announce(Verdict),
+}
+
+pub fn evaluate_release(last_tag: Option<&str>, latest: &Release) -> ReleaseDecision {
+    match last_tag {
+        None => ReleaseDecision::Record,
+        Some(tag) if tag == latest.tag => ReleaseDecision::Unchanged,
+        Some(previous) => {
+            let first_line = latest
+                .body
+                .lines()
+                .map(str::trim)
+                .find(|line| !line.is_empty())
+                .or(latest.name.as_deref())
+                .unwrap_or("no release notes");
+            ReleaseDecision::Announce(Verdict::Breach {
+                severity: Severity::Info,
+                summary: format!(
+                    "new validator software release {}: {first_line}",
+                    latest.tag
+                ),
+                evidence: serde_json::json!({
+                    "tag": latest.tag,
+                    "previous_tag": previous,
+                    "name": latest.name,
+                    "published_at": latest.published_at,
+                    "html_url": latest.html_url,
+                }),
+            })
+        }
+    }
+}
+
 /// What to do with a verdict given the alert already firing (if any).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Transition {
@@ -488,6 +766,8 @@ struct ValidatorObservation {
     disks: BTreeMap<String, f64>,
     metrics_error: Option<String>,
     metrics_failures: u32,
+    memory_available_percent: Option<f64>,
+    cpu_busy_percent: Option<f64>,
 }
 
 /// The agent's domain logic, hosted by a supervised actor in the runtime.
@@ -495,6 +775,7 @@ pub struct ValidatorsAgent {
     config: ValidatorsAgentConfig,
     toncenter: ToncenterClient,
     scraper: PrometheusScraper,
+    github: Option<GithubClient>,
     store: Store,
     auditor: Auditor,
     health: HealthRegistry,
@@ -514,11 +795,18 @@ impl ValidatorsAgent {
             config,
             toncenter,
             scraper,
+            github: None,
             store: auditor.store().clone(),
             auditor,
             health,
             telemetry,
         }
+    }
+
+    /// Enables the `new_release` check (when `check_releases` is on).
+    pub fn with_github(mut self, github: GithubClient) -> Self {
+        self.github = Some(github);
+        self
     }
 
     fn store_error(source: memory::StoreError) -> AgentError {
@@ -762,6 +1050,53 @@ impl ValidatorsAgent {
                                 self.config.max_sync_lag,
                             ),
                         ));
+                        verdicts.push((
+                            "service_down".into(),
+                            name.to_owned(),
+                            labels.clone(),
+                            evaluate_service(name, observed.console_up),
+                        ));
+                        if let (Some(total), Some(available)) =
+                            (host.memory_total_bytes, host.memory_available_bytes)
+                            && total > 0.0
+                        {
+                            observed.memory_available_percent = Some(available / total * 100.0);
+                        }
+                        verdicts.push((
+                            "memory_high".into(),
+                            name.to_owned(),
+                            labels.clone(),
+                            evaluate_memory(
+                                name,
+                                host.memory_total_bytes,
+                                host.memory_available_bytes,
+                                self.config.memory_available_min_percent,
+                            ),
+                        ));
+                        if let Some(current) = CpuCounters::from_modes(&host.cpu_seconds_by_mode) {
+                            let state_key = format!("{CPU_STATE_PREFIX}{name}");
+                            let previous = self
+                                .store
+                                .state()
+                                .get::<CpuCounters>(&state_key)
+                                .map_err(Self::store_error)?;
+                            observed.cpu_busy_percent =
+                                cpu_busy_percent(previous.as_ref(), &current);
+                            self.store
+                                .state()
+                                .put(&state_key, &current)
+                                .map_err(Self::store_error)?;
+                        }
+                        verdicts.push((
+                            "cpu_busy".into(),
+                            name.to_owned(),
+                            labels.clone(),
+                            evaluate_cpu(
+                                name,
+                                observed.cpu_busy_percent,
+                                self.config.cpu_busy_warning_percent,
+                            ),
+                        ));
                         for fs in &host.filesystems {
                             let used = fs.used_percent();
                             if let Some(used) = used.filter(|used| used.is_finite()) {
@@ -854,7 +1189,88 @@ impl ValidatorsAgent {
             self.apply(&rule, &subject, labels, verdict, now, &mut report)
                 .await?;
         }
+        self.check_release(now, &mut report).await?;
         Ok(report)
+    }
+
+    /// At most every `release_check_interval`: resolves the last release notice, fetches the
+    /// latest release and announces a tag not seen before. A GitHub failure only degrades the
+    /// `github` source in health.
+    async fn check_release(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), AgentError> {
+        if !self.config.check_releases {
+            return Ok(());
+        }
+        let (Some(github), Some((owner, repo))) = (&self.github, self.config.release_owner_repo())
+        else {
+            return Ok(());
+        };
+        let mut memory = self
+            .store
+            .state()
+            .get::<ReleaseMemory>(RELEASE_STATE_KEY)
+            .map_err(Self::store_error)?
+            .unwrap_or_default();
+        if !release_check_due(memory.last_checked, now, self.config.release_check_interval) {
+            return Ok(());
+        }
+        let key = format!("{AGENT}.new_release/{}", self.config.release_repo);
+        // The notice stood until this check.
+        if let Some(active) = self.active(&key)? {
+            let active = active.alert;
+            let summary = format!("release notice closed: {}", active.summary);
+            let resolved = Alert {
+                status: AlertStatus::Resolved,
+                summary,
+                at: now,
+                observed_at: now,
+                ..active
+            };
+            report.alerts.push(self.emit(resolved).await?);
+        }
+        memory.last_checked = Some(now);
+        let started = Instant::now();
+        let fetched = github.latest_release(owner, repo).await;
+        self.observe_request(GITHUB, started);
+        match fetched {
+            Ok(fetched) => {
+                self.health.source_succeeded(GITHUB, now);
+                let latest = fetched.value;
+                match evaluate_release(memory.last_tag.as_deref(), &latest) {
+                    ReleaseDecision::Unchanged => {}
+                    ReleaseDecision::Record => {
+                        tracing::info!(tag = %latest.tag, "recorded the current validator software release");
+                    }
+                    ReleaseDecision::Announce(verdict) => {
+                        let labels =
+                            BTreeMap::from([("repo".to_owned(), self.config.release_repo.clone())]);
+                        self.apply(
+                            "new_release",
+                            &self.config.release_repo,
+                            labels,
+                            verdict,
+                            now,
+                            report,
+                        )
+                        .await?;
+                    }
+                }
+                memory.last_tag = Some(latest.tag);
+            }
+            Err(error) => {
+                self.count_error(GITHUB, &error);
+                let message = error.to_string();
+                self.health.source_failed(GITHUB, &message, now);
+                tracing::warn!(source = GITHUB, error = %message, "release check failed");
+            }
+        }
+        self.store
+            .state()
+            .put(RELEASE_STATE_KEY, &memory)
+            .map_err(Self::store_error)
     }
 }
 

@@ -19,6 +19,7 @@ use memory::Store;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tools::coingecko::CoinGeckoClient;
+use tools::github::GithubClient;
 use tools::prometheus::{DEFAULT_MAX_BODY_BYTES, PrometheusScraper};
 use tools::toncenter::ToncenterClient;
 
@@ -138,6 +139,10 @@ pub async fn start_demo_world(config: &mut Config) -> anyhow::Result<tools::sim:
         if watched.min_balance_ton.is_none() {
             watched.min_balance_ton = Some(500.0);
         }
+        // Releases come from the sim's GitHub (the scenario's `kind = "release"` events),
+        // checked every demo interval so the demo's release shows within minutes.
+        watched.github_base_url = sim.github_url();
+        watched.release_check_interval = config.demo.interval;
     }
     config.notify.webhooks.push(WebhookReceiverConfig {
         name: "demo-sink".to_owned(),
@@ -289,14 +294,28 @@ impl Daemon {
                 let scraper =
                     PrometheusScraper::new(20.0, source.retry.policy(), DEFAULT_MAX_BODY_BYTES)
                         .map_err(fatal)?;
-                Ok(Box::new(ValidatorsAgent::new(
+                let mut agent = ValidatorsAgent::new(
                     validators.clone(),
                     toncenter,
                     scraper,
                     factory_context.auditor.clone(),
                     factory_context.health.clone(),
                     factory_context.telemetry.clone(),
-                )) as Box<dyn agents::DomainAgent>)
+                );
+                if validators.check_releases {
+                    // Anonymous GitHub allows about 60 requests an hour; the agent makes one
+                    // request per check, at most every release_check_interval (1h by default),
+                    // so the per-second limiter is only a cap. Retries as for toncenter.
+                    let github = GithubClient::new(
+                        &validators.github_base_url,
+                        None,
+                        10.0,
+                        source.retry.policy(),
+                    )
+                    .map_err(fatal)?;
+                    agent = agent.with_github(github);
+                }
+                Ok(Box::new(agent) as Box<dyn agents::DomainAgent>)
             });
             let supervisor = AgentSupervisor::new(
                 agents::validators::AGENT,

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agents::validators::{WatchedValidator, balance_key, in_set_key, sync_lag_key};
+use agents::validators::{
+    RELEASE_STATE_KEY, ReleaseMemory, WatchedValidator, balance_key, in_set_key, sync_lag_key,
+};
 use memory::JournalQuery;
 use runtime::daemon::{Daemon, RunOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -112,6 +114,11 @@ fn validators_fire_and_recover_on_sync_balance_set_and_metrics() {
         watched.enabled = true;
         watched.interval = Duration::from_secs(3600);
         watched.poll_on_start = false;
+        // The sim's GitHub knows no such repository (404): the release check fails every tick
+        // without failing the tick or alerting; only the `github` source is degraded.
+        watched.github_base_url = sim.github_url();
+        watched.release_repo = "nobody/nothing".into();
+        watched.release_check_interval = Duration::from_millis(1);
         watched.validators = vec![
             WatchedValidator {
                 name: "alpha".into(),
@@ -291,10 +298,169 @@ fn validators_fire_and_recover_on_sync_balance_set_and_metrics() {
             })
             .unwrap();
         assert_eq!(batches.len(), 12, "one batch per tick");
+        let github = daemon.state.health.source("github").unwrap();
+        assert_eq!(github.state, agents::health::HealthState::Degraded);
+        assert_eq!(
+            github.consecutive_failures, 12,
+            "checked every tick, never fatal"
+        );
         assert_eq!(
             batches[0].body["required_balance_ton"], 300_010.0,
             "param 17 min_stake + 10 TON margin"
         );
+
+        daemon.shutdown("test done").await.unwrap();
+        sim.shutdown();
+    });
+}
+
+#[test]
+fn service_down_and_a_new_release_fire_from_the_sim() {
+    system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut scenario = quiet_scenario();
+        let mut delta = sim_validator("delta", ALPHA, 500_000.0, 400_000.0);
+        // The validator service stops 150 s in: `validator_console_up 0` from then on.
+        delta.node = Some(SimNode {
+            down_at: Some(Duration::from_secs(150)),
+            ..SimNode::default()
+        });
+        scenario.validators = vec![delta];
+        // The release the node runs, out before the start; a new one 150 s in.
+        scenario.events.push(SimEvent::Release {
+            at: Duration::ZERO,
+            repo: "ton-blockchain/ton".into(),
+            tag: "v2025.02".into(),
+            name: Some("TON v2025.02".into()),
+            body: "Stability fixes.".into(),
+            prerelease: false,
+            draft: false,
+            published_before_start: Some(Duration::from_secs(30 * 86_400)),
+        });
+        scenario.events.push(SimEvent::Release {
+            at: Duration::from_secs(150),
+            repo: "ton-blockchain/ton".into(),
+            tag: "v2025.03".into(),
+            name: Some("TON v2025.03".into()),
+            body: "Faster catch-up after restarts\n\n- more".into(),
+            prerelease: false,
+            draft: false,
+            published_before_start: None,
+        });
+        let sim = SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+
+        let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
+        config.agents.market.enabled = false;
+        let toncenter = &mut config.sources.toncenter;
+        toncenter.base_url = sim.toncenter_url();
+        toncenter.requests_per_second = 1000.0;
+        toncenter.retry.max_attempts = 1;
+        toncenter.retry.timeout = Duration::from_secs(2);
+        toncenter.retry.backoff_initial = Duration::from_millis(1);
+        toncenter.retry.backoff_max = Duration::from_millis(5);
+        let watched = &mut config.agents.validators;
+        watched.enabled = true;
+        watched.interval = Duration::from_secs(3600);
+        watched.poll_on_start = false;
+        watched.check_releases = true;
+        watched.github_base_url = sim.github_url();
+        // The agent spaces checks by wall time; the test's ticks are sim minutes apart.
+        watched.release_check_interval = Duration::from_millis(1);
+        watched.validators = vec![WatchedValidator {
+            name: "delta".into(),
+            wallet: ALPHA.into(),
+            public_key: None,
+            metrics_url: Some(sim.metrics_url("delta")),
+        }];
+        let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
+        let agent = daemon.agent("validators").unwrap().clone();
+        let store = daemon.state.store.clone();
+        let sorted = |mut alerts: Vec<String>| {
+            alerts.sort();
+            alerts
+        };
+
+        // t = 60 s: service up; the first release check records v2025.02 without an alert.
+        let first = tick(&sim, &agent).await.unwrap().unwrap();
+        assert!(first.alerts.is_empty(), "{:?}", first.alerts);
+        let memory: ReleaseMemory = store.state().get(RELEASE_STATE_KEY).unwrap().unwrap();
+        assert_eq!(memory.last_tag.as_deref(), Some("v2025.02"));
+        assert!(memory.last_checked.is_some());
+        // t = 120 s: the same tag again is nothing; a second CPU scrape gives a rate (35%).
+        let second = tick(&sim, &agent).await.unwrap().unwrap();
+        assert!(second.alerts.is_empty(), "{:?}", second.alerts);
+
+        // t = 180 s: the service is down and v2025.03 is out.
+        let third = tick(&sim, &agent).await.unwrap().unwrap();
+        assert_eq!(
+            sorted(third.alerts),
+            [
+                "validators.new_release/ton-blockchain/ton",
+                "validators.service_down/delta",
+            ]
+        );
+        let firing = store
+            .journal()
+            .query(&JournalQuery {
+                kind: Some("alert.firing".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let down = firing
+            .iter()
+            .find(|entry| entry.subject == "validators.service_down/delta")
+            .unwrap();
+        assert_eq!(down.body["severity"], "critical");
+        assert_eq!(down.body["evidence"]["validator_console_up"], 0);
+        let release = firing
+            .iter()
+            .find(|entry| entry.subject == "validators.new_release/ton-blockchain/ton")
+            .unwrap();
+        assert_eq!(release.body["severity"], "info");
+        assert_eq!(
+            release.body["summary"],
+            "new validator software release v2025.03: Faster catch-up after restarts"
+        );
+        let html_url = release.body["evidence"]["html_url"].as_str().unwrap();
+        assert!(html_url.ends_with("v2025.03"), "{html_url}");
+
+        // t = 240 s: the release notice is closed at the next check; the service stays down
+        // (firing, not re-sent).
+        let fourth = tick(&sim, &agent).await.unwrap().unwrap();
+        assert_eq!(fourth.alerts, ["validators.new_release/ton-blockchain/ton"]);
+        let resolved = store
+            .journal()
+            .query(&JournalQuery {
+                kind: Some("alert.resolved".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(resolved.len(), 1, "{resolved:?}");
+        let memory: ReleaseMemory = store.state().get(RELEASE_STATE_KEY).unwrap().unwrap();
+        assert_eq!(memory.last_tag.as_deref(), Some("v2025.03"));
+        let active: Vec<String> = store
+            .state()
+            .scan_prefix::<agents::alert::ActiveAlert>(agents::alert::ACTIVE_PREFIX)
+            .unwrap()
+            .into_iter()
+            .map(|(_, active)| active.alert.key)
+            .collect();
+        assert_eq!(active, ["validators.service_down/delta"]);
+        // The observation batch carries the CPU rate from the second scrape on.
+        let batches = store
+            .journal()
+            .query(&JournalQuery {
+                kind: Some("observation.batch".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(batches[0].body["validators"][0]["cpu_busy_percent"].is_null());
+        let busy = batches[1].body["validators"][0]["cpu_busy_percent"]
+            .as_f64()
+            .unwrap();
+        assert!((busy - 35.0).abs() < 0.5, "{busy}");
 
         daemon.shutdown("test done").await.unwrap();
         sim.shutdown();

@@ -314,3 +314,202 @@ fn the_config_round_trips_through_toml() {
     assert_eq!(config.balance_margin_ton, 10.0);
     assert!(toml::from_str::<ValidatorsAgentConfig>("unknown = 1").is_err());
 }
+
+#[test]
+fn new_thresholds_have_defaults_and_are_validated() {
+    let config = ValidatorsAgentConfig::default();
+    assert_eq!(config.memory_available_min_percent, 10.0);
+    assert_eq!(config.cpu_busy_warning_percent, 90.0);
+    assert!(config.check_releases);
+    assert_eq!(config.release_repo, "ton-blockchain/ton");
+    assert_eq!(config.github_base_url, "https://api.github.com");
+    assert_eq!(config.release_check_interval, Duration::from_secs(3600));
+    assert_eq!(config.release_owner_repo(), Some(("ton-blockchain", "ton")));
+    let mut bad = valid_config();
+    bad.memory_available_min_percent = 0.0;
+    bad.cpu_busy_warning_percent = 101.0;
+    bad.release_repo = "ton".into();
+    bad.github_base_url = "api.github.com".into();
+    bad.release_check_interval = Duration::ZERO;
+    assert_eq!(
+        paths(&bad),
+        [
+            "memory_available_min_percent",
+            "cpu_busy_warning_percent",
+            "release_repo",
+            "github_base_url",
+            "release_check_interval",
+        ]
+    );
+    bad.release_repo = "a/b/c".into();
+    assert!(bad.release_owner_repo().is_none());
+}
+
+#[test]
+fn service_down_only_on_an_explicit_zero() {
+    let down = evaluate_service("v1", Some(false));
+    assert_eq!(severity(&down), Some(Severity::Critical));
+    let Verdict::Breach { summary, .. } = down else {
+        panic!("expected a breach");
+    };
+    assert!(summary.contains("down"), "{summary}");
+    assert!(matches!(
+        evaluate_service("v1", Some(true)),
+        Verdict::Healthy { .. }
+    ));
+    assert_eq!(
+        evaluate_service("v1", None),
+        Verdict::Unknown,
+        "an absent gauge is not down"
+    );
+}
+
+#[test]
+fn memory_below_the_available_share_fires() {
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    let memory = |available| evaluate_memory("v1", Some(100.0 * gib), available, 10.0);
+    let low = memory(Some(9.0 * gib));
+    assert_eq!(severity(&low), Some(Severity::Warning));
+    let Verdict::Breach { evidence, .. } = low else {
+        panic!("expected a breach");
+    };
+    assert!((evidence["available_percent"].as_f64().unwrap() - 9.0).abs() < 1e-9);
+    assert!(matches!(memory(Some(10.0 * gib)), Verdict::Healthy { .. }));
+    assert_eq!(memory(None), Verdict::Unknown);
+    assert_eq!(
+        evaluate_memory("v1", None, Some(1.0), 10.0),
+        Verdict::Unknown
+    );
+    assert_eq!(
+        evaluate_memory("v1", Some(0.0), Some(0.0), 10.0),
+        Verdict::Unknown,
+        "a zero total says nothing"
+    );
+}
+
+fn modes(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+    pairs.iter().map(|(m, v)| ((*m).to_owned(), *v)).collect()
+}
+
+#[test]
+fn cpu_busy_is_a_rate_between_two_scrapes() {
+    assert_eq!(CpuCounters::from_modes(&BTreeMap::new()), None);
+    let before = CpuCounters::from_modes(&modes(&[
+        ("idle", 1000.0),
+        ("iowait", 10.0),
+        ("user", 500.0),
+        ("system", 100.0),
+    ]))
+    .unwrap();
+    assert_eq!(before.total_seconds, 1610.0);
+    assert_eq!(before.idle_seconds, 1010.0);
+    // 100 CPU-seconds later: 5 idle, 0 iowait, 95 busy.
+    let after = CpuCounters::from_modes(&modes(&[
+        ("idle", 1005.0),
+        ("iowait", 10.0),
+        ("user", 585.0),
+        ("system", 110.0),
+    ]))
+    .unwrap();
+    let busy = cpu_busy_percent(Some(&before), &after).unwrap();
+    assert!((busy - 95.0).abs() < 1e-9, "{busy}");
+    assert_eq!(
+        cpu_busy_percent(None, &after),
+        None,
+        "one scrape is no rate"
+    );
+    assert_eq!(
+        cpu_busy_percent(Some(&before), &before),
+        None,
+        "no time passed"
+    );
+    assert_eq!(
+        cpu_busy_percent(Some(&after), &before),
+        None,
+        "counters reset (reboot)"
+    );
+    assert_eq!(
+        severity(&evaluate_cpu("v1", Some(busy), 90.0)),
+        Some(Severity::Warning)
+    );
+    assert!(matches!(
+        evaluate_cpu("v1", Some(90.0), 90.0),
+        Verdict::Healthy { .. }
+    ));
+    assert_eq!(evaluate_cpu("v1", None, 90.0), Verdict::Unknown);
+}
+
+fn release(tag: &str, body: &str) -> Release {
+    Release {
+        tag: tag.into(),
+        name: Some(format!("TON {tag}")),
+        published_at: None,
+        html_url: format!("https://github.com/ton-blockchain/ton/releases/tag/{tag}"),
+        body: body.into(),
+        prerelease: false,
+        draft: false,
+    }
+}
+
+#[test]
+fn release_memory_records_first_then_announces_a_new_tag_once() {
+    let first = release("v2025.01", "## Update\nfixes");
+    assert_eq!(evaluate_release(None, &first), ReleaseDecision::Record);
+    assert_eq!(
+        evaluate_release(Some("v2025.01"), &first),
+        ReleaseDecision::Unchanged
+    );
+    let next = release("v2025.03", "\n  Faster catch-up after restarts  \nmore");
+    let ReleaseDecision::Announce(verdict) = evaluate_release(Some("v2025.01"), &next) else {
+        panic!("expected an announcement");
+    };
+    assert_eq!(severity(&verdict), Some(Severity::Info));
+    let Verdict::Breach {
+        summary, evidence, ..
+    } = verdict
+    else {
+        panic!("expected a breach");
+    };
+    assert_eq!(
+        summary,
+        "new validator software release v2025.03: Faster catch-up after restarts"
+    );
+    assert_eq!(
+        evidence["html_url"],
+        "https://github.com/ton-blockchain/ton/releases/tag/v2025.03"
+    );
+    assert_eq!(evidence["previous_tag"], "v2025.01");
+    // Once remembered, the same tag again is nothing.
+    assert_eq!(
+        evaluate_release(Some("v2025.03"), &next),
+        ReleaseDecision::Unchanged
+    );
+    // No notes: the release name stands in.
+    let ReleaseDecision::Announce(Verdict::Breach { summary, .. }) =
+        evaluate_release(Some("v2025.03"), &release("v2025.04", ""))
+    else {
+        panic!("expected an announcement");
+    };
+    assert!(summary.ends_with(": TON v2025.04"), "{summary}");
+}
+
+#[test]
+fn release_checks_are_spaced_by_the_interval() {
+    let now = Utc::now();
+    let hour = Duration::from_secs(3600);
+    assert!(release_check_due(None, now, hour));
+    assert!(!release_check_due(
+        Some(now - chrono::Duration::minutes(59)),
+        now,
+        hour
+    ));
+    assert!(release_check_due(
+        Some(now - chrono::Duration::minutes(60)),
+        now,
+        hour
+    ));
+    assert!(
+        release_check_due(Some(now + chrono::Duration::minutes(5)), now, hour),
+        "a clock that went backwards does not stop checks"
+    );
+}
