@@ -89,3 +89,62 @@ pub struct ActiveAlert {
     /// The value before the move (move alerts only).
     pub reference: Option<Sample>,
 }
+
+/// The firing alert stored under `key`, if any.
+pub fn active(
+    store: &memory::Store,
+    agent: &str,
+    key: &str,
+) -> Result<Option<ActiveAlert>, crate::AgentError> {
+    store
+        .state()
+        .get::<ActiveAlert>(&active_key(key))
+        .map_err(|source| crate::AgentError::store(agent, source))
+}
+
+/// Records an alert event of `agent`: journaled first, then remembered (firing) or forgotten
+/// (resolved) in the state store, then counted and logged. The same road for every agent.
+pub async fn record(
+    auditor: &crate::audit::Auditor,
+    telemetry: &crate::telemetry::Telemetry,
+    agent: &str,
+    alert: Alert,
+    reference: Option<Sample>,
+) -> Result<Alert, crate::AgentError> {
+    let kind = match alert.status {
+        AlertStatus::Firing => "alert.firing",
+        AlertStatus::Resolved => "alert.resolved",
+    };
+    auditor
+        .record(agent, kind, &alert.key, &alert)
+        .await
+        .map_err(|source| crate::AgentError::audit(agent, source))?;
+    let state = auditor.store().state();
+    let state_key = active_key(&alert.key);
+    match alert.status {
+        AlertStatus::Firing => state.put(
+            &state_key,
+            &ActiveAlert {
+                alert: alert.clone(),
+                reference,
+            },
+        ),
+        AlertStatus::Resolved => state.delete(&state_key),
+    }
+    .map_err(|source| crate::AgentError::store(agent, source))?;
+    telemetry
+        .alerts
+        .get_or_create(&crate::telemetry::AlertLabels {
+            rule: alert.rule.clone(),
+            status: alert.status.to_string(),
+        })
+        .inc();
+    tracing::info!(
+        alert = %alert.key,
+        status = %alert.status,
+        severity = %alert.severity,
+        summary = %alert.summary,
+        "alert"
+    );
+    Ok(alert)
+}

@@ -61,6 +61,24 @@ pub enum AgentError {
     },
 }
 
+impl AgentError {
+    /// Storage failed underneath `agent`.
+    pub fn store(agent: &str, source: memory::StoreError) -> Self {
+        AgentError::Store {
+            agent: agent.to_owned(),
+            source: Box::new(source),
+        }
+    }
+
+    /// The journal refused a write of `agent`.
+    pub fn audit(agent: &str, source: audit::AuditError) -> Self {
+        AgentError::Audit {
+            agent: agent.to_owned(),
+            source: Box::new(source),
+        }
+    }
+}
+
 /// Boxed future returned by [`DomainAgent::tick`] (object-safe without `async-trait`).
 pub type TickFuture<'a> = Pin<Box<dyn Future<Output = Result<TickReport, AgentError>> + Send + 'a>>;
 

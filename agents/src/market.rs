@@ -12,10 +12,10 @@ use memory::{Sample, SeriesKey, Store};
 use serde::{Deserialize, Serialize};
 use tools::coingecko::{CoinGeckoClient, PriceQuote};
 
-use crate::alert::{ActiveAlert, Alert, AlertStatus, Severity, active_key};
+use crate::alert::{ActiveAlert, Alert, AlertStatus, Severity};
 use crate::audit::Auditor;
 use crate::health::HealthRegistry;
-use crate::telemetry::{AlertLabels, SourceErrorLabels, SourceLabels, Telemetry};
+use crate::telemetry::{SourceErrorLabels, SourceLabels, Telemetry};
 use crate::{AgentError, DomainAgent, TickFuture, TickReport};
 
 /// Name of the agent in logs, health, metrics and the audit log.
@@ -315,63 +315,20 @@ impl MarketAgent {
     }
 
     fn store_error(source: memory::StoreError) -> AgentError {
-        AgentError::Store {
-            agent: AGENT.to_owned(),
-            source: Box::new(source),
-        }
+        AgentError::store(AGENT, source)
     }
 
     fn audit_error(source: crate::audit::AuditError) -> AgentError {
-        AgentError::Audit {
-            agent: AGENT.to_owned(),
-            source: Box::new(source),
-        }
+        AgentError::audit(AGENT, source)
     }
 
     fn active(&self, alert_key: &str) -> Result<Option<ActiveAlert>, AgentError> {
-        self.store
-            .state()
-            .get::<ActiveAlert>(&active_key(alert_key))
-            .map_err(Self::store_error)
+        crate::alert::active(&self.store, AGENT, alert_key)
     }
 
     /// Journals the alert event, then records or clears it in the state store (audit first).
     async fn emit(&self, alert: Alert, reference: Option<Sample>) -> Result<Alert, AgentError> {
-        let kind = match alert.status {
-            AlertStatus::Firing => "alert.firing",
-            AlertStatus::Resolved => "alert.resolved",
-        };
-        self.auditor
-            .record(AGENT, kind, &alert.key, &alert)
-            .await
-            .map_err(Self::audit_error)?;
-        let state_key = active_key(&alert.key);
-        match alert.status {
-            AlertStatus::Firing => self.store.state().put(
-                &state_key,
-                &ActiveAlert {
-                    alert: alert.clone(),
-                    reference,
-                },
-            ),
-            AlertStatus::Resolved => self.store.state().delete(&state_key),
-        }
-        .map_err(Self::store_error)?;
-        self.telemetry
-            .alerts
-            .get_or_create(&AlertLabels {
-                rule: alert.rule.clone(),
-                status: alert.status.to_string(),
-            })
-            .inc();
-        tracing::info!(
-            alert = %alert.key,
-            status = %alert.status,
-            severity = %alert.severity,
-            summary = %alert.summary,
-            "alert"
-        );
-        Ok(alert)
+        crate::alert::record(&self.auditor, &self.telemetry, AGENT, alert, reference).await
     }
 
     /// One poll: collect, remember, evaluate.
