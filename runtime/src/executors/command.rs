@@ -254,25 +254,14 @@ impl CommandExecutor {
     }
 
     fn not_allowed(&self, name: &str) -> ExecutorError {
-        let allowed = if self.programs.is_empty() {
-            "no programs are configured in [executors.command.programs]".to_owned()
-        } else {
-            format!(
-                "allowed: {}",
-                self.programs
-                    .keys()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        ExecutorError::NotAllowed {
-            kind: <Self as TypedExecutor>::KIND.to_owned(),
-            detail: format!(
-                "command {} is not in [executors.command.programs]; {allowed}",
-                show_value(name)
-            ),
-        }
+        super::not_allowed(
+            <Self as TypedExecutor>::KIND,
+            "command",
+            "programs",
+            "[executors.command.programs]",
+            &show_value(name),
+            self.programs.keys().map(String::as_str),
+        )
     }
 }
 

@@ -193,6 +193,27 @@ impl<T: TypedExecutor> Executor for T {
 }
 
 /// Deserializes parameters, naming the offending field (`vars.unit: invalid type: ...`).
+/// `shown_name` (already quoted for display) is not among the `known` names of `section`.
+pub(crate) fn not_allowed<'a>(
+    kind: &str,
+    what: &str,
+    things: &str,
+    section: &str,
+    shown_name: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> ExecutorError {
+    let known: Vec<&str> = known.collect();
+    let allowed = if known.is_empty() {
+        format!("no {things} are configured in {section}")
+    } else {
+        format!("allowed: {}", known.join(", "))
+    };
+    ExecutorError::NotAllowed {
+        kind: kind.to_owned(),
+        detail: format!("{what} {shown_name} is not in {section}; {allowed}"),
+    }
+}
+
 pub(crate) fn parse_parameters<P: DeserializeOwned>(
     kind: &str,
     parameters: &serde_json::Value,

@@ -171,22 +171,14 @@ impl WebhookExecutor {
     }
 
     fn not_allowed(&self, name: &str) -> ExecutorError {
-        let allowed = if self.targets.is_empty() {
-            "no targets are configured in [[executors.webhook.targets]]".to_owned()
-        } else {
-            format!(
-                "allowed: {}",
-                self.targets
-                    .keys()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        ExecutorError::NotAllowed {
-            kind: <Self as TypedExecutor>::KIND.to_owned(),
-            detail: format!("target {name:?} is not in [[executors.webhook.targets]]; {allowed}"),
-        }
+        super::not_allowed(
+            <Self as TypedExecutor>::KIND,
+            "target",
+            "targets",
+            "[[executors.webhook.targets]]",
+            &format!("{name:?}"),
+            self.targets.keys().map(String::as_str),
+        )
     }
 
     async fn attempt(&self, target: &Target, idempotency_key: &str, body: &[u8]) -> Ending {
