@@ -33,14 +33,7 @@ fn every_upstream_fault_degrades_the_source_then_alerts_then_recovers() {
         config
             .notify
             .webhooks
-            .push(runtime::config::WebhookReceiverConfig {
-                name: "ops".into(),
-                url: sim.webhook_url(),
-                secret: None,
-                secret_file: None,
-                timeout: Duration::from_secs(2),
-                max_attempts: 3,
-            });
+            .push(crate::support::ops_webhook(&sim, None));
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let market = daemon.agent("market").unwrap().clone();
         let health = daemon.state.health.clone();

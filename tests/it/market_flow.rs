@@ -31,17 +31,10 @@ fn a_price_drop_alerts_through_the_webhook_and_recovers() {
             .await
             .unwrap();
         let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
-        config
-            .notify
-            .webhooks
-            .push(runtime::config::WebhookReceiverConfig {
-                name: "ops".into(),
-                url: sim.webhook_url(),
-                secret: Some(Secret::new("hook-secret")),
-                secret_file: None,
-                timeout: Duration::from_secs(2),
-                max_attempts: 3,
-            });
+        config.notify.webhooks.push(crate::support::ops_webhook(
+            &sim,
+            Some(Secret::new("hook-secret")),
+        ));
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let market = daemon.agent("market").unwrap().clone();
         let store = daemon.state.store.clone();

@@ -29,14 +29,10 @@ fn a_broken_policy_change_is_rejected_and_the_old_set_stays() {
         let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
         config.daemon.policies_dir = policies.clone();
         config.daemon.policy_reload_interval = Duration::from_secs(3600);
-        config.notify.webhooks.push(runtime::config::WebhookReceiverConfig {
-            name: "ops".into(),
-            url: sim.webhook_url(),
-            secret: None,
-            secret_file: None,
-            timeout: Duration::from_secs(2),
-            max_attempts: 3,
-        });
+        config
+            .notify
+            .webhooks
+            .push(crate::support::ops_webhook(&sim, None));
         let daemon = Daemon::start(config.clone(), RunOptions::default())
             .await
             .unwrap();

@@ -300,3 +300,18 @@ pub fn system() -> actix_rt::SystemRunner {
             .unwrap()
     })
 }
+
+/// A webhook receiver named "ops" pointing at the simulated world's sink.
+pub fn ops_webhook(
+    sim: &tools::sim::SimHandle,
+    secret: Option<tools::secret::Secret>,
+) -> runtime::config::WebhookReceiverConfig {
+    runtime::config::WebhookReceiverConfig {
+        name: "ops".into(),
+        url: sim.webhook_url(),
+        secret,
+        secret_file: None,
+        timeout: Duration::from_secs(2),
+        max_attempts: 3,
+    }
+}
