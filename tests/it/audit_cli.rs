@@ -103,7 +103,20 @@ fn tail_show_search_and_export() {
 }
 
 fn tamper(data: &std::path::Path, change: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(data.join("store")).unwrap();
+    // sled releases the lock of the store just closed from a background thread; wait for it
+    // (bounded), as `memory::Store::open` does.
+    let mut attempts = 0;
+    let db = loop {
+        match sled::open(data.join("store")) {
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock") && attempts < 80 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            opened => break opened.unwrap(),
+        }
+    };
     let tree = db.open_tree("journal").unwrap();
     change(&tree);
     db.flush().unwrap();
