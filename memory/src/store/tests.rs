@@ -218,7 +218,7 @@ fn restore_refuses_a_data_dir_in_use() {
 fn restore_refuses_a_snapshot_whose_journal_does_not_verify() {
     let (_snapshot_dir, snapshot) = snapshot_of(4);
     {
-        let db = sled::open(snapshot.join(STORE_DIR)).unwrap();
+        let db = super::open_db(&snapshot.join(STORE_DIR), &snapshot).unwrap();
         let tree = db.open_tree(JOURNAL_TREE).unwrap();
         let mut entry: JournalEntry =
             serde_json::from_slice(&tree.get(2u64.to_be_bytes()).unwrap().unwrap()).unwrap();
