@@ -21,6 +21,7 @@ pub mod duration;
 pub mod health;
 pub mod market;
 pub mod prompts;
+pub mod proposals;
 pub mod telemetry;
 pub mod validators;
 pub mod validators_report;

@@ -27,24 +27,32 @@
 //! Every firing alert is kept in the state store, so a restart neither fires twice nor forgets
 //! to announce the recovery.
 
+pub mod cycle;
+pub mod round;
+
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use memory::{SeriesKey, Store};
 use serde::{Deserialize, Serialize};
+use tools::elections::ElectionsClient;
 use tools::github::{GithubClient, Release};
 use tools::http::SourceError;
 use tools::prometheus::{NodeExporterSummary, PrometheusScraper, ValidatorNodeMetrics};
-use tools::ton::config::{ConfigParam, StakeLimits, ValidatorSet};
+use tools::ton::config::{ElectionTiming, StakeLimits};
+use tools::tonapi::TonapiClient;
 use tools::toncenter::ToncenterClient;
 
 use crate::alert::{ActiveAlert, Alert, AlertStatus, Severity};
 use crate::audit::Auditor;
 use crate::health::HealthRegistry;
 use crate::market::ConfigProblem;
+use crate::proposals::ProposalGate;
 use crate::telemetry::{SourceErrorLabels, SourceLabels, Telemetry};
 use crate::{AgentError, DomainAgent, TickFuture, TickReport};
+use round::RuleVerdict;
 
 /// Name of the agent in logs, health, metrics and the audit log.
 pub const AGENT: &str = "validators";
@@ -103,6 +111,33 @@ fn default_github_base_url() -> String {
 fn default_release_check_interval() -> Duration {
     Duration::from_secs(3600)
 }
+fn default_efficiency_min_percent() -> f64 {
+    90.0
+}
+fn default_efficiency_after_round_fraction() -> f64 {
+    0.8
+}
+fn default_zero_blocks_window() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+fn default_participation_grace() -> Duration {
+    Duration::from_secs(2 * 3600)
+}
+fn default_stake_return_grace() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_rank_drop_places() -> u32 {
+    10
+}
+fn default_delegation_change_percent() -> f64 {
+    10.0
+}
+fn default_resend_interval() -> Duration {
+    Duration::from_secs(4 * 3600)
+}
+fn default_static_params_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
 
 /// `[agents.validators]` in the configuration file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -150,6 +185,149 @@ pub struct ValidatorsAgentConfig {
     /// Check for a new release at most this often (GitHub allows ~60 anonymous requests/h).
     #[serde(default = "default_release_check_interval", with = "crate::duration")]
     pub release_check_interval: Duration,
+    /// `low_efficiency` when the round's efficiency is below this (percent)...
+    #[serde(default = "default_efficiency_min_percent")]
+    pub efficiency_min_percent: f64,
+    /// ...once this share of the round has passed (efficiency reads low early in a round).
+    #[serde(default = "default_efficiency_after_round_fraction")]
+    pub efficiency_after_round_fraction: f64,
+    /// `zero_blocks` when a validator in the set created or validated no block for this long
+    /// (mytonctrl: about half a round).
+    #[serde(default = "default_zero_blocks_window", with = "crate::duration")]
+    pub zero_blocks_window: Duration,
+    /// `no_election_stake` when the wallet has no stake in an election open this long.
+    #[serde(default = "default_participation_grace", with = "crate::duration")]
+    pub participation_grace: Duration,
+    /// `stake_not_returned` when a frozen stake is still held this long after it was due.
+    #[serde(default = "default_stake_return_grace", with = "crate::duration")]
+    pub stake_return_grace: Duration,
+    /// `rank_drop` when the network rank falls by this many places between rounds (0 = off).
+    #[serde(default = "default_rank_drop_places")]
+    pub rank_drop_places: u32,
+    /// `delegation_change` when a pool's delegated stake moves by this share between polls.
+    #[serde(default = "default_delegation_change_percent")]
+    pub delegation_change_percent: f64,
+    /// A firing alert is sent again as a reminder this often ("0s" = never).
+    #[serde(default = "default_resend_interval", with = "crate::duration")]
+    pub resend_interval: Duration,
+    /// Config params 15 and 17 change only by a network vote: read them this often.
+    #[serde(default = "default_static_params_ttl", with = "crate::duration")]
+    pub static_params_ttl: Duration,
+    /// Which service answers which question.
+    #[serde(default)]
+    pub providers: Providers,
+    /// The fixes the agent proposes to the gate (it never runs them itself).
+    #[serde(default)]
+    pub proposals: ProposalSettings,
+}
+
+/// Where a kind of data comes from.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    #[default]
+    Toncenter,
+    Tonapi,
+}
+
+/// `[agents.validators.providers]`: one provider per data kind. Efficiency and complaints
+/// come from toncenter's elections/QoS APIs when `elections_api` is on.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Providers {
+    /// Wallet balances: toncenter `getWalletInformation` or tonapi `/v2/accounts`. (Elector
+    /// data always comes from toncenter: tonapi's validator list is the round in force, one
+    /// election behind the participant list.)
+    #[serde(default)]
+    pub balances: Provider,
+    /// Read efficiency (QoS scoreboard) and complaints from toncenter's operator APIs.
+    #[serde(default = "default_true")]
+    pub elections_api: bool,
+}
+
+impl Default for Providers {
+    fn default() -> Self {
+        Self {
+            balances: Provider::Toncenter,
+            elections_api: true,
+        }
+    }
+}
+
+fn default_restart_command() -> String {
+    "restart_validator".to_owned()
+}
+fn default_upgrade_command() -> String {
+    "upgrade_validator".to_owned()
+}
+fn default_failover_command() -> String {
+    "failover_validator".to_owned()
+}
+fn default_recover_command() -> String {
+    "recover_stake".to_owned()
+}
+fn default_join_command() -> String {
+    "join_election".to_owned()
+}
+fn default_stake_reserve_ton() -> f64 {
+    50.0
+}
+fn default_max_factor() -> f64 {
+    3.0
+}
+
+/// `[agents.validators.proposals]`: which fixes to propose and with what. Node operations are
+/// `command` operations naming programs of `[executors.command.programs]`; a top-up is a
+/// `ton_transfer` from the executor's wallet. The policies decide what runs.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalSettings {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Program restarting the node (vars: `validator`).
+    #[serde(default = "default_restart_command")]
+    pub restart_command: String,
+    /// Program upgrading the node (vars: `validator`, `version`).
+    #[serde(default = "default_upgrade_command")]
+    pub upgrade_command: String,
+    /// Program switching to the standby node (vars: `validator`, `standby`).
+    #[serde(default = "default_failover_command")]
+    pub failover_command: String,
+    /// Program sending the recover-stake request from the wallet (vars: `validator`).
+    #[serde(default = "default_recover_command")]
+    pub recover_command: String,
+    /// Program sending the election stake (vars: `validator`, `stake_ton`, `max_factor`).
+    #[serde(default = "default_join_command")]
+    pub join_command: String,
+    /// Propose a `ton_transfer` topping up a wallet below the election need.
+    #[serde(default = "default_true")]
+    pub top_up: bool,
+    /// TON left in the wallet for fees when staking.
+    #[serde(default = "default_stake_reserve_ton")]
+    pub stake_reserve_ton: f64,
+    /// Upper bound of a proposed stake (besides config 17's max_stake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stake_ton: Option<f64>,
+    /// Max factor of a proposed stake (1.0-3.0).
+    #[serde(default = "default_max_factor")]
+    pub max_factor: f64,
+}
+
+impl Default for ProposalSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            restart_command: default_restart_command(),
+            upgrade_command: default_upgrade_command(),
+            failover_command: default_failover_command(),
+            recover_command: default_recover_command(),
+            join_command: default_join_command(),
+            top_up: true,
+            stake_reserve_ton: default_stake_reserve_ton(),
+            max_stake_ton: None,
+            max_factor: default_max_factor(),
+        }
+    }
 }
 
 impl Default for ValidatorsAgentConfig {
@@ -171,12 +349,23 @@ impl Default for ValidatorsAgentConfig {
             release_repo: default_release_repo(),
             github_base_url: default_github_base_url(),
             release_check_interval: default_release_check_interval(),
+            efficiency_min_percent: default_efficiency_min_percent(),
+            efficiency_after_round_fraction: default_efficiency_after_round_fraction(),
+            zero_blocks_window: default_zero_blocks_window(),
+            participation_grace: default_participation_grace(),
+            stake_return_grace: default_stake_return_grace(),
+            rank_drop_places: default_rank_drop_places(),
+            delegation_change_percent: default_delegation_change_percent(),
+            resend_interval: default_resend_interval(),
+            static_params_ttl: default_static_params_ttl(),
+            providers: Providers::default(),
+            proposals: ProposalSettings::default(),
         }
     }
 }
 
 /// `[[agents.validators.validators]]`: one validator to watch.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WatchedValidator {
     pub name: String,
@@ -186,6 +375,41 @@ pub struct WatchedValidator {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
     /// The node's Prometheus metrics page (node_exporter and mytonctrl gauges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
+    /// The node's ADNL address (64 hex); learned from the election when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adnl: Option<String>,
+    /// The nominator pool that stakes for this validator (its address is what the elector
+    /// sees); `pool_kind` says which contract it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_kind: Option<PoolKind>,
+    /// A standby node to fail over to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<StandbyNode>,
+    /// The release the node runs (e.g. "v2025.02"), compared with the latest release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_version: Option<String>,
+}
+
+/// Which pool contract stakes for the validator.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// The TON Foundation nominator pool (`get_pool_data`, `list_nominators`).
+    Nominator,
+    /// The single-nominator pool (`get_roles`).
+    SingleNominator,
+}
+
+/// `[agents.validators.validators.standby]`: the node that can take over.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StandbyNode {
+    pub name: String,
+    /// Its metrics page: failover is proposed only to a standby that is in sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_url: Option<String>,
 }
@@ -251,6 +475,117 @@ impl ValidatorsAgentConfig {
                     ),
                 );
             }
+            if let Some(adnl) = &validator.adnl
+                && !is_hex_key(adnl)
+            {
+                problem(
+                    at("adnl"),
+                    "must be 64 hex characters (the node's ADNL address)".into(),
+                );
+            }
+            if let Some(pool) = &validator.pool
+                && let Err(error) = tools::ton::parse_address(pool)
+            {
+                problem(
+                    at("pool"),
+                    format!("{pool:?} is not a TON address ({error})"),
+                );
+            }
+            if validator.pool_kind.is_some() != validator.pool.is_some() {
+                problem(
+                    at("pool_kind"),
+                    "set pool and pool_kind together (pool_kind = \"nominator\" or \"single_nominator\")".into(),
+                );
+            }
+            if let Some(standby) = &validator.standby {
+                if standby.name.trim().is_empty() {
+                    problem(at("standby.name"), "must not be empty".into());
+                }
+                if let Some(url) = &standby.metrics_url
+                    && !(url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    problem(
+                        at("standby.metrics_url"),
+                        format!("{url:?} must be an http:// or https:// URL"),
+                    );
+                }
+            }
+            if let Some(version) = &validator.running_version
+                && version.trim().is_empty()
+            {
+                problem(
+                    at("running_version"),
+                    "must not be empty; write the release tag, e.g. \"v2025.02\", or leave it out"
+                        .into(),
+                );
+            }
+        }
+        let percent_ok = |value: f64| value.is_finite() && value > 0.0 && value <= 100.0;
+        if !percent_ok(self.efficiency_min_percent) {
+            problem(
+                "efficiency_min_percent".into(),
+                "must be above 0 and at most 100".into(),
+            );
+        }
+        let fraction = self.efficiency_after_round_fraction;
+        if !(fraction.is_finite() && (0.0..=1.0).contains(&fraction)) {
+            problem(
+                "efficiency_after_round_fraction".into(),
+                "must be between 0 and 1 (0.8 = judge after 80% of the round)".into(),
+            );
+        }
+        if !percent_ok(self.delegation_change_percent) {
+            problem(
+                "delegation_change_percent".into(),
+                "must be above 0 and at most 100".into(),
+            );
+        }
+        for (key, value) in [
+            ("zero_blocks_window", self.zero_blocks_window),
+            ("participation_grace", self.participation_grace),
+            ("static_params_ttl", self.static_params_ttl),
+        ] {
+            if value.is_zero() {
+                problem(key.into(), "must be longer than 0s".into());
+            }
+        }
+        let proposals = &self.proposals;
+        for (key, value) in [
+            ("proposals.restart_command", &proposals.restart_command),
+            ("proposals.upgrade_command", &proposals.upgrade_command),
+            ("proposals.failover_command", &proposals.failover_command),
+            ("proposals.recover_command", &proposals.recover_command),
+            ("proposals.join_command", &proposals.join_command),
+        ] {
+            if value.trim().is_empty() {
+                problem(
+                    key.into(),
+                    "must name a program of [executors.command.programs]".into(),
+                );
+            }
+        }
+        if !(proposals.stake_reserve_ton.is_finite() && proposals.stake_reserve_ton >= 0.0) {
+            problem(
+                "proposals.stake_reserve_ton".into(),
+                "must be a number of TON, 0 or more".into(),
+            );
+        }
+        if let Some(max) = proposals.max_stake_ton
+            && !(max.is_finite() && max > 0.0)
+        {
+            problem(
+                "proposals.max_stake_ton".into(),
+                "must be a number of TON above 0".into(),
+            );
+        }
+        if !(proposals.max_factor.is_finite() && (1.0..=3.0).contains(&proposals.max_factor)) {
+            problem(
+                "proposals.max_factor".into(),
+                format!(
+                    "must be between 1.0 and 3.0 (the network's cap), got {}",
+                    proposals.max_factor
+                ),
+            );
         }
         if let Some(line) = self.min_balance_ton
             && !(line.is_finite() && line >= 0.0)
@@ -394,51 +729,6 @@ pub fn evaluate_balance(
             ),
             evidence,
         }
-    }
-}
-
-/// Not in the current set: only with a configured public key and a fetched param 34.
-pub fn evaluate_in_set(
-    name: &str,
-    public_key: Option<&str>,
-    set: Option<&ValidatorSet>,
-) -> Verdict {
-    let (Some(key), Some(set)) = (public_key, set) else {
-        return Verdict::Unknown;
-    };
-    let key = key.to_ascii_lowercase();
-    let position = set.validators.iter().position(|v| v.public_key == key);
-    match position {
-        Some(index) => {
-            let weight = set.validators.get(index).map_or(0, |v| v.weight);
-            Verdict::Healthy {
-                summary: format!(
-                    "{name} is back in the current validator set (index {index} of {})",
-                    set.validators.len()
-                ),
-                evidence: serde_json::json!({
-                    "public_key": key,
-                    "index": index,
-                    "weight": weight,
-                    "total_weight": set.total_weight,
-                    "utime_since": set.utime_since,
-                    "utime_until": set.utime_until,
-                }),
-            }
-        }
-        None => Verdict::Breach {
-            severity: Severity::Critical,
-            summary: format!(
-                "{name} is not in the current validator set (config 34, {} validators): it earns nothing this round",
-                set.validators.len()
-            ),
-            evidence: serde_json::json!({
-                "public_key": key,
-                "set_size": set.validators.len(),
-                "utime_since": set.utime_since,
-                "utime_until": set.utime_until,
-            }),
-        },
     }
 }
 
@@ -733,6 +1023,15 @@ pub fn transition(verdict: &Verdict, active: Option<&Alert>) -> Transition {
     }
 }
 
+/// Pure: a firing alert last sent at `last_sent` is due for a reminder (`interval` 0 = never).
+pub fn reminder_due(last_sent: DateTime<Utc>, now: DateTime<Utc>, interval: Duration) -> bool {
+    !interval.is_zero()
+        && now
+            .signed_duration_since(last_sent)
+            .to_std()
+            .is_ok_and(|age| age >= interval)
+}
+
 fn series(name: &str, validator: &str) -> SeriesKey {
     SeriesKey::new(name).with_label("validator", validator)
 }
@@ -768,6 +1067,10 @@ struct ValidatorObservation {
     metrics_failures: u32,
     memory_available_percent: Option<f64>,
     cpu_busy_percent: Option<f64>,
+    blocks_total: Option<f64>,
+    returned_stake_ton: Option<f64>,
+    #[serde(flatten)]
+    cycle: round::CycleObservation,
 }
 
 /// The agent's domain logic, hosted by a supervised actor in the runtime.
@@ -780,6 +1083,11 @@ pub struct ValidatorsAgent {
     auditor: Auditor,
     health: HealthRegistry,
     telemetry: Telemetry,
+    gate: Option<Arc<dyn ProposalGate>>,
+    elections: Option<ElectionsClient>,
+    tonapi: Option<TonapiClient>,
+    /// Params 15 and 17 as last read, and when.
+    static_params: Option<(Instant, Option<ElectionTiming>, Option<StakeLimits>)>,
 }
 
 impl ValidatorsAgent {
@@ -800,7 +1108,31 @@ impl ValidatorsAgent {
             auditor,
             health,
             telemetry,
+            gate: None,
+            elections: None,
+            tonapi: None,
+            static_params: None,
         }
+    }
+
+    /// Reads efficiency (and complaints, when the elector cannot be read) from toncenter's
+    /// operator APIs (with `providers.elections_api`).
+    pub fn with_elections(mut self, elections: ElectionsClient) -> Self {
+        self.elections = Some(elections);
+        self
+    }
+
+    /// tonapi, for the data kinds `providers` assigns to it.
+    pub fn with_tonapi(mut self, tonapi: TonapiClient) -> Self {
+        self.tonapi = Some(tonapi);
+        self
+    }
+
+    /// Lets the agent propose fixes (restart, upgrade, failover, recover stake, top up, join
+    /// the election) to the gate.
+    pub fn with_gate(mut self, gate: Arc<dyn ProposalGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Enables the `new_release` check (when `check_releases` is on).
@@ -893,48 +1225,64 @@ impl ValidatorsAgent {
                 observed_at: now,
                 ..active
             },
+            // Still firing: a reminder every `resend_interval` (from the last send).
+            (
+                Transition::None,
+                Verdict::Breach {
+                    summary,
+                    mut evidence,
+                    ..
+                },
+                Some(active),
+            ) if reminder_due(active.at, now, self.config.resend_interval) => {
+                if let Some(fields) = evidence.as_object_mut() {
+                    fields.insert("reminder".to_owned(), serde_json::Value::Bool(true));
+                }
+                Alert {
+                    summary: format!(
+                        "still firing since {}: {summary}",
+                        active.starts_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                    evidence,
+                    at: now,
+                    observed_at: now,
+                    ..active
+                }
+            }
             _ => return Ok(()),
         };
         report.alerts.push(self.emit(alert).await?);
         Ok(())
     }
 
-    /// Config params 17 and 34, once per tick. `Err` carries the first failure.
-    async fn fetch_chain(&self) -> (Option<StakeLimits>, Option<ValidatorSet>, Vec<String>) {
-        let mut errors = Vec::new();
-        let mut limits = None;
-        let mut set = None;
-        for param in [17_u32, 34] {
-            let started = Instant::now();
-            let result = self.toncenter.get_config_param(param).await;
-            self.observe_request(TONCENTER, started);
-            match result {
-                Ok(fetched) => match fetched.value {
-                    ConfigParam::StakeLimits(value) => limits = Some(value),
-                    ConfigParam::ValidatorSet { set: value, .. } => set = Some(value),
-                    other => errors.push(format!(
-                        "config param {param}: unexpected answer {}",
-                        serde_json::to_string(&other).unwrap_or_default()
-                    )),
-                },
-                Err(error) => {
-                    self.count_error(TONCENTER, &error);
-                    errors.push(format!("config param {param}: {error}"));
-                }
-            }
-        }
-        (limits, set, errors)
-    }
-
-    /// One poll: collect, remember, evaluate.
+    /// One poll: collect, remember, evaluate, propose.
     pub async fn run_tick(&mut self) -> Result<TickReport, AgentError> {
         let now = Utc::now();
         let mut report = TickReport::default();
-        let (limits, set, mut toncenter_errors) = self.fetch_chain().await;
-        let required_ton = self.config.required_balance_ton(limits.as_ref());
+        let view = self.fetch_view().await;
+        let mut toncenter_errors = view.errors.clone();
+        let required_ton = self.config.required_balance_ton(view.limits.as_ref());
+        let latest_release = self
+            .store
+            .state()
+            .get::<ReleaseMemory>(RELEASE_STATE_KEY)
+            .map_err(Self::store_error)?
+            .and_then(|memory| memory.last_tag);
+        let round_seconds = view
+            .timing
+            .as_ref()
+            .map(|timing| timing.validators_elected_for)
+            .or_else(|| {
+                view.current
+                    .as_ref()
+                    .map(|set| set.utime_until.saturating_sub(set.utime_since))
+            });
         let mut samples: Vec<(SeriesKey, DateTime<Utc>, f64)> = Vec::new();
         let mut observations = Vec::with_capacity(self.config.validators.len());
-        let mut verdicts: Vec<(String, String, BTreeMap<String, String>, Verdict)> = Vec::new();
+        let mut verdicts: Vec<RuleVerdict> = Vec::new();
+        let mut settled_all: Vec<(String, Vec<cycle::Settled>)> = Vec::new();
+        // Failures of sources other than toncenter (tonapi, the operator APIs), by source.
+        let mut other_errors: BTreeMap<&'static str, Vec<String>> = view.other_errors.clone();
 
         for validator in self.config.validators.clone() {
             let name = validator.name.as_str();
@@ -944,23 +1292,22 @@ impl ValidatorsAgent {
                 ..Default::default()
             };
 
-            let started = Instant::now();
-            let wallet = self
-                .toncenter
-                .get_wallet_information(&validator.wallet)
-                .await;
-            self.observe_request(TONCENTER, started);
-            match wallet {
-                Ok(fetched) => {
-                    let balance = fetched.value.balance_nanoton as f64 / NANOTON_PER_TON;
+            let (source, balance) = self.balance_nanoton(&validator.wallet).await;
+            let errors = if source == TONCENTER {
+                &mut toncenter_errors
+            } else {
+                other_errors.entry(source).or_default()
+            };
+            match balance {
+                Ok(nanoton) => {
+                    let balance = nanoton as f64 / NANOTON_PER_TON;
                     samples.push((balance_key(name), now, balance));
                     observed.balance_ton = Some(balance);
                 }
                 Err(error) => {
-                    self.count_error(TONCENTER, &error);
                     let message = format!("wallet of {name}: {error}");
                     observed.wallet_error = Some(message.clone());
-                    toncenter_errors.push(message);
+                    errors.push(message);
                 }
             }
             verdicts.push((
@@ -970,16 +1317,42 @@ impl ValidatorsAgent {
                 evaluate_balance(name, observed.balance_ton, required_ton),
             ));
 
-            let in_set = evaluate_in_set(name, validator.public_key.as_deref(), set.as_ref());
-            match &in_set {
-                Verdict::Healthy { .. } => observed.in_current_set = Some(true),
-                Verdict::Breach { .. } => observed.in_current_set = Some(false),
-                Verdict::Unknown => {}
+            let cycle = self.evaluate_cycle(
+                &validator,
+                &view,
+                latest_release.as_deref(),
+                now,
+                &mut samples,
+                &mut verdicts,
+            )?;
+            if view.current.is_some() && !cycle.keys.is_empty() {
+                observed.in_current_set = Some(cycle.position.is_some());
             }
             if let Some(member) = observed.in_current_set {
                 samples.push((in_set_key(name), now, if member { 1.0 } else { 0.0 }));
             }
-            verdicts.push(("not_in_set".into(), name.to_owned(), labels.clone(), in_set));
+            // The elector credits a returned stake to the wallet's account in the elector;
+            // look only when a stake was just released or an unrecovered one is on record.
+            let unrecovered_key = format!("{AGENT}.stake_unrecovered/{name}");
+            if !cycle.settled.is_empty() || self.active(&unrecovered_key)?.is_some() {
+                let returned = self.returned_stake(&validator, &mut toncenter_errors).await;
+                observed.returned_stake_ton = returned.map(|n| n as f64 / NANOTON_PER_TON);
+                verdicts.push((
+                    "stake_unrecovered".into(),
+                    name.to_owned(),
+                    labels.clone(),
+                    cycle::evaluate_unrecovered(name, returned),
+                ));
+            }
+            if !cycle.settled.is_empty() {
+                settled_all.push((name.to_owned(), cycle.settled.clone()));
+            }
+            if let Some(verdict) = self
+                .evaluate_pool(&validator, now, &mut samples, &mut toncenter_errors)
+                .await?
+            {
+                verdicts.push(verdict);
+            }
 
             if let Some(url) = &validator.metrics_url {
                 let source = format!("{NODE_METRICS}/{name}");
@@ -1012,6 +1385,20 @@ impl ValidatorsAgent {
                             name.to_owned(),
                             labels.clone(),
                             evaluate_service(name, observed.console_up),
+                        ));
+                        observed.blocks_total = round::blocks_total(&node);
+                        let zero_blocks = self.evaluate_blocks(
+                            name,
+                            observed.blocks_total,
+                            observed.in_current_set,
+                            now,
+                            &mut samples,
+                        )?;
+                        verdicts.push((
+                            "zero_blocks".into(),
+                            name.to_owned(),
+                            labels.clone(),
+                            zero_blocks,
                         ));
                         if let (Some(total), Some(available)) =
                             (host.memory_total_bytes, host.memory_available_bytes)
@@ -1097,9 +1484,19 @@ impl ValidatorsAgent {
                     ),
                 ));
             }
+            observed.cycle = cycle;
             observations.push(observed);
         }
 
+        for (source, errors) in &other_errors {
+            if errors.is_empty() {
+                self.health.source_succeeded(source, now);
+            } else {
+                let message = errors.join("; ");
+                tracing::warn!(source = %source, error = %message, "reads failed");
+                self.health.source_failed(source, &message, now);
+            }
+        }
         let toncenter_failures = if toncenter_errors.is_empty() {
             self.health.source_succeeded(TONCENTER, now);
             0
@@ -1120,6 +1517,10 @@ impl ValidatorsAgent {
             ),
         ));
 
+        for (name, settled) in &settled_all {
+            self.record_earnings(name, settled, round_seconds, now, &mut samples)
+                .await?;
+        }
         self.store
             .series()
             .append_batch(&samples)
@@ -1132,9 +1533,12 @@ impl ValidatorsAgent {
                 "validators/poll",
                 &serde_json::json!({
                     "validators": observations,
-                    "stake_limits": limits,
+                    "stake_limits": view.limits,
+                    "election_timing": view.timing,
                     "required_balance_ton": required_ton,
-                    "current_set_size": set.as_ref().map(|set| set.validators.len()),
+                    "current_set_size": view.current.as_ref().map(|set| set.validators.len()),
+                    "next_set_size": view.next.as_ref().map(|set| set.validators.len()),
+                    "election_id": view.election.as_ref().map(|e| e.elect_at),
                     "toncenter_errors": toncenter_errors,
                     "samples": samples.len(),
                 }),
@@ -1142,11 +1546,25 @@ impl ValidatorsAgent {
             .await
             .map_err(Self::audit_error)?;
 
+        let mut breaches: Vec<(String, String)> = Vec::new();
         for (rule, subject, labels, verdict) in verdicts {
+            if matches!(verdict, Verdict::Breach { .. }) {
+                breaches.push((rule.clone(), subject.clone()));
+            }
             self.apply(&rule, &subject, labels, verdict, now, &mut report)
                 .await?;
         }
         self.check_release(now, &mut report).await?;
+        if self.config.proposals.enabled && self.gate.is_some() {
+            self.propose_fixes(
+                &breaches,
+                &observations,
+                &view,
+                required_ton,
+                latest_release.as_deref(),
+            )
+            .await?;
+        }
         Ok(report)
     }
 

@@ -40,6 +40,7 @@ fn flat_scenario() -> Scenario {
         validators: Vec::new(),
         events: Vec::new(),
         faults: Vec::new(),
+        pools: Vec::new(),
     }
 }
 

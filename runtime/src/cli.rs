@@ -106,6 +106,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Validator earnings by period: per validator and in total, TON and USD, trend and APY.
+    ///
+    /// Example: `command-center earnings --period month`
+    Earnings {
+        /// day, week or month (counted back from now)
+        #[arg(long, default_value = "week")]
+        period: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The company's validators in the network ranking (by weight in the current set).
+    ///
+    /// Example: `command-center ranking`
+    Ranking {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask the running daemon how it is: actors, sources, firing alerts, journal.
     ///
     /// Example: `command-center status` or `command-center status --json`
@@ -568,6 +587,11 @@ pub fn main() -> ExitCode {
         }) => ton_decode(file, *param, method.clone()),
         Command::Validators { name, json } => load_config(&cli)
             .and_then(|config| block_on(validators::run(config, name.clone(), *json))),
+        Command::Earnings { period, json } => load_config(&cli)
+            .and_then(|config| block_on(validators::earnings(config, period, *json))),
+        Command::Ranking { json } => {
+            load_config(&cli).and_then(|config| block_on(validators::ranking(config, *json)))
+        }
         Command::Status(args) => {
             load_config(&cli).and_then(|config| block_on(ops::status(config, args)))
         }

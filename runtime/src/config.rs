@@ -246,6 +246,12 @@ pub struct ToncenterSourceConfig {
     pub api_key_file: Option<PathBuf>,
     #[serde(default = "default_toncenter_rps")]
     pub requests_per_second: f64,
+    /// toncenter's elections API (rounds, elections, complaints); same key.
+    #[serde(default = "default_elections_url")]
+    pub elections_url: String,
+    /// toncenter's QoS API (per-round efficiency scoreboard); same key.
+    #[serde(default = "default_qos_url")]
+    pub qos_url: String,
     #[serde(default)]
     pub retry: RetryConfig,
 }
@@ -257,6 +263,51 @@ impl Default for ToncenterSourceConfig {
             api_key: None,
             api_key_file: None,
             requests_per_second: default_toncenter_rps(),
+            elections_url: default_elections_url(),
+            qos_url: default_qos_url(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+fn default_elections_url() -> String {
+    tools::elections::DEFAULT_ELECTIONS_URL.to_owned()
+}
+fn default_qos_url() -> String {
+    tools::elections::DEFAULT_QOS_URL.to_owned()
+}
+fn default_tonapi_url() -> String {
+    tools::tonapi::DEFAULT_BASE_URL.to_owned()
+}
+fn default_tonapi_rps() -> f64 {
+    1.0
+}
+
+/// `[sources.tonapi]`: tonapi.io v2, an alternative provider (`[agents.validators.providers]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TonapiSourceConfig {
+    #[serde(default = "default_tonapi_url")]
+    pub base_url: String,
+    /// Only from `COMMAND_CENTER__SOURCES__TONAPI__API_KEY`; never written in the file.
+    #[serde(default, skip_serializing)]
+    pub api_key: Option<Secret>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// With a key (without one tonapi allows 1 request per 4 s, and that is used).
+    #[serde(default = "default_tonapi_rps")]
+    pub requests_per_second: f64,
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+impl Default for TonapiSourceConfig {
+    fn default() -> Self {
+        Self {
+            base_url: default_tonapi_url(),
+            api_key: None,
+            api_key_file: None,
+            requests_per_second: default_tonapi_rps(),
             retry: RetryConfig::default(),
         }
     }
@@ -270,6 +321,8 @@ pub struct SourcesConfig {
     pub coingecko: CoinGeckoSourceConfig,
     #[serde(default)]
     pub toncenter: ToncenterSourceConfig,
+    #[serde(default)]
+    pub tonapi: TonapiSourceConfig,
 }
 
 /// `[agents]`
@@ -594,6 +647,7 @@ impl ConfigSource {
 const SECRET_KEYS: &[(&str, &str)] = &[
     ("sources.coingecko.api_key", "api_key_file"),
     ("sources.toncenter.api_key", "api_key_file"),
+    ("sources.tonapi.api_key", "api_key_file"),
 ];
 
 mod load;

@@ -98,6 +98,21 @@ pub async fn start_demo_world(config: &mut Config) -> anyhow::Result<tools::sim:
     };
     scenario.speed = config.demo.speed;
     let validators = scenario.validators.clone();
+    let running_release = scenario
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            tools::sim::SimEvent::Release {
+                tag,
+                published_before_start: Some(before),
+                prerelease: false,
+                draft: false,
+                ..
+            } => Some((*before, tag.clone())),
+            _ => None,
+        })
+        .min_by_key(|(before, _)| *before)
+        .map(|(_, tag)| tag);
     let sim = tools::sim::SimWorld::start(scenario, config.demo.sim_listen)
         .await
         .with_context(|| {
@@ -116,6 +131,10 @@ pub async fn start_demo_world(config: &mut Config) -> anyhow::Result<tools::sim:
     config.sources.toncenter.retry.backoff_initial = Duration::from_millis(200);
     config.sources.toncenter.retry.backoff_max = Duration::from_secs(2);
     config.sources.toncenter.retry.timeout = Duration::from_secs(2);
+    config.sources.toncenter.elections_url = sim.elections_url();
+    config.sources.toncenter.qos_url = sim.qos_url();
+    config.sources.tonapi.base_url = sim.tonapi_url();
+    config.sources.tonapi.requests_per_second = 50.0;
     prepare_demo_data_dir(&config.demo.data_dir)?;
     config.daemon.data_dir = config.demo.data_dir.clone();
     config.agents.market.interval = config.demo.interval;
@@ -131,6 +150,9 @@ pub async fn start_demo_world(config: &mut Config) -> anyhow::Result<tools::sim:
                 wallet: validator.address.clone(),
                 public_key: Some(tools::sim::sim_public_key(validator)),
                 metrics_url: Some(sim.metrics_url(&validator.name)),
+                // The nodes run the release that was out when the demo world starts.
+                running_version: running_release.clone(),
+                ..Default::default()
             })
             .collect();
         // The sim's wallets hold operating funds while the stakes sit in the elector; against
@@ -277,6 +299,8 @@ impl Daemon {
             let validators = config.agents.validators.clone();
             let source = config.sources.toncenter.clone();
             let factory_context = context.clone();
+            let factory_gate: Arc<dyn agents::proposals::ProposalGate> = gate.clone();
+            let tonapi_source = config.sources.tonapi.clone();
             let factory: AgentFactory = Arc::new(move || {
                 let fatal = |error: tools::http::SourceError| agents::AgentError::Fatal {
                     agent: agents::validators::AGENT.to_owned(),
@@ -302,6 +326,29 @@ impl Daemon {
                     factory_context.health.clone(),
                     factory_context.telemetry.clone(),
                 );
+                agent = agent.with_gate(factory_gate.clone());
+                if validators.providers.elections_api {
+                    // toncenter's operator APIs share toncenter's key and rate limit.
+                    let elections = tools::elections::ElectionsClient::new(
+                        &source.elections_url,
+                        &source.qos_url,
+                        source.api_key.clone(),
+                        source.requests_per_second,
+                        source.retry.policy(),
+                    )
+                    .map_err(fatal)?;
+                    agent = agent.with_elections(elections);
+                }
+                if validators.providers.balances == agents::validators::Provider::Tonapi {
+                    let tonapi = tools::tonapi::TonapiClient::new(
+                        &tonapi_source.base_url,
+                        tonapi_source.api_key.clone(),
+                        tonapi_source.requests_per_second,
+                        tonapi_source.retry.policy(),
+                    )
+                    .map_err(fatal)?;
+                    agent = agent.with_tonapi(tonapi);
+                }
                 if validators.check_releases {
                     // Anonymous GitHub allows about 60 requests an hour; the agent makes one
                     // request per check, at most every release_check_interval (1h by default),

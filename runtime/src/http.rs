@@ -112,6 +112,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/validators", get(validators))
         .route("/v1/validators/{name}", get(validator))
+        .route("/v1/earnings", get(earnings))
+        .route("/v1/ranking", get(ranking))
         .route("/v1/audit", get(audit_query))
         .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/audit/notes", post(audit_note))
@@ -375,6 +377,41 @@ async fn validators(
 ) -> Result<Json<Vec<agents::validators_report::ValidatorSummary>>, ApiError> {
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || agents::validators_report::summaries(&store, Utc::now()))
+        .await
+        .map_err(internal)?
+        .map(Json)
+        .map_err(internal)
+}
+
+#[derive(serde::Deserialize)]
+struct EarningsQuery {
+    period: Option<String>,
+}
+
+async fn earnings(
+    State(state): State<AppState>,
+    Query(query): Query<EarningsQuery>,
+) -> Result<Json<agents::validators_report::EarningsReport>, ApiError> {
+    let period =
+        agents::validators_report::Period::parse(query.period.as_deref().unwrap_or("week"))
+            .map_err(|message| {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("period: {message}"))
+            })?;
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        agents::validators_report::earnings(&store, period, Utc::now())
+    })
+    .await
+    .map_err(internal)?
+    .map(Json)
+    .map_err(internal)
+}
+
+async fn ranking(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<agents::validators_report::RankingRow>>, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || agents::validators_report::ranking(&store, Utc::now()))
         .await
         .map_err(internal)?
         .map(Json)

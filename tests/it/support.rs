@@ -74,6 +74,7 @@ pub fn quiet_scenario() -> Scenario {
         validators: Vec::new(),
         events: Vec::new(),
         faults: Vec::new(),
+        pools: Vec::new(),
     }
 }
 
@@ -96,6 +97,22 @@ pub fn config_for(sim_coingecko: &str, data_dir: &Path) -> Config {
     config.agents.market.interval = Duration::from_secs(3600);
     config.agents.market.poll_on_start = false;
     config
+}
+
+/// Points toncenter (and its operator APIs) and tonapi at `sim`, with fast retries: every chain
+/// read of the validators agent goes to the simulated world.
+pub fn point_chain_at(config: &mut Config, sim: &tools::sim::SimHandle) {
+    let toncenter = &mut config.sources.toncenter;
+    toncenter.base_url = sim.toncenter_url();
+    toncenter.elections_url = sim.elections_url();
+    toncenter.qos_url = sim.qos_url();
+    toncenter.requests_per_second = 1000.0;
+    toncenter.retry.max_attempts = 1;
+    toncenter.retry.timeout = Duration::from_secs(2);
+    toncenter.retry.backoff_initial = Duration::from_millis(1);
+    toncenter.retry.backoff_max = Duration::from_millis(5);
+    config.sources.tonapi.base_url = sim.tonapi_url();
+    config.sources.tonapi.retry = config.sources.toncenter.retry.clone();
 }
 
 /// A running `command-center` child whose stderr (JSON logs) is read line by line.

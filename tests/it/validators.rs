@@ -12,7 +12,7 @@ use runtime::daemon::{Daemon, RunOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tools::sim::{SimEvent, SimNode, SimValidator, SimWorld, sim_public_key};
 
-use crate::support::{config_for, quiet_scenario, system, tick};
+use crate::support::{config_for, point_chain_at, quiet_scenario, system, tick};
 
 const ALPHA: &str = "-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const BRAVO: &str = "-1:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -27,6 +27,7 @@ fn sim_validator(name: &str, address: &str, balance_ton: f64, stake_ton: f64) ->
         seqno: 0,
         wallet_type: None,
         node: None,
+        rotate_keys_at: None,
     }
 }
 
@@ -103,13 +104,7 @@ fn validators_fire_and_recover_on_sync_balance_set_and_metrics() {
 
         let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
         config.agents.market.enabled = false;
-        let toncenter = &mut config.sources.toncenter;
-        toncenter.base_url = sim.toncenter_url();
-        toncenter.requests_per_second = 1000.0;
-        toncenter.retry.max_attempts = 1;
-        toncenter.retry.timeout = Duration::from_secs(2);
-        toncenter.retry.backoff_initial = Duration::from_millis(1);
-        toncenter.retry.backoff_max = Duration::from_millis(5);
+        point_chain_at(&mut config, &sim);
         let watched = &mut config.agents.validators;
         watched.enabled = true;
         watched.interval = Duration::from_secs(3600);
@@ -125,18 +120,21 @@ fn validators_fire_and_recover_on_sync_balance_set_and_metrics() {
                 wallet: ALPHA.into(),
                 public_key: Some(alpha_key),
                 metrics_url: Some(sim.metrics_url("alpha")),
+                ..Default::default()
             },
             WatchedValidator {
                 name: "bravo".into(),
                 wallet: BRAVO.into(),
                 public_key: Some(bravo_key),
                 metrics_url: None,
+                ..Default::default()
             },
             WatchedValidator {
                 name: "charlie".into(),
                 wallet: CHARLIE.into(),
                 public_key: None,
                 metrics_url: Some(page_url),
+                ..Default::default()
             },
         ];
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
@@ -353,13 +351,7 @@ fn service_down_and_a_new_release_fire_from_the_sim() {
 
         let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
         config.agents.market.enabled = false;
-        let toncenter = &mut config.sources.toncenter;
-        toncenter.base_url = sim.toncenter_url();
-        toncenter.requests_per_second = 1000.0;
-        toncenter.retry.max_attempts = 1;
-        toncenter.retry.timeout = Duration::from_secs(2);
-        toncenter.retry.backoff_initial = Duration::from_millis(1);
-        toncenter.retry.backoff_max = Duration::from_millis(5);
+        point_chain_at(&mut config, &sim);
         let watched = &mut config.agents.validators;
         watched.enabled = true;
         watched.interval = Duration::from_secs(3600);
@@ -368,11 +360,14 @@ fn service_down_and_a_new_release_fire_from_the_sim() {
         watched.github_base_url = sim.github_url();
         // The agent spaces checks by wall time; the test's ticks are sim minutes apart.
         watched.release_check_interval = Duration::from_millis(1);
+        // Reminders of what still fires, at every tick here.
+        watched.resend_interval = Duration::from_millis(1);
         watched.validators = vec![WatchedValidator {
             name: "delta".into(),
             wallet: ALPHA.into(),
             public_key: None,
             metrics_url: Some(sim.metrics_url("delta")),
+            ..Default::default()
         }];
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let agent = daemon.agent("validators").unwrap().clone();
@@ -427,9 +422,30 @@ fn service_down_and_a_new_release_fire_from_the_sim() {
         assert!(html_url.ends_with("v2025.03"), "{html_url}");
 
         // t = 240 s: the release notice is closed at the next check; the service stays down
-        // (firing, not re-sent).
+        // and is sent again as a reminder (resend_interval).
         let fourth = tick(&sim, &agent).await.unwrap().unwrap();
-        assert_eq!(fourth.alerts, ["validators.new_release/ton-blockchain/ton"]);
+        assert_eq!(
+            sorted(fourth.alerts),
+            [
+                "validators.new_release/ton-blockchain/ton",
+                "validators.service_down/delta",
+            ]
+        );
+        let reminder: Vec<_> = journal(&store, "alert.firing")
+            .into_iter()
+            .filter(|entry| entry.subject == "validators.service_down/delta")
+            .collect();
+        assert_eq!(reminder.len(), 2, "fired, then reminded");
+        assert!(
+            reminder[1].body["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("still firing since "),
+            "{}",
+            reminder[1].body["summary"]
+        );
+        assert_eq!(reminder[1].body["evidence"]["reminder"], true);
+        assert_eq!(reminder[1].body["starts_at"], reminder[0].body["starts_at"]);
         let resolved = store
             .journal()
             .query(&JournalQuery {
@@ -461,6 +477,371 @@ fn service_down_and_a_new_release_fire_from_the_sim() {
             .as_f64()
             .unwrap();
         assert!((busy - 35.0).abs() < 0.5, "{busy}");
+
+        daemon.shutdown("test done").await.unwrap();
+        sim.shutdown();
+    });
+}
+
+/// Election ids and unfreeze times are unix seconds; the sim starts at the wall clock.
+fn unix_now() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap()
+}
+
+fn journal(store: &memory::Store, kind: &str) -> Vec<memory::JournalEntry> {
+    store
+        .journal()
+        .query(&JournalQuery {
+            kind: Some(kind.into()),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+/// A whole election cycle at accelerated time: keys learned by wallet, set membership, rank
+/// and share, a missing election stake, a complaint, efficiency, a node that falls out of sync
+/// (and stops producing blocks) with a standby ready, stakes released with their rewards
+/// (earnings in TON and USD, income for finance), a stake the wallet has to recover, a pool
+/// losing delegation, the next set without one validator, a release the nodes lag behind —
+/// and each fix proposed to the gate once.
+#[test]
+fn an_election_cycle_walks_through_the_agent_and_its_proposals() {
+    system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let now = unix_now();
+        let election_id = now + 3600;
+        let round = 65536;
+        let text = format!(
+            r#"
+name = "cycle"
+seed = 7
+speed = 1.0
+
+[[coins]]
+id = "the-open-network"
+symbol = "TON"
+price_usd = 5.0
+
+[[validators]]
+name = "alpha"
+address = "{ALPHA}"
+balance_ton = 800000.0
+stake_ton = 400000.0
+[validators.node]
+out_of_sync_at = "150s"
+in_sync_at = "500s"
+low_efficiency_at = "0s"
+low_efficiency_percent = 61.5
+
+[[validators]]
+name = "bravo"
+address = "{BRAVO}"
+balance_ton = 1000.0
+stake_ton = 350000.0
+
+[[pools]]
+name = "alpha-pool"
+address = "{CHARLIE}"
+validator = "alpha"
+[[pools.nominators]]
+address = "0:{nominator_a}"
+amount_ton = 60000.0
+[[pools.nominators]]
+address = "0:{nominator_b}"
+amount_ton = 40000.0
+
+# Open from the start; bravo sends no stake.
+[[events]]
+at = "0s"
+kind = "election"
+id = {election_id}
+participants = ["alpha"]
+
+# The round in force: both stakes frozen, released 4 minutes in.
+[[events.past]]
+election_id = {previous}
+bonuses_ton = 300.0
+unfreeze_at = {unfreeze}
+
+# An older election still holding bravo's stake, with a complaint against bravo.
+[[events.past]]
+election_id = {older}
+stakes = ["bravo"]
+unfreeze_at = {far}
+complaints_against = ["bravo"]
+
+[[events]]
+at = "200s"
+kind = "delegation_change"
+pool = "alpha-pool"
+nominator = "0:{nominator_a}"
+delta_ton = -30000.0
+
+# The elector pays alpha's released stake out (recovered): 400,000 + 160 TON.
+[[events]]
+at = "330s"
+kind = "stake_returned"
+validator = "alpha"
+amount_ton = 400160.0
+
+# The election ends: only alpha is elected.
+[[events]]
+at = "400s"
+kind = "election"
+id = {election_id}
+participants = ["alpha"]
+finished = true
+next_set = ["alpha"]
+
+[[events.past]]
+election_id = {previous}
+bonuses_ton = 300.0
+unfreeze_at = {unfreeze}
+
+[[events.past]]
+election_id = {older}
+stakes = ["bravo"]
+unfreeze_at = {far}
+complaints_against = ["bravo"]
+
+[[events]]
+at = "0s"
+kind = "release"
+tag = "v2025.03"
+body = "Faster catch-up."
+published_before_start = "1d"
+"#,
+            nominator_a = "a1".repeat(32),
+            nominator_b = "b2".repeat(32),
+            previous = election_id - round,
+            older = election_id - 2 * round,
+            unfreeze = now + 270,
+            far = now + 10 * round,
+        );
+        let scenario = tools::sim::Scenario::from_toml(&text, "cycle.toml").unwrap();
+        let sim = SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let (standby, standby_url) = MetricsPage::serve().await;
+        standby.set_lag(3.0);
+
+        let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
+        point_chain_at(&mut config, &sim);
+        for (name, args) in [
+            ("restart_validator", vec!["{validator}"]),
+            ("upgrade_validator", vec!["{validator}", "{version}"]),
+            ("failover_validator", vec!["{validator}", "{standby}"]),
+            ("recover_stake", vec!["{validator}"]),
+            ("join_election", vec!["{validator}", "{stake_ton}", "{max_factor}"]),
+        ] {
+            config.executors.command.programs.insert(
+                name.to_owned(),
+                serde_json::from_value(serde_json::json!({ "program": "/bin/echo", "args": args }))
+                    .unwrap(),
+            );
+        }
+        // Someone who may approve operations (the default policies ask an operator).
+        config.access.users.push(
+            serde_json::from_value(serde_json::json!({ "name": "olga", "roles": ["operator"] }))
+                .unwrap(),
+        );
+        let watched = &mut config.agents.validators;
+        watched.enabled = true;
+        watched.interval = Duration::from_secs(3600);
+        watched.poll_on_start = false;
+        watched.github_base_url = sim.github_url();
+        watched.release_check_interval = Duration::from_millis(1);
+        watched.participation_grace = Duration::from_secs(3600);
+        watched.stake_return_grace = Duration::from_secs(3600);
+        // Wall-clock windows: the test's ticks are sim minutes but wall milliseconds apart.
+        watched.zero_blocks_window = Duration::from_millis(1);
+        watched.resend_interval = Duration::ZERO;
+        watched.validators = vec![
+            WatchedValidator {
+                name: "alpha".into(),
+                wallet: ALPHA.into(),
+                metrics_url: Some(sim.metrics_url("alpha")),
+                running_version: Some("v2025.02".into()),
+                pool: Some(CHARLIE.into()),
+                pool_kind: Some(agents::validators::PoolKind::Nominator),
+                standby: Some(agents::validators::StandbyNode {
+                    name: "alpha-standby".into(),
+                    metrics_url: Some(standby_url),
+                }),
+                ..Default::default()
+            },
+            WatchedValidator {
+                name: "bravo".into(),
+                wallet: BRAVO.into(),
+                ..Default::default()
+            },
+        ];
+        let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
+        let agent = daemon.agent("validators").unwrap().clone();
+        let store = daemon.state.store.clone();
+        let sorted = |mut alerts: Vec<String>| {
+            alerts.sort();
+            alerts
+        };
+
+        // t = 60 s. No key is configured: both are learned from the elector by wallet.
+        let first = tick(&sim, &agent).await.unwrap().unwrap();
+        assert_eq!(
+            sorted(first.alerts),
+            [
+                "validators.complaint/bravo",
+                "validators.low_balance/bravo",
+                "validators.low_efficiency/alpha",
+                "validators.no_election_stake/bravo",
+            ]
+        );
+        let summary = agents::validators_report::summary(&store, "alpha", chrono::Utc::now())
+            .unwrap();
+        assert_eq!(summary.in_current_set, Some(true));
+        assert_eq!((summary.rank, summary.set_size), (Some(1), Some(2)));
+        let share = summary.share_percent.unwrap();
+        assert!((share - 400.0 / 750.0 * 100.0).abs() < 0.01, "{share}");
+        assert_eq!(summary.stake_ton, Some(400_000.0));
+        assert_eq!(summary.efficiency_percent, Some(61.5));
+        let bravo = agents::validators_report::summary(&store, "bravo", chrono::Utc::now())
+            .unwrap();
+        assert_eq!(bravo.rank, Some(2));
+        let complaint = journal(&store, "alert.firing")
+            .into_iter()
+            .find(|entry| entry.subject == "validators.complaint/bravo")
+            .unwrap();
+        assert_eq!(complaint.body["severity"], "critical");
+        assert!(
+            complaint.body["summary"]
+                .as_str()
+                .unwrap()
+                .contains("suggested fine 101.00 TON"),
+            "{}",
+            complaint.body["summary"]
+        );
+
+        // t = 120 s: the release check saw v2025.03 at t = 60; alpha runs v2025.02.
+        let second = tick(&sim, &agent).await.unwrap().unwrap();
+        assert_eq!(second.alerts, ["validators.behind_release/alpha"]);
+
+        // t = 180 s: alpha stopped syncing at 150 s; t = 240 s: its block counters stood
+        // still; t = 300 s: 152 s behind, and the stakes of the previous round are released
+        // (unfreeze at +270 s): rewards recorded, alpha's stake waits in the elector. The pool
+        // lost 30% of its delegation at 200 s.
+        let third = tick(&sim, &agent).await.unwrap().unwrap();
+        assert!(third.alerts.is_empty(), "{:?}", third.alerts);
+        let fourth = tick(&sim, &agent).await.unwrap().unwrap();
+        assert_eq!(
+            sorted(fourth.alerts),
+            [
+                "validators.delegation_change/alpha",
+                "validators.zero_blocks/alpha",
+            ]
+        );
+        let fifth = tick(&sim, &agent).await.unwrap().unwrap();
+        assert_eq!(
+            sorted(fifth.alerts),
+            [
+                "validators.delegation_change/alpha",
+                "validators.out_of_sync/alpha",
+                "validators.stake_unrecovered/alpha",
+                "validators.stake_unrecovered/bravo",
+            ],
+            "the delegation notice closes at the next poll"
+        );
+        let income = journal(&store, "income.recorded");
+        assert_eq!(income.len(), 2, "{income:?}");
+        let alpha_income = income
+            .iter()
+            .find(|entry| entry.body["validator"] == "alpha")
+            .unwrap();
+        assert_eq!(alpha_income.body["stream"], "validators");
+        assert_eq!(alpha_income.body["reward_ton"], 160.0);
+        assert_eq!(alpha_income.body["election_id"], election_id - round);
+        // No market agent ran in this test, so no TON price: USD is absent, not invented.
+        assert!(alpha_income.body["reward_usd"].is_null());
+        let apy = alpha_income.body["apy_percent"].as_f64().unwrap();
+        assert!((apy - 160.0 / 400_000.0 * 365.0 * 86_400.0 / 65_536.0 * 100.0).abs() < 1e-6);
+
+        // t = 360 s: the elector paid alpha's stake out (330 s).
+        let sixth = tick(&sim, &agent).await.unwrap().unwrap();
+        assert_eq!(sixth.alerts, ["validators.stake_unrecovered/alpha"]);
+        // t = 420 s: the election finished without bravo.
+        let seventh = tick(&sim, &agent).await.unwrap().unwrap();
+        assert_eq!(
+            seventh.alerts,
+            ["validators.not_elected/bravo"],
+            "bravo's missing stake stays firing (the finished election still stands)"
+        );
+
+        let week = agents::validators_report::earnings(
+            &store,
+            agents::validators_report::Period::Week,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(week.total.reward_ton, 300.0);
+        assert_eq!(week.total.rounds, 2);
+        let ranking = agents::validators_report::ranking(&store, chrono::Utc::now()).unwrap();
+        assert_eq!(ranking[0].name, "alpha");
+        assert_eq!(ranking[0].rank, Some(1));
+
+        // Every fix once, decided by the gate (commands need an operator's approval).
+        let mut proposals: Vec<(String, String)> = daemon
+            .state
+            .gate
+            .list(None)
+            .unwrap()
+            .into_iter()
+            .map(|record| {
+                (
+                    record.proposal.id.split('.').take(3).collect::<Vec<_>>().join("."),
+                    record.state.as_str().to_owned(),
+                )
+            })
+            .collect();
+        proposals.sort();
+        assert_eq!(
+            proposals,
+            [
+                ("validators.failover.alpha".to_owned(), "pending".to_owned()),
+                ("validators.recover_stake.alpha".to_owned(), "pending".to_owned()),
+                ("validators.recover_stake.bravo".to_owned(), "pending".to_owned()),
+                ("validators.restart_node.alpha".to_owned(), "pending".to_owned()),
+                ("validators.top_up.bravo".to_owned(), "denied".to_owned()),
+                ("validators.upgrade_node.alpha".to_owned(), "pending".to_owned()),
+            ],
+            "bravo cannot cover the minimum stake: no join proposal; no TON executor: the top-up is denied with the reason"
+        );
+        let upgrade = daemon
+            .state
+            .gate
+            .list(None)
+            .unwrap()
+            .into_iter()
+            .find(|record| record.proposal.id.starts_with("validators.upgrade_node.alpha"))
+            .unwrap();
+        assert_eq!(upgrade.proposal.operation.kind, "command");
+        assert_eq!(
+            upgrade.proposal.operation.parameters["vars"]["version"],
+            "v2025.03"
+        );
+        // The observation batch says what each validator's keys are.
+        let batches = journal(&store, "observation.batch");
+        assert_eq!(batches.len(), 7);
+        assert_eq!(
+            batches[0].body["validators"][0]["keys"][0],
+            tools::sim::sim_public_key(&tools::sim::SimValidator {
+                name: "alpha".into(),
+                address: ALPHA.into(),
+                balance_ton: 0.0,
+                stake_ton: 0.0,
+                seqno: 0,
+                wallet_type: None,
+                node: None,
+                rotate_keys_at: None,
+            })
+        );
 
         daemon.shutdown("test done").await.unwrap();
         sim.shutdown();

@@ -14,6 +14,9 @@
 //! - [`prometheus`]: a tolerant Prometheus text-format parser, a scraper, and typed views of
 //!   node_exporter and mytonctrl validator metrics.
 //! - [`github`]: GitHub releases (latest, paged list) and release-tag version order.
+//! - [`elections`]: toncenter's operator APIs: validation cycles, elections, complaints
+//!   (elections.toncenter.com) and validator efficiency (the QoS `cycleScoreboard`).
+//! - [`tonapi`]: tonapi.io v2 as an alternative provider: the validator set and accounts.
 //! - [`secret`]: [`secret::Secret`], an API key that prints as `***`.
 //! - [`sim`]: the simulated world, one HTTP server that speaks the same wire formats from
 //!   a scenario file, injects faults and records webhooks, for demos and tests.
@@ -28,12 +31,14 @@
 //!   [`http::redact_url`].
 
 pub mod coingecko;
+pub mod elections;
 pub mod github;
 pub mod http;
 pub mod prometheus;
 pub mod secret;
 pub mod sim;
 pub mod ton;
+pub mod tonapi;
 pub mod toncenter;
 
 #[cfg(test)]

@@ -726,6 +726,14 @@ pub struct ValidatorNodeMetrics {
     /// `validator_active_groups_master` / `_shard`.
     pub active_groups_master: Option<f64>,
     pub active_groups_shard: Option<f64>,
+    /// `validator_blocks_collated_master_ok` and its siblings: cumulative counts of blocks
+    /// the node collated or validated successfully (mytonctrl exports them as gauges; the
+    /// `_err` twins are not read). A count that stops growing while the node should be
+    /// validating means it is not doing its work.
+    pub blocks_collated_master: Option<f64>,
+    pub blocks_validated_master: Option<f64>,
+    pub blocks_collated_shard: Option<f64>,
+    pub blocks_validated_shard: Option<f64>,
 }
 
 impl ValidatorNodeMetrics {
@@ -745,6 +753,10 @@ impl ValidatorNodeMetrics {
             stake: finite(metrics.value("validator_stake")),
             active_groups_master: finite(metrics.value("validator_active_groups_master")),
             active_groups_shard: finite(metrics.value("validator_active_groups_shard")),
+            blocks_collated_master: finite(metrics.value("validator_blocks_collated_master_ok")),
+            blocks_validated_master: finite(metrics.value("validator_blocks_validated_master_ok")),
+            blocks_collated_shard: finite(metrics.value("validator_blocks_collated_shard_ok")),
+            blocks_validated_shard: finite(metrics.value("validator_blocks_validated_shard_ok")),
         }
     }
 }

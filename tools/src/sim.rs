@@ -7,16 +7,21 @@
 //! `POST /toncenter/api/v2/sendBoc` (a signed v4r2/v5r1 wallet transfer is applied at once:
 //! seqno, balances, transactions; a stale seqno or an expired message is rejected with the
 //! liteserver's HTTP 500 text; the signature is not checked), `POST /webhook/sink`,
+//! toncenter's operator APIs `/elections/{getValidationCycles,getElections,getComplaints}`
+//! and `/qos/cycleScoreboard` (see `elections_api`), tonapi v2
+//! `/tonapi/v2/blockchain/validators` and `/tonapi/v2/accounts/{id}` (see `tonapi`),
 //! and control: `POST /_sim/advance {"seconds": f64}`, `POST /_sim/fault <Fault>`,
 //! `GET /_sim/state`.
 //!
 //! Sim clock: `now = start + real_elapsed * speed + advanced`.
 
 mod chain;
+mod elections_api;
 mod node_metrics;
 mod releases;
 mod scenario;
 mod server;
+mod tonapi;
 mod world;
 
 use std::collections::BTreeMap;
@@ -29,7 +34,10 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-pub use chain::{SimElection, SimPastElection, sim_adnl, sim_public_key};
+pub use chain::{
+    NextSet, SimElection, SimNominator, SimPastElection, SimPool, SimPoolKind, sim_adnl,
+    sim_adnl_at, sim_public_key, sim_public_key_at,
+};
 pub use node_metrics::SimNode;
 pub use scenario::{
     Fault, FaultKind, Scenario, SimCoin, SimEvent, SimService, SimValidator, format_offset,
@@ -214,7 +222,8 @@ impl SimHandle {
         self.inner.world.price(coin_id)
     }
 
-    /// Requests received by `"coingecko"`, `"toncenter"` or `"webhook"`, faulted ones included.
+    /// Requests received by `"coingecko"`, `"toncenter"`, `"elections"` (elections and QoS),
+    /// `"tonapi"` or `"webhook"`, faulted ones included.
     pub fn request_count(&self, service: &str) -> u64 {
         self.inner.world.request_count(service)
     }

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 pub mod config;
 pub mod elector;
+pub mod pool;
 pub mod stack;
 
 use base64::Engine;

@@ -1,5 +1,6 @@
 //! toncenter API v2 client (`getMasterchainInfo`, `getAddressInformation`,
-//! `getWalletInformation`, `getTransactions`, and `sendBoc`, the one call that is not a read).
+//! `getWalletInformation`, `getTransactions`, and `sendBoc`, the one call that is not a read),
+//! plus on-chain reads: config params and get-methods of the elector and nominator pools.
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
@@ -10,7 +11,8 @@ use crate::http::{
 };
 use crate::secret::Secret;
 use crate::ton::config::{ConfigParam, DecodeError, decode_config_param};
-use crate::ton::elector::{self, ELECTOR_ADDRESS, Election, PastElection};
+use crate::ton::elector::{self, ComplaintInfo, ELECTOR_ADDRESS, Election, PastElection};
+use crate::ton::pool::{Nominator, PoolData, SingleNominatorRoles};
 use crate::ton::stack::{TvmStack, TvmValue};
 
 pub mod saved;
@@ -388,7 +390,19 @@ impl ToncenterClient {
         method: &str,
         decode: fn(&TvmStack) -> Result<T, DecodeError>,
     ) -> Result<Fetched<T>, SourceError> {
-        let fetched = self.run_get_method(ELECTOR_ADDRESS, method, &[]).await?;
+        self.get_method_decoded(ELECTOR_ADDRESS, method, &[], decode)
+            .await
+    }
+
+    /// Runs a get-method with `args` and decodes its result stack.
+    async fn get_method_decoded<T>(
+        &self,
+        address: &str,
+        method: &str,
+        args: &[TvmValue],
+        decode: fn(&TvmStack) -> Result<T, DecodeError>,
+    ) -> Result<Fetched<T>, SourceError> {
+        let fetched = self.run_get_method(address, method, args).await?;
         let value = decode(&fetched.value).map_err(|error| {
             decode_failed(&format!("{SOURCE} POST runGetMethod {method}"), error)
         })?;
@@ -425,6 +439,87 @@ impl ToncenterClient {
         self.elector("past_elections", elector::past_elections)
             .await
     }
+
+    /// The complaints filed in past election `election_id` (empty when none, or when the
+    /// election is no longer in `past_elections`).
+    pub async fn list_complaints(
+        &self,
+        election_id: u64,
+    ) -> Result<Fetched<Vec<ComplaintInfo>>, SourceError> {
+        self.get_method_decoded(
+            ELECTOR_ADDRESS,
+            "list_complaints",
+            &[TvmValue::number(election_id)],
+            elector::list_complaints,
+        )
+        .await
+    }
+
+    /// Nanotons the elector holds for `wallet` (returned stake plus bonuses), which a
+    /// recover-stake message from that wallet withdraws; 0 when nothing is due. `wallet` in
+    /// any address form; its 256-bit account id is what the elector keys credits by.
+    pub async fn compute_returned_stake(&self, wallet: &str) -> Result<Fetched<u128>, SourceError> {
+        let account = account_number("compute_returned_stake", wallet)?;
+        self.get_method_decoded(
+            ELECTOR_ADDRESS,
+            "compute_returned_stake",
+            &[account],
+            elector::returned_stake,
+        )
+        .await
+    }
+
+    /// `get_pool_data` of a nominator pool at `pool`.
+    pub async fn pool_data(&self, pool: &str) -> Result<Fetched<PoolData>, SourceError> {
+        self.get_method_decoded(pool, "get_pool_data", &[], crate::ton::pool::pool_data)
+            .await
+    }
+
+    /// `list_nominators` of a nominator pool at `pool`.
+    pub async fn list_nominators(
+        &self,
+        pool: &str,
+    ) -> Result<Fetched<Vec<Nominator>>, SourceError> {
+        self.get_method_decoded(
+            pool,
+            "list_nominators",
+            &[],
+            crate::ton::pool::list_nominators,
+        )
+        .await
+    }
+
+    /// `get_roles` of a single nominator pool at `pool`: its owner and validator.
+    pub async fn single_nominator_roles(
+        &self,
+        pool: &str,
+    ) -> Result<Fetched<SingleNominatorRoles>, SourceError> {
+        self.get_method_decoded(
+            pool,
+            "get_roles",
+            &[],
+            crate::ton::pool::single_nominator_roles,
+        )
+        .await
+    }
+}
+
+/// The 256-bit account id of `address` as a get-method argument.
+fn account_number(method: &str, address: &str) -> Result<TvmValue, SourceError> {
+    let parsed = crate::ton::parse_address(address).map_err(|error| SourceError::InvalidInput {
+        detail: format!("{SOURCE} {method}: {error}"),
+    })?;
+    let hex = parsed
+        .raw
+        .split_once(':')
+        .map(|(_, hex)| hex)
+        .unwrap_or_default();
+    let account = num_bigint::BigUint::parse_bytes(hex.as_bytes(), 16).ok_or_else(|| {
+        SourceError::InvalidInput {
+            detail: format!("{SOURCE} {method}: address {address:?} has no account id"),
+        }
+    })?;
+    Ok(TvmValue::Number(account.into()))
 }
 
 /// A well-formed answer whose on-chain content does not decode.

@@ -11,8 +11,7 @@ fn watched(name: &str, wallet: &str) -> WatchedValidator {
     WatchedValidator {
         name: name.into(),
         wallet: wallet.into(),
-        public_key: None,
-        metrics_url: None,
+        ..Default::default()
     }
 }
 
@@ -177,30 +176,41 @@ fn balance_below_the_line_fires_and_above_recovers() {
 }
 
 #[test]
-fn membership_is_checked_by_public_key() {
+fn membership_is_checked_by_any_known_key() {
     let current = set(&[KEY_B, KEY_A]);
-    let Verdict::Healthy { evidence, .. } = evaluate_in_set("v1", Some(KEY_A), Some(&current))
+    let keys =
+        |list: &[&str]| -> BTreeSet<String> { list.iter().map(|k| (*k).to_owned()).collect() };
+    let Verdict::Healthy { evidence, .. } =
+        cycle::evaluate_current_set("v1", &keys(&[KEY_A]), Some(&current))
     else {
         panic!("expected healthy");
     };
     assert_eq!(evidence["index"], 1);
-    // Upper-case configured keys match the decoder's lower-case hex.
+    // An older key of the same validator does not hide the new one.
     assert!(matches!(
-        evaluate_in_set("v1", Some(&KEY_A.to_uppercase()), Some(&current)),
+        cycle::evaluate_current_set("v1", &keys(&[KEY_B, KEY_A]), Some(&set(&[KEY_A]))),
         Verdict::Healthy { .. }
     ));
-    let absent = evaluate_in_set("v1", Some(KEY_A), Some(&set(&[KEY_B])));
+    let absent = cycle::evaluate_current_set("v1", &keys(&[KEY_A]), Some(&set(&[KEY_B])));
     assert_eq!(severity(&absent), Some(Severity::Critical));
     assert_eq!(
-        severity(&evaluate_in_set("v1", Some(KEY_A), Some(&set(&[])))),
+        severity(&cycle::evaluate_current_set(
+            "v1",
+            &keys(&[KEY_A]),
+            Some(&set(&[]))
+        )),
         Some(Severity::Critical),
         "an empty set has nobody in it"
     );
     assert_eq!(
-        evaluate_in_set("v1", None, Some(&current)),
+        cycle::evaluate_current_set("v1", &keys(&[]), Some(&current)),
+        Verdict::Unknown,
+        "no key known yet: nothing to say"
+    );
+    assert_eq!(
+        cycle::evaluate_current_set("v1", &keys(&[KEY_A]), None),
         Verdict::Unknown
     );
-    assert_eq!(evaluate_in_set("v1", Some(KEY_A), None), Verdict::Unknown);
 }
 
 #[test]

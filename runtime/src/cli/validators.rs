@@ -1,7 +1,11 @@
-//! `command-center validators [NAME]`: the summary table, or one validator in detail.
+//! `command-center validators [NAME]`: the summary table, or one validator in detail;
+//! `command-center earnings` and `command-center ranking`.
 
-use agents::validators_report::{ValidatorDetail, ValidatorSummary};
+use agents::validators_report::{
+    EarningsReport, EarningsRow, Period, RankingRow, ValidatorDetail, ValidatorSummary,
+};
 use chrono::Utc;
+use serde::de::DeserializeOwned;
 
 use super::Exit;
 use super::audit::Access;
@@ -37,12 +41,22 @@ fn row(summary: &ValidatorSummary) -> String {
         .reduce(f64::max)
         .map(|used| format!("{used:.0}%"))
         .unwrap_or_else(|| "-".to_owned());
+    let rank = match (summary.rank, summary.set_size) {
+        (Some(rank), Some(size)) => format!("{rank}/{size}"),
+        _ => "-".to_owned(),
+    };
+    let efficiency = summary
+        .efficiency_percent
+        .map(|value| format!("{value:.1}%"))
+        .unwrap_or_else(|| "-".to_owned());
     format!(
-        "{:<16} {:>14} {:>10} {:>6} {:>8} {:>6} {:>6}",
+        "{:<16} {:>14} {:>10} {:>6} {:>8} {:>7} {:>8} {:>6} {:>6}",
         summary.name,
         balance,
         change,
         in_set,
+        rank,
+        efficiency,
         lag,
         disk,
         summary.firing.len()
@@ -52,8 +66,8 @@ fn row(summary: &ValidatorSummary) -> String {
 /// The table people read.
 pub fn render_table(summaries: &[ValidatorSummary]) -> String {
     let mut out = format!(
-        "{:<16} {:>14} {:>10} {:>6} {:>8} {:>6} {:>6}\n",
-        "VALIDATOR", "BALANCE TON", "24H", "IN SET", "LAG", "DISK", "ALERTS"
+        "{:<16} {:>14} {:>10} {:>6} {:>8} {:>7} {:>8} {:>6} {:>6}\n",
+        "VALIDATOR", "BALANCE TON", "24H", "IN SET", "RANK", "EFFIC", "LAG", "DISK", "ALERTS"
     );
     for summary in summaries {
         out.push_str(&row(summary));
@@ -140,6 +154,147 @@ pub async fn run(config: Config, name: Option<String>, json: bool) -> Result<(),
                 }
             }
         }
+    }
+    Ok(())
+}
+
+async fn fetch<T: DeserializeOwned>(
+    access: &Access,
+    path: &str,
+    local: impl FnOnce(&memory::Store) -> Result<T, memory::StoreError>,
+) -> Result<T, Exit> {
+    match access {
+        Access::Local(store) => local(store).map_err(fail),
+        Access::Remote { client, url } => {
+            let response = client
+                .get(format!("{url}{path}"))
+                .send()
+                .await
+                .map_err(|error| fail(error.without_url()))?;
+            if !response.status().is_success() {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                return Err(fail(format!("the daemon answered {status}: {body}")));
+            }
+            response
+                .json()
+                .await
+                .map_err(|error| fail(error.without_url()))
+        }
+    }
+}
+
+fn money(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.2}"))
+}
+
+fn earnings_line(row: &EarningsRow) -> String {
+    format!(
+        "{:<16} {:>12.2} {:>12} {:>6} {:>12.2} {:>8} {:>7}",
+        row.name,
+        row.reward_ton,
+        money(row.reward_usd),
+        row.rounds,
+        row.previous_reward_ton,
+        row.trend_percent
+            .map_or_else(|| "-".to_owned(), |trend| format!("{trend:+.1}%")),
+        row.apy_percent
+            .map_or_else(|| "-".to_owned(), |apy| format!("{apy:.2}%")),
+    )
+}
+
+/// The earnings table people read.
+pub fn render_earnings(report: &EarningsReport) -> String {
+    let mut out = format!(
+        "earnings, last {} ({} to {})\n{:<16} {:>12} {:>12} {:>6} {:>12} {:>8} {:>7}\n",
+        report.period.as_str(),
+        report.from.format("%Y-%m-%d %H:%M"),
+        report.to.format("%Y-%m-%d %H:%M UTC"),
+        "VALIDATOR",
+        "REWARD TON",
+        "USD",
+        "ROUNDS",
+        "PREVIOUS",
+        "TREND",
+        "APY"
+    );
+    for row in &report.validators {
+        out.push_str(&earnings_line(row));
+        out.push('\n');
+    }
+    out.push_str(&earnings_line(&report.total));
+    out.push('\n');
+    if !report.daily_ton.is_empty() {
+        out.push_str("\nper day (TON):\n");
+        for day in &report.daily_ton {
+            out.push_str(&format!(
+                "  {}  {:.2}\n",
+                day.at.format("%Y-%m-%d"),
+                day.value
+            ));
+        }
+    }
+    out
+}
+
+pub async fn earnings(config: Config, period: &str, json: bool) -> Result<(), Exit> {
+    let period = Period::parse(period).map_err(|message| {
+        eprintln!("error: --period: {message}");
+        Exit(2)
+    })?;
+    let access = Access::open(&config).await?;
+    let report: EarningsReport = fetch(
+        &access,
+        &format!("/v1/earnings?period={}", period.as_str()),
+        |store| agents::validators_report::earnings(store, period, Utc::now()),
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(fail)?);
+    } else {
+        print!("{}", render_earnings(&report));
+    }
+    Ok(())
+}
+
+/// The ranking table people read.
+pub fn render_ranking(rows: &[RankingRow]) -> String {
+    let mut out = format!(
+        "{:<16} {:>9} {:>9} {:>9} {:>14}\n",
+        "VALIDATOR", "RANK", "PREVIOUS", "SHARE", "STAKE TON"
+    );
+    for row in rows {
+        let rank = match (row.rank, row.set_size) {
+            (Some(rank), Some(size)) => format!("{rank}/{size}"),
+            _ if row.in_current_set == Some(false) => "not in set".to_owned(),
+            _ => "-".to_owned(),
+        };
+        out.push_str(&format!(
+            "{:<16} {:>9} {:>9} {:>9} {:>14}\n",
+            row.name,
+            rank,
+            row.previous_rank
+                .map_or_else(|| "-".to_owned(), |rank| rank.to_string()),
+            row.share_percent
+                .map_or_else(|| "-".to_owned(), |share| format!("{share:.3}%")),
+            money(row.stake_ton),
+        ));
+    }
+    out
+}
+
+pub async fn ranking(config: Config, json: bool) -> Result<(), Exit> {
+    let access = Access::open(&config).await?;
+    let rows: Vec<RankingRow> = fetch(&access, "/v1/ranking", |store| {
+        agents::validators_report::ranking(store, Utc::now())
+    })
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(fail)?);
+    } else if rows.is_empty() {
+        eprintln!("no validator data yet: enable [agents.validators] and list validators");
+    } else {
+        print!("{}", render_ranking(&rows));
     }
     Ok(())
 }

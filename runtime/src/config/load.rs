@@ -469,6 +469,14 @@ pub fn load_text(
             &mut problems,
         );
     }
+    if let Some(path) = config.sources.tonapi.api_key_file.clone() {
+        config.sources.tonapi.api_key = read_secret_file(
+            &path,
+            "sources.tonapi.api_key_file",
+            &locator,
+            &mut problems,
+        );
+    }
     for index in 0..config.notify.webhooks.len() {
         if let Some(path) = config.notify.webhooks[index].secret_file.clone() {
             config.notify.webhooks[index].secret = read_secret_file(

@@ -139,6 +139,25 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         toncenter.requests_per_second,
     );
     check_retry(&mut problems, "sources.toncenter.retry", &toncenter.retry);
+    check_url(
+        &mut problems,
+        "sources.toncenter.elections_url",
+        &toncenter.elections_url,
+    );
+    check_url(
+        &mut problems,
+        "sources.toncenter.qos_url",
+        &toncenter.qos_url,
+    );
+
+    let tonapi = &config.sources.tonapi;
+    check_url(&mut problems, "sources.tonapi.base_url", &tonapi.base_url);
+    check_rate(
+        &mut problems,
+        "sources.tonapi.requests_per_second",
+        tonapi.requests_per_second,
+    );
+    check_retry(&mut problems, "sources.tonapi.retry", &tonapi.retry);
 
     for problem in config.agents.market.validate() {
         problems.push((format!("agents.market.{}", problem.path), problem.message));

@@ -910,3 +910,22 @@ pub mod http;
 
 #[cfg(test)]
 mod tests;
+
+/// Agents put their proposals through the same gate as people.
+impl agents::proposals::ProposalGate for Gatekeeper {
+    fn submit(&self, proposal: Proposal) -> agents::proposals::SubmitFuture<'_> {
+        Box::pin(async move {
+            match Gatekeeper::submit(self, proposal).await {
+                Ok(record) => Ok(agents::proposals::Submitted {
+                    id: record.proposal.id,
+                    state: record.state.as_str().to_owned(),
+                }),
+                Err(GateError::Duplicate { id }) => Ok(agents::proposals::Submitted {
+                    id,
+                    state: "duplicate".to_owned(),
+                }),
+                Err(error) => Err(error.to_string()),
+            }
+        })
+    }
+}

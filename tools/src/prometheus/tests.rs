@@ -214,6 +214,28 @@ fn validator_metrics_are_none_when_absent_not_zero() {
     assert_eq!(empty, ValidatorNodeMetrics::default());
 }
 
+#[test]
+fn block_counters_are_read_from_the_ok_gauges_only() {
+    let metrics = ValidatorNodeMetrics::from_metrics(&parse_text(
+        "# TYPE validator_blocks_collated_master_ok gauge\n\
+         validator_blocks_collated_master_ok 12\n\
+         validator_blocks_collated_master_err 99\n\
+         validator_blocks_validated_master_ok 340\n\
+         validator_blocks_collated_shard_ok 7\n\
+         validator_blocks_validated_shard_ok 2900\n\
+         validator_blocks_validated_shard_err 5\n",
+    ));
+    assert_eq!(metrics.blocks_collated_master, Some(12.0));
+    assert_eq!(metrics.blocks_validated_master, Some(340.0));
+    assert_eq!(metrics.blocks_collated_shard, Some(7.0));
+    assert_eq!(metrics.blocks_validated_shard, Some(2900.0));
+    let only_errors = ValidatorNodeMetrics::from_metrics(&parse_text(
+        "validator_blocks_collated_master_err 3\nvalidator_blocks_validated_shard_ok NaN\n",
+    ));
+    assert_eq!(only_errors.blocks_collated_master, None);
+    assert_eq!(only_errors.blocks_validated_shard, None);
+}
+
 const NODES_SCENARIO: &str = r#"
 name = "nodes"
 speed = 0.0

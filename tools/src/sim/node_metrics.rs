@@ -1,5 +1,7 @@
 //! `GET /metrics/{validator}`: a node_exporter-style page plus mytonctrl's validator gauges
 //! for each scenario validator's node, from `[validators.node]` (defaults when absent).
+//! The node's validation efficiency is not on this page: toncenter's QoS scoreboard
+//! (`sim::elections_api`) serves it.
 //!
 //! One page carries both, for simplicity: in production node_exporter serves the host
 //! metrics and mytonctrl pushes the `validator_*` gauges to a pushgateway.
@@ -18,8 +20,14 @@ use serde::{Deserialize, Serialize};
 use super::scenario::SimValidator;
 use super::world::World;
 
-/// A validator's node as its metrics show it. TOML, under a `[[validators]]` entry:
-/// `[validators.node] disk_used_percent = 62.0 out_of_sync_at = "10m"`.
+/// A validator's node as its metrics (and toncenter's QoS scoreboard) show it. TOML, under a
+/// `[[validators]]` entry: `[validators.node] disk_used_percent = 62.0 out_of_sync_at = "10m"
+/// in_sync_at = "20m" low_efficiency_at = "30m"`.
+///
+/// Block counters (`validator_blocks_{validated,collated}_{master,shard}_ok`) start at 0 and
+/// count the seconds the node was in sync and up: one validated block per 5 sim seconds, one
+/// collated block per 60, the same for master and shard; they stand still while the node is
+/// out of sync or down.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SimNode {
@@ -38,6 +46,10 @@ pub struct SimNode {
     /// From this offset the node stops syncing: its lag grows by one second per sim second.
     #[serde(default, with = "offset_option")]
     pub out_of_sync_at: Option<Duration>,
+    /// From this offset a node that fell out of sync (`out_of_sync_at`) is back in sync: the
+    /// lag is `sync_lag_seconds` again. Must be after `out_of_sync_at`.
+    #[serde(default, with = "offset_option")]
+    pub in_sync_at: Option<Duration>,
     /// From this offset the validator service is down (`validator_console_up 0`).
     #[serde(default, with = "offset_option")]
     pub down_at: Option<Duration>,
@@ -47,6 +59,15 @@ pub struct SimNode {
     pub html_from: Option<Duration>,
     #[serde(default, with = "offset_option")]
     pub html_until: Option<Duration>,
+    /// Validation efficiency (percent, 0..=100) the QoS scoreboard reports before
+    /// `low_efficiency_at`.
+    #[serde(default = "default_efficiency_percent")]
+    pub efficiency_percent: f64,
+    /// From this offset the scoreboard reports `low_efficiency_percent` instead.
+    #[serde(default, with = "offset_option")]
+    pub low_efficiency_at: Option<Duration>,
+    #[serde(default = "default_low_efficiency_percent")]
+    pub low_efficiency_percent: f64,
 }
 
 fn default_disk_size_gb() -> f64 {
@@ -61,6 +82,18 @@ fn default_sync_lag_seconds() -> f64 {
     2.0
 }
 
+fn default_efficiency_percent() -> f64 {
+    98.0
+}
+
+fn default_low_efficiency_percent() -> f64 {
+    60.0
+}
+
+/// Sim seconds per validated block and per collated block while the node works.
+const SECONDS_PER_VALIDATED_BLOCK: f64 = 5.0;
+const SECONDS_PER_COLLATED_BLOCK: f64 = 60.0;
+
 impl Default for SimNode {
     fn default() -> Self {
         Self {
@@ -69,9 +102,13 @@ impl Default for SimNode {
             disk_growth_percent_per_day: 0.0,
             sync_lag_seconds: default_sync_lag_seconds(),
             out_of_sync_at: None,
+            in_sync_at: None,
             down_at: None,
             html_from: None,
             html_until: None,
+            efficiency_percent: default_efficiency_percent(),
+            low_efficiency_at: None,
+            low_efficiency_percent: default_low_efficiency_percent(),
         }
     }
 }
@@ -89,6 +126,8 @@ impl SimNode {
                 100.0,
             ),
             ("sync_lag_seconds", self.sync_lag_seconds, f64::MAX),
+            ("efficiency_percent", self.efficiency_percent, 100.0),
+            ("low_efficiency_percent", self.low_efficiency_percent, 100.0),
         ] {
             if !(value.is_finite() && value >= 0.0 && value <= max) {
                 problems.push((
@@ -104,6 +143,17 @@ impl SimNode {
                 format!("{prefix}.html_until"),
                 "html_until must be after html_from".to_owned(),
             ));
+        }
+        match (self.out_of_sync_at, self.in_sync_at) {
+            (None, Some(_)) => problems.push((
+                format!("{prefix}.in_sync_at"),
+                "in_sync_at ends an out-of-sync period; set out_of_sync_at too".to_owned(),
+            )),
+            (Some(from), Some(until)) if until <= from => problems.push((
+                format!("{prefix}.in_sync_at"),
+                "in_sync_at must be after out_of_sync_at".to_owned(),
+            )),
+            _ => {}
         }
         problems
     }
@@ -122,13 +172,59 @@ impl SimNode {
 
     pub(crate) fn sync_lag_at(&self, t: f64) -> f64 {
         match self.out_of_sync_at {
-            Some(at) if at.as_secs_f64() <= t => self.sync_lag_seconds + (t - at.as_secs_f64()),
+            Some(at) if at.as_secs_f64() <= t && !Self::reached(self.in_sync_at, t) => {
+                self.sync_lag_seconds + (t - at.as_secs_f64())
+            }
             _ => self.sync_lag_seconds,
         }
     }
 
     pub(crate) fn up_at(&self, t: f64) -> bool {
         !Self::reached(self.down_at, t)
+    }
+
+    /// The efficiency the QoS scoreboard reports at offset `t`, in percent.
+    pub(crate) fn efficiency_percent_at(&self, t: f64) -> f64 {
+        if Self::reached(self.low_efficiency_at, t) {
+            self.low_efficiency_percent
+        } else {
+            self.efficiency_percent
+        }
+    }
+
+    /// Sim seconds in `[0, t]` during which the node was in sync and up.
+    pub(crate) fn working_seconds_at(&self, t: f64) -> f64 {
+        let t = t.max(0.0);
+        let mut idle: Vec<(f64, f64)> = Vec::new();
+        if let Some(from) = self.out_of_sync_at {
+            let until = self.in_sync_at.map_or(f64::INFINITY, |at| at.as_secs_f64());
+            idle.push((from.as_secs_f64(), until));
+        }
+        if let Some(from) = self.down_at {
+            idle.push((from.as_secs_f64(), f64::INFINITY));
+        }
+        idle.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Length of the union of the idle intervals, clipped to [0, t].
+        let mut idle_seconds = 0.0;
+        let mut covered_until = 0.0_f64;
+        for (from, until) in idle {
+            let from = from.max(covered_until).min(t);
+            let until = until.min(t);
+            if until > from {
+                idle_seconds += until - from;
+                covered_until = until;
+            }
+        }
+        (t - idle_seconds).max(0.0)
+    }
+
+    /// (validated, collated) blocks at offset `t`, per chain (master and shard alike).
+    pub(crate) fn block_counts_at(&self, t: f64) -> (f64, f64) {
+        let working = self.working_seconds_at(t);
+        (
+            (working / SECONDS_PER_VALIDATED_BLOCK).floor(),
+            (working / SECONDS_PER_COLLATED_BLOCK).floor(),
+        )
     }
 }
 
@@ -288,6 +384,31 @@ pub(crate) fn exposition(validator: &SimValidator, node: &SimNode, t: f64) -> St
         "sim: validator stake, TON",
         &[("", validator.stake_ton)],
     );
+    let (validated, collated) = node.block_counts_at(t);
+    for (name, help, value) in [
+        (
+            "validator_blocks_collated_master_ok",
+            "sim: masterchain blocks collated",
+            collated,
+        ),
+        (
+            "validator_blocks_validated_master_ok",
+            "sim: masterchain blocks validated",
+            validated,
+        ),
+        (
+            "validator_blocks_collated_shard_ok",
+            "sim: shardchain blocks collated",
+            collated,
+        ),
+        (
+            "validator_blocks_validated_shard_ok",
+            "sim: shardchain blocks validated",
+            validated,
+        ),
+    ] {
+        family(name, "gauge", help, &[("", value)]);
+    }
     page
 }
 

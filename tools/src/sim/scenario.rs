@@ -32,6 +32,9 @@ pub struct Scenario {
     pub events: Vec<SimEvent>,
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Nominator pools the sim's `runGetMethod` answers for (see `sim::chain`).
+    #[serde(default)]
+    pub pools: Vec<super::chain::SimPool>,
 }
 
 fn default_speed() -> f64 {
@@ -69,6 +72,14 @@ pub struct SimValidator {
     /// What the node's metrics page (`/metrics/{name}`) shows; defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<SimNode>,
+    /// From this offset the validator uses new keys: config 34/36, the elector's lists and
+    /// complaints show another public key and ADNL address (`sim_public_key_at`).
+    #[serde(
+        default,
+        with = "offset_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rotate_keys_at: Option<Duration>,
 }
 
 /// Something that happens at a sim offset. TOML: `[[events]] at = "2m" kind = "price_move" ...`.
@@ -119,6 +130,27 @@ pub enum SimEvent {
     /// The elector's state from `at` on: an open election, config 32/36, past elections
     /// with frozen stakes (see `sim::chain`).
     Election(super::chain::SimElection),
+    /// The elector returns a frozen stake (with its reward) to the validator's wallet at
+    /// `at`: the balance grows by `amount_ton` and `getTransactions` lists an incoming
+    /// message from the elector (`-1:3333…3333`) carrying it.
+    StakeReturned {
+        #[serde(serialize_with = "offset::serialize", deserialize_with = "offset::at")]
+        at: Duration,
+        /// A `[[validators]]` name.
+        validator: String,
+        amount_ton: f64,
+    },
+    /// A nominator of a `[[pools]]` pool deposits (`delta_ton > 0`) or withdraws (`< 0`) at
+    /// `at`; `list_nominators` and `get_pool_data` show it from then on.
+    DelegationChange {
+        #[serde(serialize_with = "offset::serialize", deserialize_with = "offset::at")]
+        at: Duration,
+        /// A `[[pools]]` name.
+        pool: String,
+        /// The nominator's wallet (basechain, any address form).
+        nominator: String,
+        delta_ton: f64,
+    },
 }
 
 fn default_release_repo() -> String {
@@ -130,7 +162,9 @@ impl SimEvent {
         match self {
             Self::PriceMove { at, .. }
             | Self::BalanceChange { at, .. }
-            | Self::Release { at, .. } => *at,
+            | Self::Release { at, .. }
+            | Self::StakeReturned { at, .. }
+            | Self::DelegationChange { at, .. } => *at,
             Self::Election(election) => election.at,
         }
     }
@@ -142,6 +176,10 @@ impl SimEvent {
 pub enum SimService {
     Coingecko,
     Toncenter,
+    /// toncenter's operator APIs: `/elections/...` and the QoS `/qos/cycleScoreboard`.
+    Elections,
+    /// tonapi.io v2: `/tonapi/v2/...`.
+    Tonapi,
 }
 
 impl SimService {
@@ -149,6 +187,8 @@ impl SimService {
         match self {
             Self::Coingecko => "coingecko",
             Self::Toncenter => "toncenter",
+            Self::Elections => "elections",
+            Self::Tonapi => "tonapi",
         }
     }
 }
@@ -521,6 +561,7 @@ impl Scenario {
                     validators: Vec::new(),
                     events: Vec::new(),
                     faults: Vec::new(),
+                    pools: Vec::new(),
                 }
             }
         }
@@ -654,6 +695,48 @@ impl Scenario {
                         problem(path, message);
                     }
                 }
+                SimEvent::StakeReturned {
+                    validator,
+                    amount_ton,
+                    ..
+                } => {
+                    if !self.validators.iter().any(|known| &known.name == validator) {
+                        problem(
+                            format!("events[{index}].validator"),
+                            format!(
+                                "unknown validator name {validator:?}; use a [[validators]] name"
+                            ),
+                        );
+                    }
+                    if !(amount_ton.is_finite() && *amount_ton >= 0.0) {
+                        problem(
+                            format!("events[{index}].amount_ton"),
+                            format!("amount_ton must be >= 0, got {amount_ton}"),
+                        );
+                    }
+                }
+                SimEvent::DelegationChange {
+                    pool,
+                    nominator,
+                    delta_ton,
+                    ..
+                } => {
+                    if !self.pools.iter().any(|known| &known.name == pool) {
+                        problem(
+                            format!("events[{index}].pool"),
+                            format!("unknown pool {pool:?}; use a [[pools]] name"),
+                        );
+                    }
+                    if let Err(message) = super::chain::nominator_account(nominator) {
+                        problem(format!("events[{index}].nominator"), message);
+                    }
+                    if !delta_ton.is_finite() {
+                        problem(
+                            format!("events[{index}].delta_ton"),
+                            format!("delta_ton must be a finite number, got {delta_ton}"),
+                        );
+                    }
+                }
                 SimEvent::Release {
                     at,
                     repo,
@@ -677,6 +760,9 @@ impl Scenario {
                     }
                 }
             }
+        }
+        for (path, message) in super::chain::pool_problems(&self.pools, &self.validators) {
+            problem(path, message);
         }
         problems
     }

@@ -59,6 +59,8 @@ pub(crate) fn router(world: Arc<World>) -> Router {
         .merge(super::node_metrics::routes())
         .merge(super::releases::routes())
         .merge(super::chain::routes())
+        .merge(super::elections_api::routes())
+        .merge(super::tonapi::routes())
         .with_state(world)
 }
 
@@ -109,6 +111,8 @@ pub(super) async fn serve(
                     "error_message": "You've exceeded the Rate Limit. Please visit https://www.coingecko.com/en/api/pricing to subscribe to our API plans for higher rate limits."
                 }}),
                 SimService::Toncenter => json!({"ok": false, "result": "Ratelimit exceed", "code": 429}),
+                SimService::Elections => json!({"detail": "Too Many Requests"}),
+                SimService::Tonapi => json!({"error": "rate limit: free tier allows 1 request per 4 seconds; use an api key"}),
             };
             let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response_json();
             if let Some(seconds) = retry_after_seconds {

@@ -1,7 +1,7 @@
 //! The sim's state and physics: the clock, the price walk, balances, faults, webhooks.
 //! Plain methods on a plain struct; the HTTP layer in `server.rs` only forwards to them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,9 @@ struct WorldState {
     sent: Vec<SentTransfer>,
     /// Last logical time handed out; 0 before the first transaction.
     last_lt: u64,
+    /// Indexes of the scenario events (`stake_returned`) whose transactions are in the
+    /// ledger already.
+    recorded_events: BTreeSet<usize>,
 }
 
 /// What sent messages did to one account.
@@ -207,7 +210,20 @@ impl World {
                 _ => None,
             })
             .sum();
-        let ton = (validator.balance_ton + deltas).max(0.0);
+        let returned: f64 = self
+            .scenario
+            .events
+            .iter()
+            .filter_map(|event| match event {
+                SimEvent::StakeReturned {
+                    at,
+                    validator: name,
+                    amount_ton,
+                } if *name == validator.name && at.as_secs_f64() <= t => Some(*amount_ton),
+                _ => None,
+            })
+            .sum();
+        let ton = (validator.balance_ton + deltas + returned).max(0.0);
         let scenario = (ton * NANOTON_PER_TON).round() as i128;
         Some(u128::try_from((scenario + delta.unwrap_or(0)).max(0)).unwrap_or(0))
     }
@@ -251,7 +267,9 @@ impl World {
         from_lt: Option<u64>,
     ) -> Option<Vec<SimTransaction>> {
         let raw = ton::parse_address(address).ok()?.raw;
-        let state = self.state();
+        let t = self.elapsed_seconds();
+        let mut state = self.state();
+        self.record_due_events(&mut state, t);
         let ledger = state.ledger.get(&raw);
         if ledger.is_none() && self.validator(address).is_none() {
             return None;
@@ -306,6 +324,8 @@ impl World {
         let balance = self.balance_nanoton(&parsed.wallet_raw, t);
         let wallet = self.wallet(&parsed.wallet_raw);
         let mut state = self.state();
+        // Earlier events take their logical times before this message.
+        self.record_due_events(&mut state, t);
         let mut record = SentTransfer {
             received_at: now,
             wallet: parsed.wallet_raw.clone(),
@@ -408,6 +428,67 @@ impl World {
         record.accepted = true;
         state.sent.push(record.clone());
         Ok(record)
+    }
+
+    /// Puts the transactions of scenario events due by offset `t` into the ledger, in time
+    /// order, once each: a `stake_returned` is an incoming message from the elector (its
+    /// amount is in the balance through `balance_nanoton`, not the ledger delta).
+    fn record_due_events(&self, state: &mut WorldState, t: f64) {
+        let mut due: Vec<(usize, Duration, &str, f64)> = self
+            .scenario
+            .events
+            .iter()
+            .enumerate()
+            .filter_map(|(index, event)| match event {
+                SimEvent::StakeReturned {
+                    at,
+                    validator,
+                    amount_ton,
+                } if at.as_secs_f64() <= t && !state.recorded_events.contains(&index) => {
+                    Some((index, *at, validator.as_str(), *amount_ton))
+                }
+                _ => None,
+            })
+            .collect();
+        due.sort_by_key(|(index, at, ..)| (*at, *index));
+        for (index, at, name, amount_ton) in due {
+            state.recorded_events.insert(index);
+            let Some(raw) = self
+                .scenario
+                .validators
+                .iter()
+                .find(|validator| validator.name == name)
+                .and_then(|validator| ton::parse_address(&validator.address).ok())
+                .map(|parsed| parsed.raw)
+            else {
+                continue;
+            };
+            state.last_lt += 2;
+            let lt = FIRST_SIM_LT + state.last_lt;
+            let amount = (amount_ton * NANOTON_PER_TON).round().max(0.0) as u128;
+            let transaction = SimTransaction {
+                lt,
+                hash: tx_hash(self.scenario.seed, lt),
+                utime: self.time_at(at.as_secs_f64()).timestamp(),
+                fee_nanoton: 0,
+                in_msg: SimMessage {
+                    source: friendly(ton::elector::ELECTOR_ADDRESS),
+                    destination: friendly(&raw),
+                    value_nanoton: amount,
+                    body_hash: ton::comment_body_hash(None).unwrap_or_default(),
+                    comment: None,
+                    hash: None,
+                    created_lt: lt - 1,
+                },
+                out_msgs: Vec::new(),
+            };
+            state
+                .ledger
+                .entry(raw)
+                .or_default()
+                .transactions
+                .push(transaction);
+        }
     }
 
     pub(crate) fn inject_fault(&self, fault: Fault) {

@@ -6,7 +6,8 @@
 //! wallet_addr, adnl]]), failed, finished]`; `past_elections` a list of
 //! `[election_id, unfreeze_at, stake_held, vset_hash, frozen_dict, total_stake, bonuses,
 //! complaints]`; a frozen stake is `addr:bits256 weight:uint64 stake:Grams banned:Bool`
-//! keyed by the 256-bit public key.
+//! keyed by the 256-bit public key. `list_complaints` and `compute_returned_stake` take an
+//! argument (the election id, the wallet's 256-bit account id).
 
 use std::collections::HashMap;
 
@@ -345,6 +346,118 @@ pub fn encode_complaints(count: usize, seed: u64) -> Result<Option<String>, TonE
         entries.insert(key, builder.build().map_err(build_error)?);
     }
     dict_boc(entries)
+}
+
+/// One complaint of `list_complaints(election_id)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ComplaintInfo {
+    /// The complaint hash (its dictionary key), 64 hex characters.
+    pub hash: String,
+    /// The accused validator's public key, 64 hex characters.
+    pub validator_pubkey: String,
+    pub created_at: u64,
+    pub severity: u64,
+    /// Raw masterchain address the reward goes to, `-1:<64 hex>`.
+    pub reward_address: String,
+    /// Nanotons the complainer paid to file it.
+    pub paid: u128,
+    /// Nanotons.
+    pub suggested_fine: u128,
+    /// Share of the stake, times 2^32.
+    pub suggested_fine_part: u64,
+    /// Indexes (in the validator set) of the validators who voted for it.
+    pub voters: Vec<u64>,
+    /// Hash of the validator set the votes count in, 64 hex characters.
+    pub vset_id: String,
+    /// Weight still needed; the complaint passed when it is below zero.
+    pub weight_remaining: i64,
+    pub passed: bool,
+}
+
+/// `list_complaints(election_id)`: every complaint of that past election (an empty list,
+/// or null, when there are none or the election is unknown).
+///
+/// elector-code.fc returns `pair(chash, [complaint, voters, vset_id, weight_remaining])`
+/// where `complaint = [validator_pubkey, description, created_at, severity, reward_addr,
+/// paid, suggested_fine, suggested_fine_part]` (what mytonctrl reads); the flat form
+/// `[chash, complaint, voters, vset_id, weight_remaining]` is read too. The description
+/// cell is not decoded.
+pub fn list_complaints(stack: &TvmStack) -> Result<Vec<ComplaintInfo>, DecodeError> {
+    let method = "list_complaints";
+    let values = top(method, stack, 1)?;
+    let names = top_names(method, 1);
+    let list = element(&names, values, 0);
+    list.items()?
+        .iter()
+        .enumerate()
+        .map(|(index, _)| {
+            let entry = list.child(index, 0)?;
+            let hash = entry.child(0, 2)?.hex256()?;
+            if entry.items()?.len() >= 5 {
+                complaint_info(
+                    hash,
+                    &entry.child(1, 5)?,
+                    &entry.child(2, 5)?,
+                    &entry.child(3, 5)?,
+                    &entry.child(4, 5)?,
+                )
+            } else {
+                let status = entry.child(1, 2)?;
+                complaint_info(
+                    hash,
+                    &status.child(0, 4)?,
+                    &status.child(1, 4)?,
+                    &status.child(2, 4)?,
+                    &status.child(3, 4)?,
+                )
+            }
+        })
+        .collect()
+}
+
+fn complaint_info(
+    hash: String,
+    complaint: &At<'_>,
+    voters: &At<'_>,
+    vset_id: &At<'_>,
+    weight_remaining: &At<'_>,
+) -> Result<ComplaintInfo, DecodeError> {
+    let voter_indexes = voters
+        .items()?
+        .iter()
+        .enumerate()
+        .map(|(index, _)| voters.child(index, 0)?.u64())
+        .collect::<Result<Vec<_>, DecodeError>>()?;
+    let weight_number = weight_remaining.number()?;
+    let weight = i64::try_from(weight_number).map_err(|_| {
+        weight_remaining.error(format!(
+            "expected a signed 64-bit number, got {weight_number}"
+        ))
+    })?;
+    // Element 1 (the description cell) is not read: its layout varies and nothing uses it.
+    Ok(ComplaintInfo {
+        hash,
+        validator_pubkey: complaint.child(0, 8)?.hex256()?,
+        created_at: complaint.child(2, 8)?.u64()?,
+        severity: complaint.child(3, 8)?.u64()?,
+        reward_address: format!("-1:{}", complaint.child(4, 8)?.hex256()?),
+        paid: complaint.child(5, 8)?.u128()?,
+        suggested_fine: complaint.child(6, 8)?.u128()?,
+        suggested_fine_part: complaint.child(7, 8)?.u64()?,
+        voters: voter_indexes,
+        vset_id: vset_id.hex256()?,
+        weight_remaining: weight,
+        passed: weight < 0,
+    })
+}
+
+/// `compute_returned_stake(wallet_addr)`: nanotons the elector holds for that wallet
+/// (returned stakes and bonuses), which a recover-stake message withdraws.
+pub fn returned_stake(stack: &TvmStack) -> Result<u128, DecodeError> {
+    let method = "compute_returned_stake";
+    let values = top(method, stack, 1)?;
+    let names = top_names(method, 1);
+    element(&names, values, 0).u128()
 }
 
 #[cfg(test)]

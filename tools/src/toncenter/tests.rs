@@ -747,3 +747,573 @@ async fn a_wrong_type_stack_from_the_server_names_the_element() {
         "{error}"
     );
 }
+
+// ---- a full election cycle, complaints, returned stakes and nominator pools in the sim ----
+
+/// Starts 2026-05-13T12:00:00Z (unix 1778673600). Election 1778685466 opens with three
+/// participants, finishes at 10m without v2, its set takes over at 20m with the election
+/// in `past` (unfreezes at 30m, one complaint against v3); v1 withdraws its stake at 35m
+/// and rotates its keys at 45m.
+const CYCLE_SCENARIO: &str = r#"
+name = "cycle"
+speed = 0.0
+start = "2026-05-13T12:00:00Z"
+
+[[validators]]
+name = "v1"
+address = "-1:1111111111111111111111111111111111111111111111111111111111111111"
+balance_ton = 100.0
+stake_ton = 400000.0
+rotate_keys_at = "45m"
+
+[[validators]]
+name = "v2"
+address = "-1:2222222222222222222222222222222222222222222222222222222222222222"
+balance_ton = 100.0
+stake_ton = 350000.0
+
+[[validators]]
+name = "v3"
+address = "-1:5555555555555555555555555555555555555555555555555555555555555555"
+balance_ton = 50.0
+stake_ton = 300000.0
+
+[[events]]
+kind = "election"
+at = "0s"
+id = 1778685466
+participants = ["v1", "v2", "v3"]
+
+[[events]]
+kind = "election"
+at = "10m"
+id = 1778685466
+participants = ["v1", "v2", "v3"]
+finished = true
+next_set = ["v1", "v3"]
+
+[[events]]
+kind = "election"
+at = "20m"
+id = 0
+current_set = ["v1", "v3"]
+
+[[events.past]]
+election_id = 1778685466
+stakes = ["v1", "v3"]
+bonuses_ton = 700.0
+unfreeze_at = 1778675400
+complaints_against = ["v3"]
+
+[[events]]
+kind = "stake_returned"
+at = "35m"
+validator = "v1"
+amount_ton = 400400.0
+"#;
+
+const ELECTION: u64 = 1_778_685_466;
+const V1: &str = "-1:1111111111111111111111111111111111111111111111111111111111111111";
+const V3: &str = "-1:5555555555555555555555555555555555555555555555555555555555555555";
+
+async fn scenario_sim(text: &str) -> (SimHandle, ToncenterClient) {
+    let scenario = crate::sim::Scenario::from_toml(text, "cycle.toml").unwrap();
+    let sim = crate::sim::SimWorld::start(scenario, crate::test_support::loopback())
+        .await
+        .unwrap();
+    let client = client(&sim.toncenter_url());
+    (sim, client)
+}
+
+/// Moves the sim clock through its control endpoint, as an operator's test harness would.
+async fn advance_over_http(sim: &SimHandle, seconds: f64) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_sim/advance", sim.base_url()))
+        .json(&serde_json::json!({ "seconds": seconds }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+async fn validator_set(
+    client: &ToncenterClient,
+    param: u32,
+) -> Option<crate::ton::config::ValidatorSet> {
+    use crate::ton::config::ConfigParam;
+    match client.get_config_param(param).await.unwrap().value {
+        ConfigParam::ValidatorSet { set, .. } => Some(set),
+        ConfigParam::Absent { .. } => None,
+        other => unreachable!("{other:?}"),
+    }
+}
+
+fn keys(set: &crate::ton::config::ValidatorSet) -> Vec<String> {
+    set.validators
+        .iter()
+        .map(|validator| validator.public_key.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_election_cycle_walks_through_the_toncenter_client() {
+    use crate::sim::{sim_public_key, sim_public_key_at};
+    use crate::ton::elector::FrozenStakes;
+    let (sim, client) = scenario_sim(CYCLE_SCENARIO).await;
+    let scenario = crate::sim::Scenario::from_toml(CYCLE_SCENARIO, "cycle.toml").unwrap();
+    let key = |index: usize| sim_public_key(&scenario.validators[index]);
+
+    // 0s: the election is open with its three participants; no next set yet.
+    assert_eq!(
+        client.active_election_id().await.unwrap().value,
+        Some(ELECTION)
+    );
+    let open = client.participant_list_extended().await.unwrap().value;
+    assert_eq!(open.participants.len(), 3);
+    assert_eq!(open.total_stake, 1_050_000_000_000_000);
+    assert!(!open.finished);
+    assert_eq!(client.participant_list().await.unwrap().value.len(), 3);
+    assert_eq!(validator_set(&client, 36).await, None);
+    assert_eq!(
+        validator_set(&client, 34).await.unwrap().validators.len(),
+        3
+    );
+
+    // 10m: finished; the next set lists only the elected.
+    advance_over_http(&sim, 600.0).await;
+    assert!(
+        client
+            .participant_list_extended()
+            .await
+            .unwrap()
+            .value
+            .finished
+    );
+    let next = validator_set(&client, 36).await.unwrap();
+    assert_eq!(keys(&next), [key(0), key(2)]);
+    assert_eq!(next.utime_since, ELECTION as u32);
+
+    // 20m: rotation. The elected are the current set, the election is past with frozen
+    // stakes and bonuses, and a complaint against v3 is filed.
+    advance_over_http(&sim, 600.0).await;
+    assert_eq!(client.active_election_id().await.unwrap().value, None);
+    assert_eq!(
+        keys(&validator_set(&client, 34).await.unwrap()),
+        [key(0), key(2)]
+    );
+    assert_eq!(validator_set(&client, 36).await, None);
+    let past = client.past_elections().await.unwrap().value;
+    assert_eq!(past.len(), 1);
+    assert_eq!(past[0].election_id, ELECTION);
+    assert_eq!(past[0].unfreeze_at, 1_778_675_400);
+    assert_eq!(past[0].total_stake, 700_000_000_000_000);
+    assert_eq!(past[0].bonuses, 700_000_000_000);
+    assert_eq!(past[0].complaints, Some(1));
+    let FrozenStakes::Decoded { stakes } = &past[0].frozen else {
+        unreachable!("{:?}", past[0].frozen)
+    };
+    let mut frozen: Vec<(&str, u128)> = stakes
+        .iter()
+        .map(|stake| (stake.address.as_str(), stake.stake))
+        .collect();
+    frozen.sort();
+    assert_eq!(
+        frozen,
+        [(V1, 400_000_000_000_000), (V3, 300_000_000_000_000)]
+    );
+    let complaints = client.list_complaints(ELECTION).await.unwrap().value;
+    assert_eq!(complaints.len(), 1);
+    assert_eq!(complaints[0].validator_pubkey, key(2));
+    assert_eq!(complaints[0].suggested_fine, 101_000_000_000);
+    assert_eq!(
+        complaints[0].created_at,
+        1_778_673_600 + 20 * 60,
+        "filed when the event took effect"
+    );
+    assert!(!complaints[0].passed && complaints[0].weight_remaining > 0);
+    assert_eq!(client.list_complaints(1).await.unwrap().value, Vec::new());
+    // Still frozen: nothing to recover.
+    assert_eq!(client.compute_returned_stake(V1).await.unwrap().value, 0);
+
+    // 31m: unfrozen. The elector dropped the entry and credits stake + bonus share
+    // (bonuses * stake / total_stake).
+    advance_over_http(&sim, 660.0).await;
+    assert_eq!(client.past_elections().await.unwrap().value, Vec::new());
+    assert_eq!(
+        client.list_complaints(ELECTION).await.unwrap().value,
+        Vec::new()
+    );
+    let v1_friendly = crate::ton::parse_address(V1).unwrap().friendly;
+    assert_eq!(
+        client
+            .compute_returned_stake(&v1_friendly)
+            .await
+            .unwrap()
+            .value,
+        400_400_000_000_000
+    );
+    assert_eq!(
+        client.compute_returned_stake(V3).await.unwrap().value,
+        300_300_000_000_000
+    );
+    let before = client.get_address_information(V1).await.unwrap().value;
+    assert_eq!(before.balance_nanoton, 100_000_000_000);
+    assert!(
+        client
+            .get_transactions(V1, 10, None, false)
+            .await
+            .unwrap()
+            .value
+            .is_empty()
+    );
+
+    // 35m: v1's stake comes back: balance up by the amount, a transaction from the
+    // elector, nothing left to recover.
+    advance_over_http(&sim, 240.0).await;
+    let after = client.get_address_information(V1).await.unwrap().value;
+    assert_eq!(
+        after.balance_nanoton - before.balance_nanoton,
+        400_400_000_000_000
+    );
+    let transactions = client
+        .get_transactions(V1, 10, None, false)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(transactions.len(), 1);
+    let incoming = transactions[0].in_msg.as_ref().unwrap();
+    assert_eq!(
+        crate::ton::parse_address(&incoming.source).unwrap().raw,
+        crate::ton::elector::ELECTOR_ADDRESS
+    );
+    assert_eq!(
+        crate::ton::parse_address(&incoming.destination)
+            .unwrap()
+            .raw,
+        V1
+    );
+    assert_eq!(incoming.value_nanoton, 400_400_000_000_000);
+    assert_eq!(transactions[0].utime, 1_778_673_600 + 35 * 60);
+    assert_eq!(client.compute_returned_stake(V1).await.unwrap().value, 0);
+    assert_eq!(
+        client.compute_returned_stake(V3).await.unwrap().value,
+        300_300_000_000_000
+    );
+    // Listed once, however often it is read.
+    assert_eq!(
+        client
+            .get_transactions(V1, 10, None, false)
+            .await
+            .unwrap()
+            .value,
+        transactions
+    );
+
+    // 46m: v1 rotated its keys at 45m; config 34 shows the new one.
+    advance_over_http(&sim, 660.0).await;
+    let rotated = sim_public_key_at(&scenario.validators[0], Duration::from_secs(45 * 60));
+    assert_ne!(rotated, key(0));
+    assert_eq!(
+        keys(&validator_set(&client, 34).await.unwrap()),
+        [rotated, key(2)]
+    );
+}
+
+#[tokio::test]
+async fn key_rotation_changes_the_key_in_config_34_and_the_open_election() {
+    use crate::sim::{sim_adnl, sim_adnl_at, sim_public_key, sim_public_key_at};
+    let text = CHAIN_SCENARIO.replace(
+        "stake_ton = 350000.0\n",
+        "stake_ton = 350000.0\nrotate_keys_at = \"1h\"\n",
+    );
+    let (sim, client) = scenario_sim(&text).await;
+    let scenario = crate::sim::Scenario::from_toml(&text, "rotate.toml").unwrap();
+    let v2 = &scenario.validators[1];
+    assert_eq!(v2.rotate_keys_at, Some(Duration::from_secs(3600)));
+    let old_key = sim_public_key(v2);
+    assert_eq!(sim_public_key_at(v2, Duration::from_secs(3599)), old_key);
+    let new_key = sim_public_key_at(v2, Duration::from_secs(3600));
+    assert_ne!(new_key, old_key);
+    assert_ne!(sim_adnl_at(v2, Duration::from_secs(3600)), sim_adnl(v2));
+
+    let before = validator_set(&client, 34).await.unwrap();
+    assert!(keys(&before).contains(&old_key));
+    sim.advance(Duration::from_secs(3600));
+    let after = validator_set(&client, 34).await.unwrap();
+    assert!(keys(&after).contains(&new_key), "{after:?}");
+    assert!(!keys(&after).contains(&old_key));
+    let adnl = after
+        .validators
+        .iter()
+        .find(|validator| validator.public_key == new_key)
+        .and_then(|validator| validator.adnl_address.clone());
+    assert_eq!(adnl, Some(sim_adnl_at(v2, Duration::from_secs(3600))));
+    let participants = client.participant_list().await.unwrap().value;
+    assert!(participants.iter().any(|(key, _)| *key == new_key));
+    // Past elections keep the key the stake was frozen with (the event took effect at 0s).
+    let past = client.past_elections().await.unwrap().value;
+    let crate::ton::elector::FrozenStakes::Decoded { stakes } = &past[0].frozen else {
+        unreachable!()
+    };
+    assert!(stakes.iter().any(|stake| stake.public_key == old_key));
+}
+
+const POOL_SCENARIO: &str = r#"
+name = "pools"
+speed = 0.0
+start = "2026-05-13T12:00:00Z"
+
+[[validators]]
+name = "v1"
+address = "-1:1111111111111111111111111111111111111111111111111111111111111111"
+balance_ton = 100.0
+stake_ton = 400000.0
+
+[[events]]
+kind = "election"
+at = "0s"
+id = 1778685466
+
+[[pools]]
+name = "pool-a"
+address = "-1:6666666666666666666666666666666666666666666666666666666666666666"
+kind = "nominator"
+validator = "v1"
+validator_amount_ton = 50000.0
+
+[[pools.nominators]]
+address = "0:7777777777777777777777777777777777777777777777777777777777777777"
+amount_ton = 20000.0
+
+[[pools.nominators]]
+address = "0:8888888888888888888888888888888888888888888888888888888888888888"
+amount_ton = 15000.0
+withdraw_requested = true
+
+[[pools]]
+name = "solo"
+address = "-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+kind = "single_nominator"
+validator = "v1"
+owner = "0:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+[[events]]
+kind = "delegation_change"
+at = "5m"
+pool = "pool-a"
+nominator = "0:8888888888888888888888888888888888888888888888888888888888888888"
+delta_ton = -15000.0
+
+[[events]]
+kind = "delegation_change"
+at = "5m"
+pool = "pool-a"
+nominator = "0:9999999999999999999999999999999999999999999999999999999999999999"
+delta_ton = 12000.0
+
+[[events]]
+kind = "delegation_change"
+at = "6m"
+pool = "pool-a"
+nominator = "0:7777777777777777777777777777777777777777777777777777777777777777"
+delta_ton = -5000.0
+"#;
+
+const POOL_A: &str = "-1:6666666666666666666666666666666666666666666666666666666666666666";
+
+fn nominator_amounts(nominators: &[crate::ton::pool::Nominator]) -> Vec<(String, u128, bool)> {
+    nominators
+        .iter()
+        .map(|nominator| {
+            (
+                nominator.address[..4].to_owned(),
+                nominator.amount,
+                nominator.withdraw_requested,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pool_data_and_nominators_decode_and_follow_delegation_changes() {
+    let (sim, client) = scenario_sim(POOL_SCENARIO).await;
+    let data = client.pool_data(POOL_A).await.unwrap().value;
+    assert_eq!(
+        data,
+        crate::ton::pool::PoolData {
+            state: 2,
+            nominators_count: 2,
+            stake_amount_sent: 400_000_000_000_000,
+            validator_amount: 50_000_000_000_000,
+            validator_address: V1.to_owned(),
+            validator_reward_share: 4000,
+            max_nominators_count: 40,
+            min_validator_stake: 10_000_000_000_000,
+            min_nominator_stake: 10_000_000_000_000,
+            stake_at: ELECTION,
+            stake_held_for: 32_768,
+        }
+    );
+    let nominators = client.list_nominators(POOL_A).await.unwrap().value;
+    assert_eq!(
+        nominator_amounts(&nominators),
+        [
+            ("0:77".to_owned(), 20_000_000_000_000, false),
+            ("0:88".to_owned(), 15_000_000_000_000, true),
+        ]
+    );
+    assert!(
+        nominators
+            .iter()
+            .all(|nominator| nominator.pending_deposit == 0)
+    );
+
+    // 5m: one nominator leaves, another joins; 6m: a partial withdrawal.
+    sim.advance(Duration::from_secs(300));
+    let nominators = client.list_nominators(POOL_A).await.unwrap().value;
+    assert_eq!(
+        nominator_amounts(&nominators),
+        [
+            ("0:77".to_owned(), 20_000_000_000_000, false),
+            ("0:99".to_owned(), 12_000_000_000_000, false),
+        ]
+    );
+    sim.advance(Duration::from_secs(60));
+    let pool_friendly = crate::ton::parse_address(POOL_A).unwrap().friendly;
+    let nominators = client.list_nominators(&pool_friendly).await.unwrap().value;
+    assert_eq!(nominators[0].amount, 15_000_000_000_000);
+    assert_eq!(
+        client
+            .pool_data(POOL_A)
+            .await
+            .unwrap()
+            .value
+            .nominators_count,
+        2
+    );
+
+    let roles = client
+        .single_nominator_roles(
+            "-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        )
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        roles,
+        crate::ton::pool::SingleNominatorRoles {
+            owner: "0:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".to_owned(),
+            validator: V1.to_owned(),
+        }
+    );
+    // A nominator pool has no get_roles, a single nominator pool no get_pool_data.
+    let error = client.single_nominator_roles(POOL_A).await.unwrap_err();
+    assert!(
+        matches!(&error, SourceError::Upstream { code: Some(11), .. }),
+        "{error:?}"
+    );
+    let error = client
+        .pool_data("-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SourceError::Upstream { code: Some(11), .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn get_methods_check_arguments_and_unknown_accounts_have_no_code() {
+    let (_sim, client) = scenario_sim(POOL_SCENARIO).await;
+    // No argument: stack underflow, as the elector would throw.
+    let error = client
+        .run_get_method(crate::ton::elector::ELECTOR_ADDRESS, "list_complaints", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SourceError::Upstream { code: Some(2), .. }),
+        "{error:?}"
+    );
+    let error = client
+        .run_get_method(
+            crate::ton::elector::ELECTOR_ADDRESS,
+            "compute_returned_stake",
+            &[TvmValue::Cell(
+                crate::ton::config::empty_cell_boc().unwrap(),
+            )],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SourceError::Upstream { code: Some(7), .. }),
+        "{error:?}"
+    );
+    // An account the sim does not run: no code (-256), as before pools existed.
+    let error = client
+        .pool_data("-1:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SourceError::Upstream {
+                code: Some(-256),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    // A bad wallet address never reaches the network.
+    let error = client.compute_returned_stake("nope").await.unwrap_err();
+    assert!(
+        matches!(&error, SourceError::InvalidInput { detail } if detail.contains("compute_returned_stake")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_complaint_and_pool_stacks_are_invalid_responses_naming_the_position() {
+    for (body, call, expected) in [
+        (
+            r#"{"ok":true,"result":{"@type":"smc.runResult","exit_code":0,"stack":[["list",{"@type":"tvm.list","elements":[{"@type":"tvm.stackEntryNumber","number":{"number":"5"}}]}]]}}"#,
+            "complaints",
+            "list_complaints[0][0]: expected a tuple or list, got a number",
+        ),
+        (
+            r#"{"ok":true,"result":{"@type":"smc.runResult","exit_code":0,"stack":[["num","0x1"],["num","0x2"]]}}"#,
+            "pool",
+            "get_pool_data: expected at least 16 stack entries, got 2 (truncated stack?)",
+        ),
+        (
+            r#"{"ok":true,"result":{"@type":"smc.runResult","exit_code":0,"stack":[["cell",{"bytes":"te6cckEBAQEAAgAAAEysuc0="}]]}}"#,
+            "returned",
+            "compute_returned_stake[0]: expected a number, got a cell",
+        ),
+        (
+            r#"{"ok":true,"result":{"@type":"smc.runResult","exit_code":0,"stack":[["num","0x1"],["num","0x2"]]}}"#,
+            "roles",
+            "get_roles[0]: expected an address slice, got a number",
+        ),
+    ] {
+        let server = fixed_server(200, "application/json", body).await;
+        let client = client(&format!("http://{}/api/v2", server.addr));
+        let error = match call {
+            "complaints" => client.list_complaints(1).await.map(|_| ()).unwrap_err(),
+            "pool" => client.pool_data(POOL_A).await.map(|_| ()).unwrap_err(),
+            "returned" => client
+                .compute_returned_stake(V1)
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+            _ => client
+                .single_nominator_roles(POOL_A)
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        };
+        assert!(
+            matches!(&error, SourceError::InvalidResponse { detail } if detail.contains(expected)),
+            "{call}: {error:?}"
+        );
+    }
+}

@@ -206,3 +206,169 @@ fn an_undecodable_frozen_dict_is_reported_not_invented() {
         "past_elections[0][0][4]: expected a dictionary (a cell or null), got a number"
     );
 }
+
+// ---- list_complaints, compute_returned_stake ----
+
+fn complaint_tuple(seed: u8, created_at: i64) -> TvmValue {
+    TvmValue::Tuple(vec![
+        key_number(seed),
+        TvmValue::Cell("te6cckEBAQEAAgAAAEysuc0=".to_owned()),
+        n(created_at),
+        n(1),
+        key_number(seed + 1),
+        n(10_100_000_000),
+        n(101_000_000_000),
+        n(0),
+    ])
+}
+
+/// elector-code.fc's shape: `pair(chash, [complaint, voters, vset_id, weight_remaining])`.
+fn nested_complaint(seed: u8, voters: Vec<TvmValue>, weight_remaining: i64) -> TvmValue {
+    TvmValue::Tuple(vec![
+        key_number(seed + 10),
+        TvmValue::Tuple(vec![
+            complaint_tuple(seed, 1_778_700_000),
+            TvmValue::List(voters),
+            key_number(seed + 20),
+            n(weight_remaining),
+        ]),
+    ])
+}
+
+#[test]
+fn list_complaints_decodes_the_elector_shape_and_the_flat_one() {
+    let stack = vec![TvmValue::List(vec![
+        nested_complaint(1, vec![n(0), n(3)], -12),
+        nested_complaint(4, Vec::new(), 5_000),
+    ])];
+    let complaints = list_complaints(&stack).unwrap();
+    assert_eq!(
+        complaints[0],
+        ComplaintInfo {
+            hash: key(11),
+            validator_pubkey: key(1),
+            created_at: 1_778_700_000,
+            severity: 1,
+            reward_address: format!("-1:{}", key(2)),
+            paid: 10_100_000_000,
+            suggested_fine: 101_000_000_000,
+            suggested_fine_part: 0,
+            voters: vec![0, 3],
+            vset_id: key(21),
+            weight_remaining: -12,
+            passed: true,
+        }
+    );
+    assert_eq!(complaints[1].validator_pubkey, key(4));
+    assert!(!complaints[1].passed);
+    assert_eq!(complaints[1].weight_remaining, 5_000);
+
+    let flat = TvmValue::Tuple(vec![
+        key_number(11),
+        complaint_tuple(1, 1_778_700_000),
+        TvmValue::List(vec![n(0), n(3)]),
+        key_number(21),
+        n(-12),
+    ]);
+    assert_eq!(
+        list_complaints(&vec![TvmValue::List(vec![flat])]).unwrap(),
+        vec![complaints[0].clone()]
+    );
+    // No complaints (or an unknown election): null.
+    assert_eq!(
+        list_complaints(&vec![TvmValue::List(Vec::new())]).unwrap(),
+        Vec::new()
+    );
+}
+
+#[test]
+fn list_complaints_errors_name_the_method_and_position() {
+    assert_eq!(
+        list_complaints(&Vec::new()).unwrap_err().to_string(),
+        "list_complaints: expected at least 1 stack entries, got 0 (truncated stack?)"
+    );
+    let mut short = nested_complaint(1, Vec::new(), 1);
+    if let TvmValue::Tuple(items) = &mut short
+        && let TvmValue::Tuple(status) = &mut items[1]
+        && let TvmValue::Tuple(complaint) = &mut status[0]
+    {
+        complaint.truncate(5);
+    }
+    assert_eq!(
+        list_complaints(&vec![TvmValue::List(vec![short])])
+            .unwrap_err()
+            .to_string(),
+        "list_complaints[0][0][1][0]: expected at least 8 elements, got 5 (truncated stack?)"
+    );
+    let mut wrong_weight = nested_complaint(1, Vec::new(), 1);
+    if let TvmValue::Tuple(items) = &mut wrong_weight
+        && let TvmValue::Tuple(status) = &mut items[1]
+    {
+        status[3] = TvmValue::Cell("x".to_owned());
+    }
+    assert_eq!(
+        list_complaints(&vec![TvmValue::List(vec![
+            nested_complaint(2, Vec::new(), 1),
+            wrong_weight
+        ])])
+        .unwrap_err()
+        .to_string(),
+        "list_complaints[0][1][1][3]: expected a number, got a cell"
+    );
+    let huge_weight = TvmValue::Tuple(vec![
+        key_number(11),
+        TvmValue::Tuple(vec![
+            complaint_tuple(1, 5),
+            TvmValue::List(Vec::new()),
+            key_number(3),
+            TvmValue::Number(num_bigint::BigInt::from(u64::MAX)),
+        ]),
+    ]);
+    assert_eq!(
+        list_complaints(&vec![TvmValue::List(vec![huge_weight])])
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "list_complaints[0][0][1][3]: expected a signed 64-bit number, got {}",
+            u64::MAX
+        )
+    );
+    let bad_voter = nested_complaint(1, vec![TvmValue::Tuple(Vec::new())], 1);
+    assert_eq!(
+        list_complaints(&vec![TvmValue::List(vec![bad_voter])])
+            .unwrap_err()
+            .to_string(),
+        "list_complaints[0][0][1][1][0]: expected a number, got a tuple"
+    );
+    assert_eq!(
+        list_complaints(&vec![TvmValue::List(vec![TvmValue::Tuple(vec![
+            key_number(1)
+        ])])])
+        .unwrap_err()
+        .to_string(),
+        "list_complaints[0][0]: expected at least 2 elements, got 1 (truncated stack?)"
+    );
+}
+
+#[test]
+fn returned_stake_reads_one_amount() {
+    assert_eq!(
+        returned_stake(&vec![n(400_123_500_000_000)]).unwrap(),
+        400_123_500_000_000
+    );
+    assert_eq!(returned_stake(&vec![n(0)]).unwrap(), 0);
+    assert_eq!(
+        returned_stake(&Vec::new()).unwrap_err().to_string(),
+        "compute_returned_stake: expected at least 1 stack entries, got 0 (truncated stack?)"
+    );
+    assert_eq!(
+        returned_stake(&vec![TvmValue::List(Vec::new())])
+            .unwrap_err()
+            .to_string(),
+        "compute_returned_stake[0]: expected a number, got null (an empty list)"
+    );
+    assert_eq!(
+        returned_stake(&vec![n(-1)]).unwrap_err().to_string(),
+        "compute_returned_stake[0]: expected an unsigned 128-bit number, got -1"
+    );
+}

@@ -1,0 +1,306 @@
+//! tonapi.io v2 as an alternative provider of chain data: the current validator set with
+//! stakes (`/v2/blockchain/validators`) and an account's balance and status
+//! (`/v2/accounts/{id}`).
+//!
+//! Auth is `Authorization: Bearer <key>` (keys from tonconsole.com). Without a key tonapi
+//! allows 1 request per 4 seconds per IP, so a keyless client spaces its requests 4 s apart
+//! whatever rate it is given ([`KEYLESS_REQUESTS_PER_SECOND`]); with a key the configured
+//! rate applies (it follows the paid plan).
+
+use reqwest::Url;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::elections::lenient;
+use crate::http::{Fetched, HttpAnswer, HttpCore, RetryPolicy, SourceError, join_url};
+use crate::secret::Secret;
+
+const SOURCE: &str = "tonapi";
+
+pub const DEFAULT_BASE_URL: &str = "https://tonapi.io";
+
+/// tonapi's free tier: one request per 4 seconds.
+pub const KEYLESS_REQUESTS_PER_SECOND: f64 = 0.25;
+
+/// The validator set tonapi reports: the elector's record of the election whose set is in
+/// force (config 34), so during an election it is one round behind the participant list.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TonapiValidators {
+    /// Unix time the set took effect (= its election id).
+    pub elect_at: u64,
+    pub elect_close: u64,
+    /// Nanotons.
+    pub min_stake: u128,
+    /// Nanotons.
+    pub total_stake: u128,
+    pub validators: Vec<TonapiValidator>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TonapiValidator {
+    /// The validator's wallet, raw `-1:<hex>` in lower case.
+    pub address: String,
+    /// Lower-case hex.
+    pub adnl_address: String,
+    /// Nanotons.
+    pub stake: u128,
+    /// The elector's fixed-point max factor: 65536 = 1.0, 196608 = 3.0 (the mainnet cap).
+    pub max_factor: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TonapiAccount {
+    /// Raw `wc:hex` as tonapi sends it.
+    pub address: String,
+    /// Nanotons.
+    pub balance: u128,
+    /// "active", "uninit", "frozen" or "nonexist".
+    pub status: String,
+    /// Unix time of the last transaction; `None` when absent or 0 (tonapi's value for an
+    /// account that never had one).
+    pub last_activity: Option<i64>,
+}
+
+pub struct TonapiClient {
+    core: HttpCore,
+    base_url: String,
+    requests_per_second: f64,
+}
+
+impl TonapiClient {
+    /// `base_url` is the API root without `/v2`: [`DEFAULT_BASE_URL`], or
+    /// `https://testnet.tonapi.io`. `requests_per_second` applies with an `api_key`; without
+    /// one the client uses [`KEYLESS_REQUESTS_PER_SECOND`].
+    pub fn new(
+        base_url: &str,
+        api_key: Option<Secret>,
+        requests_per_second: f64,
+        retry: RetryPolicy,
+    ) -> Result<Self, SourceError> {
+        join_url(SOURCE, base_url, "v2/blockchain/validators")?;
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &api_key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                .map_err(|_| SourceError::InvalidInput {
+                    detail: format!(
+                        "{SOURCE}: the api_key contains characters not allowed in an Authorization header"
+                    ),
+                })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let requests_per_second = if api_key.is_some() {
+            requests_per_second
+        } else {
+            KEYLESS_REQUESTS_PER_SECOND
+        };
+        Ok(Self {
+            core: HttpCore::new(SOURCE, requests_per_second, retry, headers, api_key)?,
+            base_url: base_url.to_owned(),
+            requests_per_second,
+        })
+    }
+
+    pub fn source(&self) -> &'static str {
+        self.core.source()
+    }
+
+    /// The client-side rate limit in force: the configured one with a key, 0.25 without.
+    pub fn requests_per_second(&self) -> f64 {
+        self.requests_per_second
+    }
+
+    /// `GET /v2/blockchain/validators`.
+    pub async fn validators(&self) -> Result<Fetched<TonapiValidators>, SourceError> {
+        let url = join_url(SOURCE, &self.base_url, "v2/blockchain/validators")?;
+        self.core
+            .get(&url, |answer| {
+                let wire: ValidatorsWire = interpret_ok(&answer)?;
+                Ok(TonapiValidators {
+                    elect_at: wire.elect_at,
+                    elect_close: wire.elect_close,
+                    min_stake: wire.min_stake,
+                    total_stake: wire.total_stake,
+                    validators: wire
+                        .validators
+                        .into_iter()
+                        .map(|validator| TonapiValidator {
+                            address: raw_address(&validator.address),
+                            adnl_address: crate::elections::normalize_key(&validator.adnl_address),
+                            stake: validator.stake,
+                            max_factor: validator.max_factor,
+                        })
+                        .collect(),
+                })
+            })
+            .await
+    }
+
+    /// `GET /v2/accounts/{address}`; `address` is raw (`wc:hex`) or user-friendly, or a name
+    /// tonapi resolves (`foo.ton`).
+    pub async fn account(&self, address: &str) -> Result<Fetched<TonapiAccount>, SourceError> {
+        let url = self.account_url(address)?;
+        self.core
+            .get(&url, |answer| {
+                let wire: AccountWire = interpret_ok(&answer)?;
+                Ok(TonapiAccount {
+                    address: wire.address,
+                    balance: wire.balance,
+                    status: wire.status,
+                    last_activity: wire.last_activity.filter(|at| *at > 0),
+                })
+            })
+            .await
+    }
+
+    fn account_url(&self, address: &str) -> Result<Url, SourceError> {
+        let address = address.trim();
+        if address.is_empty() {
+            return Err(SourceError::InvalidInput {
+                detail: format!("{SOURCE} account: the address is empty"),
+            });
+        }
+        // The raw form needs no escaping; anything else goes as one escaped path segment.
+        let id = crate::ton::parse_address(address)
+            .map(|parsed| parsed.raw)
+            .unwrap_or_else(|_| address.to_owned());
+        let mut url = join_url(SOURCE, &self.base_url, "v2/accounts")?;
+        url.path_segments_mut()
+            .map_err(|()| SourceError::InvalidInput {
+                detail: format!("{SOURCE}: base_url cannot carry a path"),
+            })?
+            .push(&id);
+        Ok(url)
+    }
+}
+
+/// Lower-case raw form when the text parses as an address; as sent otherwise.
+fn raw_address(text: &str) -> String {
+    crate::ton::parse_address(text)
+        .map(|parsed| parsed.raw)
+        .unwrap_or_else(|_| text.trim().to_owned())
+}
+
+fn interpret_ok<T: DeserializeOwned>(answer: &HttpAnswer) -> Result<T, SourceError> {
+    if !(200..300).contains(&answer.status) {
+        return Err(classify_error(answer));
+    }
+    if answer.is_html() {
+        return Err(SourceError::InvalidResponse {
+            detail: format!(
+                "{}: HTTP {} with an HTML page instead of JSON; body starts with {:?}",
+                answer.origin,
+                answer.status,
+                answer.snippet()
+            ),
+        });
+    }
+    answer.ensure_json()?;
+    answer.parse_json()
+}
+
+/// `{"error": "...", "error_code"?: n}` (opentonapi's Error response), a plain string (JSON
+/// or not), or a proxy's HTML page.
+fn error_message(answer: &HttpAnswer) -> String {
+    if answer.is_html() {
+        return format!(
+            "{}: HTTP {} with an HTML page (a proxy or Cloudflare error); body starts with {:?}",
+            answer.origin,
+            answer.status,
+            answer.snippet()
+        );
+    }
+    let message = match serde_json::from_slice::<Value>(&answer.body) {
+        Ok(Value::Object(body)) => body
+            .get("error")
+            .or_else(|| body.get("message"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        Ok(Value::String(text)) => Some(text),
+        Ok(_) => None,
+        // Plain text: the message itself, cut like any snippet.
+        Err(_) => Some(answer.snippet().trim().to_owned()).filter(|text| !text.is_empty()),
+    };
+    match message {
+        Some(message) => format!("{}: HTTP {}: {message}", answer.origin, answer.status),
+        None => format!(
+            "{}: HTTP {}; body starts with {:?}",
+            answer.origin,
+            answer.status,
+            answer.snippet()
+        ),
+    }
+}
+
+fn classify_error(answer: &HttpAnswer) -> SourceError {
+    let message = error_message(answer);
+    match answer.status {
+        429 => SourceError::RateLimited {
+            retry_after: answer.retry_after,
+            message: format!(
+                "{message} (tonapi allows 1 request per 4 s without an api key; configure one for more)"
+            ),
+        },
+        500..=599 => SourceError::Unavailable {
+            status: answer.status,
+            message,
+        },
+        400 => SourceError::InvalidInput {
+            detail: format!(
+                "{message} (tonapi rejected the request; an account id must be a raw wc:hex or user-friendly address, or a name)"
+            ),
+        },
+        401 | 403 => SourceError::Rejected {
+            status: answer.status,
+            message: format!("{message} (check the tonapi api_key)"),
+        },
+        402 | 404..=499 => SourceError::Rejected {
+            status: answer.status,
+            message,
+        },
+        status => SourceError::InvalidResponse {
+            detail: format!("{message} (unexpected HTTP status {status})"),
+        },
+    }
+}
+
+// ---- wire forms; unknown fields are ignored, numbers may be strings ----
+
+#[derive(Deserialize)]
+struct ValidatorsWire {
+    #[serde(deserialize_with = "lenient::u64_required")]
+    elect_at: u64,
+    #[serde(deserialize_with = "lenient::u64_required")]
+    elect_close: u64,
+    #[serde(deserialize_with = "lenient::u128_required")]
+    min_stake: u128,
+    #[serde(deserialize_with = "lenient::u128_required")]
+    total_stake: u128,
+    #[serde(default, deserialize_with = "lenient::list")]
+    validators: Vec<ValidatorWire>,
+}
+
+#[derive(Deserialize)]
+struct ValidatorWire {
+    address: String,
+    adnl_address: String,
+    #[serde(deserialize_with = "lenient::u128_required")]
+    stake: u128,
+    #[serde(deserialize_with = "lenient::u32_required")]
+    max_factor: u32,
+}
+
+#[derive(Deserialize)]
+struct AccountWire {
+    address: String,
+    #[serde(deserialize_with = "lenient::u128_required")]
+    balance: u128,
+    status: String,
+    #[serde(default, deserialize_with = "lenient::i64_optional")]
+    last_activity: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests;

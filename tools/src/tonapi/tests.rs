@@ -1,0 +1,471 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap as AxumHeaders, StatusCode, Uri};
+use axum::response::IntoResponse;
+
+use super::*;
+use crate::sim::{
+    Fault, FaultKind, Scenario, SimHandle, SimService, SimWorld, sim_adnl, sim_adnl_at,
+};
+use crate::test_support::{SECRET, fast_policy, loopback};
+use crate::ton::config::{ConfigParam, ValidatorSet};
+
+const START: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
+const ELECTION_ID: u64 = 1_735_720_000;
+
+const TONAPI_SCENARIO: &str = r#"
+name = "tonapi"
+speed = 0.0
+start = "2025-01-01T00:00:00Z"
+
+[[validators]]
+name = "alpha"
+address = "-1:1111111111111111111111111111111111111111111111111111111111111111"
+balance_ton = 1000.5
+stake_ton = 400000.0
+
+[[validators]]
+name = "beta"
+address = "-1:2222222222222222222222222222222222222222222222222222222222222222"
+balance_ton = 500.0
+stake_ton = 300000.0
+rotate_keys_at = "5m"
+
+[[validators]]
+name = "gamma"
+address = "-1:3333333333333333333333333333333333333333333333333333333333333333"
+balance_ton = 50.0
+stake_ton = 200000.0
+
+[[validators]]
+name = "observer"
+address = "0:4444444444444444444444444444444444444444444444444444444444444444"
+balance_ton = 10.0
+
+[[events]]
+kind = "election"
+at = "0s"
+id = 1735720000
+min_stake_ton = 20000.0
+max_factor = 2.5
+current_set = ["alpha", "beta"]
+
+[[events]]
+kind = "balance_change"
+at = "5m"
+address = "-1:1111111111111111111111111111111111111111111111111111111111111111"
+delta_ton = -0.5
+"#;
+
+async fn start_tonapi_sim() -> (SimHandle, Scenario) {
+    crate::http::install_crypto_provider();
+    let scenario = Scenario::from_toml(TONAPI_SCENARIO, "tonapi/tests.rs").unwrap();
+    let sim = SimWorld::start(scenario.clone(), loopback()).await.unwrap();
+    (sim, scenario)
+}
+
+fn keyed(base_url: &str) -> TonapiClient {
+    TonapiClient::new(base_url, Some(Secret::new(SECRET)), 1000.0, fast_policy()).unwrap()
+}
+
+/// Config 34 as the sim's toncenter serves it.
+async fn config_34(sim: &SimHandle) -> ValidatorSet {
+    let chain =
+        crate::toncenter::ToncenterClient::new(&sim.toncenter_url(), None, 1000.0, fast_policy())
+            .unwrap();
+    match chain.get_config_param(34).await.unwrap().value {
+        ConfigParam::ValidatorSet { set, .. } => set,
+        other => panic!("config 34: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn validators_from_the_sim_are_the_members_of_config_34() {
+    let (sim, scenario) = start_tonapi_sim().await;
+    let fetched = keyed(&sim.tonapi_url()).validators().await.unwrap();
+    assert_eq!(fetched.attempts, 1);
+    let set = fetched.value;
+    // The set in force took effect one round (65536 s) before the open election's id.
+    let elect_at = ELECTION_ID - 65_536;
+    assert_eq!(set.elect_at, elect_at);
+    assert_eq!(set.elect_close, elect_at - 8192);
+    assert_eq!(set.min_stake, 20_000_000_000_000);
+    // Gamma stakes but is not in `current_set`: neither in config 34 nor here.
+    assert_eq!(set.total_stake, 700_000_000_000_000);
+    let expected: Vec<TonapiValidator> = scenario.validators[..2]
+        .iter()
+        .map(|validator| TonapiValidator {
+            address: validator.address.clone(),
+            adnl_address: sim_adnl(validator),
+            stake: (validator.stake_ton * 1e9) as u128,
+            // 2.5 in the elector's fixed point.
+            max_factor: 163_840,
+        })
+        .collect();
+    assert_eq!(set.validators, expected);
+    let config = config_34(&sim).await;
+    assert_eq!(set.elect_at, u64::from(config.utime_since));
+    let adnls = |set: &TonapiValidators| -> Vec<String> {
+        set.validators
+            .iter()
+            .map(|v| v.adnl_address.clone())
+            .collect()
+    };
+    let config_adnls = |config: &ValidatorSet| -> Vec<String> {
+        config
+            .validators
+            .iter()
+            .map(|v| v.adnl_address.clone().unwrap())
+            .collect()
+    };
+    assert_eq!(adnls(&set), config_adnls(&config));
+
+    // Beta rotated its keys at 5m: its ADNL address of now, as in config 34.
+    sim.advance(Duration::from_secs(600));
+    let set = keyed(&sim.tonapi_url()).validators().await.unwrap().value;
+    let beta = &scenario.validators[1];
+    assert_eq!(
+        set.validators[1].adnl_address,
+        sim_adnl_at(beta, Duration::from_secs(600))
+    );
+    assert_ne!(set.validators[1].adnl_address, sim_adnl(beta));
+    assert_eq!(adnls(&set), config_adnls(&config_34(&sim).await));
+    assert_eq!(sim.request_count("tonapi"), 2);
+}
+
+#[tokio::test]
+async fn accounts_from_the_sim_follow_balance_events_and_unknown_ones_do_not_exist() {
+    let (sim, _) = start_tonapi_sim().await;
+    let client = keyed(&sim.tonapi_url());
+    let alpha = "-1:1111111111111111111111111111111111111111111111111111111111111111";
+    let account = client.account(alpha).await.unwrap().value;
+    assert_eq!(
+        account,
+        TonapiAccount {
+            address: alpha.to_owned(),
+            balance: 1_000_500_000_000,
+            status: "active".to_owned(),
+            last_activity: Some(START),
+        }
+    );
+    sim.advance(Duration::from_secs(600));
+    let account = client.account(alpha).await.unwrap().value;
+    assert_eq!(account.balance, 1_000_000_000_000);
+    assert_eq!(account.last_activity, Some(START + 300));
+
+    let nobody = "0:5555555555555555555555555555555555555555555555555555555555555555";
+    let account = client.account(nobody).await.unwrap().value;
+    assert_eq!(account.status, "nonexist");
+    assert_eq!(account.balance, 0);
+    assert_eq!(account.last_activity, None);
+
+    let error = client.account("not-an-address").await.unwrap_err();
+    assert!(
+        matches!(&error, SourceError::InvalidInput { detail } if detail.contains("can't decode address not-an-address")),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    let error = client.account("  ").await.unwrap_err();
+    assert!(
+        matches!(error, SourceError::InvalidInput { .. }),
+        "{error:?}"
+    );
+    // The empty address never reached the sim.
+    assert_eq!(sim.request_count("tonapi"), 4);
+}
+
+#[tokio::test]
+async fn sim_rate_limit_on_tonapi_is_retried_then_reported_with_the_hint() {
+    let (sim, _) = start_tonapi_sim().await;
+    let client = keyed(&sim.tonapi_url());
+    let fault = |count| Fault {
+        service: SimService::Tonapi,
+        from: None,
+        until: None,
+        count: Some(count),
+        kind: FaultKind::RateLimit {
+            retry_after_seconds: Some(4),
+        },
+    };
+    sim.inject_fault(fault(1));
+    assert_eq!(client.validators().await.unwrap().attempts, 2);
+    sim.inject_fault(fault(3));
+    let error = client.validators().await.unwrap_err();
+    let SourceError::RateLimited {
+        retry_after,
+        message,
+    } = &error
+    else {
+        panic!("expected RateLimited, got {error:?}");
+    };
+    assert_eq!(*retry_after, Some(Duration::from_secs(4)));
+    assert!(message.contains("rate limit: free tier"), "{message}");
+    assert!(message.contains("1 request per 4 s"), "{message}");
+    assert!(
+        message.contains("GET /tonapi/v2/blockchain/validators"),
+        "{message}"
+    );
+}
+
+// ---- a scripted server for wire variants ----
+
+/// Whether an error is the one a case expects.
+type Check = fn(&SourceError) -> bool;
+
+#[derive(Clone)]
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    retry_after: Option<&'static str>,
+}
+
+fn reply(status: u16, content_type: &'static str, body: &str) -> Reply {
+    Reply {
+        status,
+        content_type,
+        body: body.to_owned(),
+        retry_after: None,
+    }
+}
+
+/// Answers requests with `replies` in order (the last one repeats) and records each
+/// request's path and headers.
+struct Scripted {
+    base_url: String,
+    requests: Arc<Mutex<Vec<(String, AxumHeaders)>>>,
+}
+
+async fn scripted(replies: Vec<Reply>) -> Scripted {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&requests);
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: AxumHeaders| {
+        let recorded = Arc::clone(&recorded);
+        let replies = replies.clone();
+        async move {
+            let index = {
+                let mut recorded = recorded.lock().unwrap();
+                recorded.push((uri.to_string(), headers));
+                recorded.len() - 1
+            };
+            let reply = replies[index.min(replies.len() - 1)].clone();
+            let mut response = (
+                StatusCode::from_u16(reply.status).unwrap(),
+                [(axum::http::header::CONTENT_TYPE, reply.content_type)],
+                reply.body,
+            )
+                .into_response();
+            if let Some(retry_after) = reply.retry_after {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static(retry_after),
+                );
+            }
+            response
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Scripted {
+        base_url: format!("http://{addr}"),
+        requests,
+    }
+}
+
+const JSON: &str = "application/json; charset=utf-8";
+
+#[tokio::test]
+async fn numbers_as_strings_and_unknown_fields_are_tolerated() {
+    let server = scripted(vec![reply(
+        200,
+        JSON,
+        r#"{"elect_at": "1778685466", "elect_close": 1778685166, "min_stake": "10000000000000",
+            "total_stake": 51221406119735104, "note": "extra",
+            "validators": [{"address": "-1:668AA12D3E1852519FFF52BF2240976794DD4DC9F11661897F9F5DE9A11A00DE",
+              "adnl_address": "E527A2A40D255B0BA2EC9F54DD3D5A472CDE4FD46A0DD93D5E04C02B45E66F78",
+              "stake": "2999999000000000", "max_factor": "1966080", "weight": 1}]}"#,
+    )])
+    .await;
+    let set = keyed(&server.base_url).validators().await.unwrap().value;
+    assert_eq!(set.elect_at, 1_778_685_466);
+    assert_eq!(set.min_stake, 10_000_000_000_000);
+    assert_eq!(set.total_stake, 51_221_406_119_735_104);
+    assert_eq!(
+        set.validators,
+        [TonapiValidator {
+            address: "-1:668aa12d3e1852519fff52bf2240976794dd4dc9f11661897f9f5de9a11a00de"
+                .to_owned(),
+            adnl_address: "e527a2a40d255b0ba2ec9f54dd3d5a472cde4fd46a0dd93d5e04c02b45e66f78"
+                .to_owned(),
+            stake: 2_999_999_000_000_000,
+            max_factor: 1_966_080,
+        }]
+    );
+    let requests = server.requests.lock().unwrap();
+    assert_eq!(requests[0].0, "/v2/blockchain/validators");
+    assert_eq!(
+        requests[0].1["authorization"],
+        format!("Bearer {SECRET}").as_str()
+    );
+}
+
+#[tokio::test]
+async fn the_real_account_sample_parses_and_a_keyless_client_sends_no_auth_at_4_s_spacing() {
+    // tonapi's own landing-page sample (the shared reference), retyped.
+    let server = scripted(vec![reply(
+        200,
+        JSON,
+        r#"{"address": "0:cdce58745d265d6f9fd0ae5c79423c991d500eef8bf9a0c79556bb45ff956dd6",
+            "balance": 375813296426, "last_activity": 1734515552, "status": "active",
+            "interfaces": ["wallet_v5_beta"], "name": "subbotin.ton", "is_scam": false,
+            "memo_required": false, "get_methods": ["seqno"], "is_wallet": true}"#,
+    )])
+    .await;
+    let keyless = TonapiClient::new(&server.base_url, None, 50.0, fast_policy()).unwrap();
+    assert_eq!(keyless.requests_per_second(), KEYLESS_REQUESTS_PER_SECOND);
+    assert_eq!(keyed(&server.base_url).requests_per_second(), 1000.0);
+    let account = keyless
+        .account("0:CDCE58745D265D6F9FD0AE5C79423C991D500EEF8BF9A0C79556BB45FF956DD6")
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        account,
+        TonapiAccount {
+            address: "0:cdce58745d265d6f9fd0ae5c79423c991d500eef8bf9a0c79556bb45ff956dd6"
+                .to_owned(),
+            balance: 375_813_296_426,
+            status: "active".to_owned(),
+            last_activity: Some(1_734_515_552),
+        }
+    );
+    let requests = server.requests.lock().unwrap();
+    // The raw form goes in the path, lower-cased.
+    assert_eq!(
+        requests[0].0,
+        "/v2/accounts/0:cdce58745d265d6f9fd0ae5c79423c991d500eef8bf9a0c79556bb45ff956dd6"
+    );
+    assert!(requests[0].1.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn a_name_is_sent_as_one_escaped_path_segment() {
+    let server = scripted(vec![reply(
+        200,
+        JSON,
+        r#"{"address": "0:00", "balance": "5", "status": "uninit", "last_activity": null}"#,
+    )])
+    .await;
+    let account = keyed(&server.base_url)
+        .account("foo bar/x.ton")
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(account.balance, 5);
+    assert_eq!(account.last_activity, None);
+    assert_eq!(
+        server.requests.lock().unwrap()[0].0,
+        "/v2/accounts/foo%20bar%2Fx.ton"
+    );
+}
+
+#[tokio::test]
+async fn error_bodies_json_plain_text_and_html_become_clear_errors() {
+    let cases: Vec<(Reply, Check)> = vec![
+        (
+            reply(
+                404,
+                JSON,
+                r#"{"error": "entity not found", "error_code": 404}"#,
+            ),
+            |error| {
+                matches!(error, SourceError::Rejected { status: 404, message }
+                    if message.contains("GET /v2/accounts/") && message.ends_with("HTTP 404: entity not found"))
+            },
+        ),
+        (
+            reply(
+                500,
+                "text/plain",
+                "upstream connect error or disconnect/reset",
+            ),
+            |error| {
+                matches!(error, SourceError::Unavailable { status: 500, message }
+                    if message.contains("upstream connect error"))
+            },
+        ),
+        (
+            reply(503, JSON, r#""maintenance""#),
+            |error| matches!(error, SourceError::Unavailable { status: 503, message } if message.contains("maintenance")),
+        ),
+        (
+            reply(
+                502,
+                "text/html",
+                "<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>",
+            ),
+            |error| {
+                matches!(error, SourceError::Unavailable { status: 502, message }
+                    if message.contains("HTML page") && message.contains("502 Bad Gateway"))
+            },
+        ),
+        (
+            reply(200, "text/html", "<!DOCTYPE html><html>login</html>"),
+            |error| matches!(error, SourceError::InvalidResponse { detail } if detail.contains("HTML page instead of JSON")),
+        ),
+        (
+            reply(200, JSON, r#"{"address": "0:00"}"#),
+            |error| matches!(error, SourceError::InvalidResponse { detail } if detail.contains("missing field `balance`")),
+        ),
+    ];
+    let address = "0:cdce58745d265d6f9fd0ae5c79423c991d500eef8bf9a0c79556bb45ff956dd6";
+    for (reply, check) in cases {
+        let status = reply.status;
+        let server = scripted(vec![reply]).await;
+        let error = keyed(&server.base_url).account(address).await.unwrap_err();
+        assert!(check(&error), "{status}: {error:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_by_the_core() {
+    let limited = Reply {
+        status: 429,
+        content_type: JSON,
+        body: r#"{"error": "rate limit"}"#.to_owned(),
+        retry_after: Some("4"),
+    };
+    let ok = reply(
+        200,
+        JSON,
+        r#"{"elect_at": 1, "elect_close": 0, "min_stake": 1, "total_stake": 0, "validators": []}"#,
+    );
+    // Retry-After 4 s is capped by the policy's 5 ms max_delay: no real wait.
+    let server = scripted(vec![limited.clone(), limited, ok]).await;
+    let fetched = keyed(&server.base_url).validators().await.unwrap();
+    assert_eq!(fetched.attempts, 3);
+    assert!(fetched.value.validators.is_empty());
+    assert_eq!(server.requests.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_api_key_never_appears_in_an_error() {
+    let server = scripted(vec![reply(
+        401,
+        JSON,
+        &format!(r#"{{"error": "invalid token Bearer {SECRET}"}}"#),
+    )])
+    .await;
+    let error = keyed(&server.base_url).validators().await.unwrap_err();
+    assert!(
+        matches!(&error, SourceError::Rejected { status: 401, .. }),
+        "{error:?}"
+    );
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(text.contains("check the tonapi api_key"), "{text}");
+    // Not transient: asked once.
+    assert_eq!(server.requests.lock().unwrap().len(), 1);
+}
