@@ -258,6 +258,11 @@ pub struct EarningsReport {
     pub daily_ton: Vec<Sample>,
 }
 
+/// A sum that is 0.0, not -0.0, when empty (f64's `Sum` starts at -0.0).
+fn total(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, |sum, value| sum + value)
+}
+
 fn trend(current: f64, previous: f64) -> Option<f64> {
     (previous > 0.0).then(|| (current - previous) / previous * 100.0)
 }
@@ -276,7 +281,7 @@ fn earnings_row(
         .range(&validator_series(REWARD_SERIES, name), from - length, from)?
         .iter()
         .map(|sample| sample.value)
-        .sum();
+        .fold(0.0, |sum, value| sum + value);
     let apys = series.range(&validator_series(APY_SERIES, name), from, to)?;
     let apy_percent = if apys.is_empty() {
         series
@@ -285,11 +290,11 @@ fn earnings_row(
     } else {
         Some(apys.iter().map(|sample| sample.value).sum::<f64>() / apys.len() as f64)
     };
-    let reward_ton: f64 = rewards.iter().map(|sample| sample.value).sum();
+    let reward_ton = total(rewards.iter().map(|sample| sample.value));
     Ok(EarningsRow {
         name: name.to_owned(),
         reward_ton,
-        reward_usd: (usd.len() == rewards.len()).then(|| usd.iter().map(|s| s.value).sum()),
+        reward_usd: (usd.len() == rewards.len()).then(|| total(usd.iter().map(|s| s.value))),
         rounds: rewards.len(),
         previous_reward_ton: previous,
         trend_percent: trend(reward_ton, previous),
@@ -319,8 +324,8 @@ pub fn earnings(
             *daily.entry(day.at).or_default() += day.value;
         }
     }
-    let reward_ton: f64 = validators.iter().map(|row| row.reward_ton).sum();
-    let previous: f64 = validators.iter().map(|row| row.previous_reward_ton).sum();
+    let reward_ton = total(validators.iter().map(|row| row.reward_ton));
+    let previous = total(validators.iter().map(|row| row.previous_reward_ton));
     let apys: Vec<f64> = validators
         .iter()
         .filter_map(|row| row.apy_percent)
@@ -331,7 +336,7 @@ pub fn earnings(
         reward_usd: validators
             .iter()
             .map(|row| row.reward_usd)
-            .sum::<Option<f64>>(),
+            .try_fold(0.0, |sum, usd| usd.map(|usd| sum + usd)),
         rounds: validators.iter().map(|row| row.rounds).sum(),
         previous_reward_ton: previous,
         trend_percent: trend(reward_ton, previous),

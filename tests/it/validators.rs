@@ -847,3 +847,72 @@ published_before_start = "1d"
         sim.shutdown();
     });
 }
+
+/// mytonctrl makes a new validator key for every election: the agent follows the wallet, so a
+/// validator whose key changed between cycles stays recognised in the set.
+#[test]
+fn a_validator_whose_keys_changed_between_cycles_is_still_recognised() {
+    system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let election_id = unix_now() + 3600;
+        let mut scenario = quiet_scenario();
+        let mut echo = sim_validator("echo", ALPHA, 500_000.0, 400_000.0);
+        echo.rotate_keys_at = Some(Duration::from_secs(150));
+        let first_key = sim_public_key(&echo);
+        let second_key = tools::sim::sim_public_key_at(&echo, Duration::from_secs(150));
+        assert_ne!(first_key, second_key);
+        scenario.validators = vec![echo];
+        scenario.events.push(SimEvent::Election(
+            serde_json::from_value(serde_json::json!({ "at": "0s", "id": election_id })).unwrap(),
+        ));
+        let sim = SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
+        point_chain_at(&mut config, &sim);
+        let watched = &mut config.agents.validators;
+        watched.enabled = true;
+        watched.interval = Duration::from_secs(3600);
+        watched.poll_on_start = false;
+        watched.check_releases = false;
+        watched.validators = vec![WatchedValidator {
+            name: "echo".into(),
+            wallet: ALPHA.into(),
+            // The key of the first cycle only, as an operator would have written it.
+            public_key: Some(first_key.clone()),
+            ..Default::default()
+        }];
+        let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
+        let agent = daemon.agent("validators").unwrap().clone();
+        let store = daemon.state.store.clone();
+        for _ in 0..4 {
+            let report = tick(&sim, &agent).await.unwrap().unwrap();
+            assert!(report.alerts.is_empty(), "{:?}", report.alerts);
+        }
+        let batches = journal(&store, "observation.batch");
+        let keys_at = |index: usize| -> Vec<String> {
+            serde_json::from_value(batches[index].body["validators"][0]["keys"].clone()).unwrap()
+        };
+        assert_eq!(keys_at(0), std::slice::from_ref(&first_key));
+        let mut both = vec![first_key, second_key.clone()];
+        both.sort();
+        assert_eq!(keys_at(3), both);
+        // The tick after the rotation reports the new key once.
+        assert_eq!(batches[2].body["validators"][0]["new_keys"][0], second_key);
+        assert_eq!(
+            batches[3].body["validators"][0]["new_keys"],
+            serde_json::json!([])
+        );
+        assert_eq!(
+            store
+                .series()
+                .latest(&in_set_key("echo"))
+                .unwrap()
+                .unwrap()
+                .value,
+            1.0
+        );
+        daemon.shutdown("test done").await.unwrap();
+        sim.shutdown();
+    });
+}

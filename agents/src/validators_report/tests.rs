@@ -188,3 +188,20 @@ fn ranking_orders_by_rank_and_keeps_the_previous_round() {
     assert_eq!(rows[0].previous_rank, Some(12));
     assert_eq!(rows[0].set_size, Some(400));
 }
+
+#[test]
+fn nothing_earned_prints_as_zero_not_minus_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+    store.series().append(&balance_key("v1"), now, 1.0).unwrap();
+    let report = earnings(&store, Period::Day, now).unwrap();
+    for value in [
+        report.total.reward_ton,
+        report.total.previous_reward_ton,
+        report.validators[0].reward_ton,
+        report.validators[0].reward_usd.unwrap(),
+    ] {
+        assert!(value == 0.0 && value.is_sign_positive(), "{value}");
+    }
+}
