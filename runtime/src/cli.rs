@@ -169,18 +169,24 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TonCommand {
-    /// Decode a saved toncenter v2 answer and print what the product understood, as JSON.
+    /// Decode a saved toncenter or tonapi answer and print what the product understood, as JSON.
     ///
-    /// Reads getConfigParam (15, 17, 32, 34, 36), runGetMethod on the elector
-    /// (active_election_id, participant_list, participant_list_extended, past_elections) and
-    /// getWalletInformation answers.
+    /// Reads toncenter v2 getConfigParam (15, 17, 32, 34, 36; an unset param prints
+    /// `"kind": "absent"`), runGetMethod on the elector (active_election_id, participant_list,
+    /// participant_list_extended, past_elections, list_complaints, compute_returned_stake) and
+    /// on nominator pools (get_pool_data, list_nominators, single-nominator get_roles), and
+    /// getWalletInformation; tonapi v2 /v2/blockchain/validators and /v2/accounts/{id}.
+    /// Error answers (toncenter ok:false, tonapi {"error": ...}) and HTML pages are reported
+    /// as errors.
+    ///
     /// Example: `curl '.../getConfigParam?config_id=34' > p34.json && command-center ton decode p34.json --param 34`
     Decode {
+        /// The saved response body (JSON)
         file: PathBuf,
-        /// The config param of a getConfigParam answer
+        /// The config param of a getConfigParam answer (the answer does not carry it)
         #[arg(long)]
         param: Option<u32>,
-        /// The get-method of a runGetMethod answer
+        /// The get-method of a runGetMethod answer; a name not listed above prints the stack as read
         #[arg(long)]
         method: Option<String>,
     },

@@ -118,22 +118,7 @@ impl TonapiClient {
         self.core
             .get(&url, |answer| {
                 let wire: ValidatorsWire = interpret_ok(&answer)?;
-                Ok(TonapiValidators {
-                    elect_at: wire.elect_at,
-                    elect_close: wire.elect_close,
-                    min_stake: wire.min_stake,
-                    total_stake: wire.total_stake,
-                    validators: wire
-                        .validators
-                        .into_iter()
-                        .map(|validator| TonapiValidator {
-                            address: raw_address(&validator.address),
-                            adnl_address: crate::elections::normalize_key(&validator.adnl_address),
-                            stake: validator.stake,
-                            max_factor: validator.max_factor,
-                        })
-                        .collect(),
-                })
+                Ok(TonapiValidators::from(wire))
             })
             .await
     }
@@ -145,12 +130,7 @@ impl TonapiClient {
         self.core
             .get(&url, |answer| {
                 let wire: AccountWire = interpret_ok(&answer)?;
-                Ok(TonapiAccount {
-                    address: wire.address,
-                    balance: wire.balance,
-                    status: wire.status,
-                    last_activity: wire.last_activity.filter(|at| *at > 0),
-                })
+                Ok(TonapiAccount::from(wire))
             })
             .await
     }
@@ -213,13 +193,7 @@ fn error_message(answer: &HttpAnswer) -> String {
         );
     }
     let message = match serde_json::from_slice::<Value>(&answer.body) {
-        Ok(Value::Object(body)) => body
-            .get("error")
-            .or_else(|| body.get("message"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        Ok(Value::String(text)) => Some(text),
-        Ok(_) => None,
+        Ok(body) => error_body_message(&body),
         // Plain text: the message itself, cut like any snippet.
         Err(_) => Some(answer.snippet().trim().to_owned()).filter(|text| !text.is_empty()),
     };
@@ -232,6 +206,45 @@ fn error_message(answer: &HttpAnswer) -> String {
             answer.snippet()
         ),
     }
+}
+
+/// The message of a parsed tonapi error body: `{"error": "..."}` (or `"message"`), or a
+/// plain JSON string; `None` for any other JSON.
+pub(crate) fn error_body_message(body: &Value) -> Option<String> {
+    match body {
+        Value::Object(fields) => fields
+            .get("error")
+            .or_else(|| fields.get("message"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        Value::String(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// Reads a `/v2/blockchain/validators` body already parsed as JSON (a saved answer, for
+/// `command-center ton decode`), with the same wire rules as [`TonapiClient::validators`].
+/// The error names the JSON path.
+pub fn parse_validators(body: &Value) -> Result<TonapiValidators, SourceError> {
+    parse_wire::<ValidatorsWire>("/v2/blockchain/validators", body).map(TonapiValidators::from)
+}
+
+/// Reads a `/v2/accounts/{id}` body already parsed as JSON, with the same wire rules as
+/// [`TonapiClient::account`]. The error names the JSON path.
+pub fn parse_account(body: &Value) -> Result<TonapiAccount, SourceError> {
+    parse_wire::<AccountWire>("/v2/accounts/{id}", body).map(TonapiAccount::from)
+}
+
+fn parse_wire<T: DeserializeOwned>(endpoint: &str, body: &Value) -> Result<T, SourceError> {
+    serde_path_to_error::deserialize(body).map_err(|error| {
+        let path = error.path().to_string();
+        SourceError::InvalidResponse {
+            detail: format!(
+                "{SOURCE} {endpoint}: not the expected JSON (at `{path}`: {})",
+                error.into_inner()
+            ),
+        }
+    })
 }
 
 fn classify_error(answer: &HttpAnswer) -> SourceError {
@@ -290,6 +303,38 @@ struct ValidatorWire {
     stake: u128,
     #[serde(deserialize_with = "lenient::u32_required")]
     max_factor: u32,
+}
+
+impl From<ValidatorsWire> for TonapiValidators {
+    fn from(wire: ValidatorsWire) -> Self {
+        Self {
+            elect_at: wire.elect_at,
+            elect_close: wire.elect_close,
+            min_stake: wire.min_stake,
+            total_stake: wire.total_stake,
+            validators: wire
+                .validators
+                .into_iter()
+                .map(|validator| TonapiValidator {
+                    address: raw_address(&validator.address),
+                    adnl_address: crate::elections::normalize_key(&validator.adnl_address),
+                    stake: validator.stake,
+                    max_factor: validator.max_factor,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<AccountWire> for TonapiAccount {
+    fn from(wire: AccountWire) -> Self {
+        Self {
+            address: wire.address,
+            balance: wire.balance,
+            status: wire.status,
+            last_activity: wire.last_activity.filter(|at| *at > 0),
+        }
+    }
 }
 
 #[derive(Deserialize)]
