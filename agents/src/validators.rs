@@ -72,6 +72,8 @@ pub const BALANCE_SERIES: &str = "validator_balance_ton";
 pub const IN_SET_SERIES: &str = "validator_in_current_set";
 pub const SYNC_LAG_SERIES: &str = "validator_sync_lag_seconds";
 pub const DISK_SERIES: &str = "validator_disk_used_percent";
+pub const MEMORY_AVAILABLE_SERIES: &str = "validator_memory_available_percent";
+pub const CPU_BUSY_SERIES: &str = "validator_cpu_busy_percent";
 
 const NANOTON_PER_TON: f64 = 1e9;
 
@@ -1404,7 +1406,9 @@ impl ValidatorsAgent {
                             (host.memory_total_bytes, host.memory_available_bytes)
                             && total > 0.0
                         {
-                            observed.memory_available_percent = Some(available / total * 100.0);
+                            let percent = available / total * 100.0;
+                            observed.memory_available_percent = Some(percent);
+                            samples.push((series(MEMORY_AVAILABLE_SERIES, name), now, percent));
                         }
                         verdicts.push((
                             "memory_high".into(),
@@ -1426,6 +1430,9 @@ impl ValidatorsAgent {
                                 .map_err(Self::store_error)?;
                             observed.cpu_busy_percent =
                                 cpu_busy_percent(previous.as_ref(), &current);
+                            if let Some(busy) = observed.cpu_busy_percent {
+                                samples.push((series(CPU_BUSY_SERIES, name), now, busy));
+                            }
                             self.store
                                 .state()
                                 .put(&state_key, &current)

@@ -16,8 +16,8 @@ use crate::validators::round::{
     REWARD_SERIES, REWARD_USD_SERIES, STAKE_SERIES, validator_series,
 };
 use crate::validators::{
-    BALANCE_SERIES, DISK_SERIES, IN_SET_SERIES, SYNC_LAG_SERIES, balance_key, in_set_key,
-    sync_lag_key,
+    BALANCE_SERIES, CPU_BUSY_SERIES, DISK_SERIES, IN_SET_SERIES, MEMORY_AVAILABLE_SERIES,
+    SYNC_LAG_SERIES, balance_key, in_set_key, sync_lag_key,
 };
 
 /// A firing alert, briefly.
@@ -57,6 +57,15 @@ pub struct ValidatorSummary {
     pub sync_lag_seconds: Option<f64>,
     /// Latest used share per mountpoint.
     pub disk_used_percent: BTreeMap<String, f64>,
+    /// Growth of the used share per day over the last 24 hours of samples (the validator
+    /// database grows), per mountpoint.
+    #[serde(default)]
+    pub disk_growth_percent_per_day: BTreeMap<String, f64>,
+    /// Available memory, in percent of the total; CPU busy share between the last scrapes.
+    #[serde(default)]
+    pub memory_available_percent: Option<f64>,
+    #[serde(default)]
+    pub cpu_busy_percent: Option<f64>,
     pub firing: Vec<FiringBrief>,
 }
 
@@ -124,6 +133,7 @@ pub fn summary(
         _ => None,
     };
     let mut disk_used_percent = BTreeMap::new();
+    let mut disk_growth_percent_per_day = BTreeMap::new();
     for key in series.list()? {
         if key.name == DISK_SERIES
             && key.labels.get("validator").map(String::as_str) == Some(name)
@@ -131,6 +141,17 @@ pub fn summary(
                 (key.labels.get("mountpoint"), series.latest(&key)?)
         {
             disk_used_percent.insert(mountpoint.clone(), sample.value);
+            let day = series.range(&key, now - Duration::hours(24), now + Duration::seconds(1))?;
+            if let (Some(first), Some(last)) = (day.first(), day.last()) {
+                let hours = (last.at - first.at).num_seconds() as f64 / 3600.0;
+                // At least an hour of samples, or the rate is noise.
+                if hours >= 1.0 {
+                    disk_growth_percent_per_day.insert(
+                        mountpoint.clone(),
+                        (last.value - first.value) / hours * 24.0,
+                    );
+                }
+            }
         }
     }
     let position = store
@@ -155,6 +176,9 @@ pub fn summary(
         share_percent: position.as_ref().map(|at| at.share_percent),
         stake_ton: latest(STAKE_SERIES)?,
         efficiency_percent: latest(EFFICIENCY_SERIES)?,
+        memory_available_percent: latest(MEMORY_AVAILABLE_SERIES)?,
+        cpu_busy_percent: latest(CPU_BUSY_SERIES)?,
+        disk_growth_percent_per_day,
         sync_lag_seconds: series.latest(&sync_lag_key(name))?.map(|s| s.value),
         disk_used_percent,
         firing: firing(store, name)?,

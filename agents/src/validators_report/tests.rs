@@ -25,6 +25,13 @@ fn summaries_read_the_latest_samples_and_the_firing_alerts() {
     series
         .append(
             &disk_key("v1", "/var/ton-work"),
+            now - Duration::hours(20),
+            70.0,
+        )
+        .unwrap();
+    series
+        .append(
+            &disk_key("v1", "/var/ton-work"),
             now - Duration::hours(1),
             82.5,
         )
@@ -69,6 +76,9 @@ fn summaries_read_the_latest_samples_and_the_firing_alerts() {
     assert_eq!(v1.in_current_set, Some(true));
     assert_eq!(v1.sync_lag_seconds, Some(3.0));
     assert_eq!(v1.disk_used_percent.get("/var/ton-work"), Some(&82.5));
+    // 70% 20 h ago, 82.5% an hour ago: the database grows 15.8 points a day.
+    let growth = v1.disk_growth_percent_per_day["/var/ton-work"];
+    assert!((growth - 12.5 / 19.0 * 24.0).abs() < 1e-9, "{growth}");
     assert_eq!(v1.firing.len(), 1);
     let v2 = &all[1];
     assert_eq!(v2.in_current_set, Some(false));

@@ -63,6 +63,43 @@ fn row(summary: &ValidatorSummary) -> String {
     )
 }
 
+/// One validator's further facts, one per line (what the table has no room for).
+pub fn render_facts(summary: &ValidatorSummary) -> String {
+    let mut out = String::new();
+    let mut fact = |label: &str, value: Option<String>| {
+        if let Some(value) = value {
+            out.push_str(&format!("  {label:<22} {value}\n"));
+        }
+    };
+    fact(
+        "next round",
+        summary.in_next_set.map(|elected| {
+            if elected {
+                "elected".to_owned()
+            } else {
+                "NOT elected".to_owned()
+            }
+        }),
+    );
+    fact("stake", summary.stake_ton.map(|stake| format!("{stake:.2} TON")));
+    fact(
+        "network share",
+        summary.share_percent.map(|share| format!("{share:.3}%")),
+    );
+    fact(
+        "memory available",
+        summary.memory_available_percent.map(|m| format!("{m:.1}%")),
+    );
+    fact("cpu busy", summary.cpu_busy_percent.map(|c| format!("{c:.1}%")));
+    for (mountpoint, growth) in &summary.disk_growth_percent_per_day {
+        fact(
+            &format!("db growth {mountpoint}"),
+            Some(format!("{growth:+.2} points/day")),
+        );
+    }
+    out
+}
+
 /// The table people read.
 pub fn render_table(summaries: &[ValidatorSummary]) -> String {
     let mut out = format!(
@@ -144,6 +181,7 @@ pub async fn run(config: Config, name: Option<String>, json: bool) -> Result<(),
                 println!("{}", serde_json::to_string_pretty(&detail).map_err(fail)?);
             } else {
                 print!("{}", render_table(std::slice::from_ref(&detail.summary)));
+                print!("{}", render_facts(&detail.summary));
                 println!("\nbalance, last of each hour (TON):");
                 for sample in detail.balance_hourly.iter().rev().take(24).rev() {
                     println!(
