@@ -200,9 +200,29 @@ impl ToncenterClient {
     }
 
     /// `getTransactions`, newest first. `limit` is 1..=100; `from` continues a previous page
-    /// (the transaction it names is included); `archival` asks for nodes with full history
-    /// (toncenter's answer to "lt not in db").
+    /// (the transaction it names is included); `archival` asks for nodes with full history.
+    /// Without `archival`, a liteserver that no longer holds the page ("lt not in db", a
+    /// block it cannot load) is asked again once with `archival=true`.
     pub async fn get_transactions(
+        &self,
+        address: &str,
+        limit: u32,
+        from: Option<&TransactionCursor>,
+        archival: bool,
+    ) -> Result<Fetched<Vec<Transaction>>, SourceError> {
+        match self
+            .fetch_transactions(address, limit, from, archival)
+            .await
+        {
+            Err(error) if !archival && needs_archival(&error) => {
+                tracing::info!(source = SOURCE, error = %error, "transactions are gone from a regular liteserver; asking an archival one");
+                self.fetch_transactions(address, limit, from, true).await
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_transactions(
         &self,
         address: &str,
         limit: u32,
@@ -569,6 +589,24 @@ fn non_empty_address<'a>(method: &str, address: &'a str) -> Result<&'a str, Sour
         });
     }
     Ok(address)
+}
+
+/// A liteserver's answer that the history asked for is older than it keeps.
+fn needs_archival(error: &SourceError) -> bool {
+    let message = match error {
+        SourceError::Upstream { message, .. }
+        | SourceError::Unavailable { message, .. }
+        | SourceError::Rejected { message, .. } => message.to_ascii_lowercase(),
+        _ => return false,
+    };
+    [
+        "not in db",
+        "cannot load block",
+        "block is not applied",
+        "archival",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 /// Turns a liteserver's refusal of an external message into a permanent

@@ -1317,3 +1317,63 @@ async fn malformed_complaint_and_pool_stacks_are_invalid_responses_naming_the_po
         );
     }
 }
+
+/// A liteserver that no longer holds old transactions answers "lt not in db" unless asked for
+/// an archival node; the client asks again once with `archival=true`.
+#[tokio::test]
+async fn old_transactions_fall_back_to_an_archival_node_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let asked: Arc<AtomicU32> = Arc::default();
+    let archival_asked: Arc<AtomicU32> = Arc::default();
+    let (counter, archival_counter) = (asked.clone(), archival_asked.clone());
+    let app = axum::Router::new().route(
+        "/api/v2/getTransactions",
+        axum::routing::get(
+            move |axum::extract::Query(query): axum::extract::Query<
+                std::collections::HashMap<String, String>,
+            >| {
+                let (counter, archival_counter) = (counter.clone(), archival_counter.clone());
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    if query.get("archival").map(String::as_str) == Some("true") {
+                        archival_counter.fetch_add(1, Ordering::SeqCst);
+                        r#"{"ok":true,"result":[{"@type":"raw.transaction","utime":1600000000,"data":"","transaction_id":{"lt":"1000","hash":"AAAA"},"fee":"1","storage_fee":"0","other_fee":"1","in_msg":null,"out_msgs":[]}]}"#
+                    } else {
+                        r#"{"ok":false,"error":"LITE_SERVER_UNKNOWN: lt not in db","code":500}"#
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = client(&format!("http://{addr}/api/v2"));
+    let cursor = TransactionCursor {
+        lt: 1000,
+        hash: "AAAA".into(),
+    };
+    let old = client
+        .get_transactions(VALIDATOR, 5, Some(&cursor), false)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(old[0].lt, 1000);
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        2,
+        "the regular node, then the archival one"
+    );
+    assert_eq!(archival_asked.load(Ordering::SeqCst), 1);
+    // Asked for archival from the start: no second try when even that fails.
+    assert!(super::needs_archival(&SourceError::Upstream {
+        code: Some(500),
+        message: "LITE_SERVER_UNKNOWN: lt not in db".into(),
+    }));
+    assert!(!super::needs_archival(&SourceError::Upstream {
+        code: Some(500),
+        message: "LITE_SERVER_UNKNOWN: cannot apply external message".into(),
+    }));
+}
