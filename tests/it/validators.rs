@@ -785,6 +785,36 @@ published_before_start = "1d"
         let ranking = agents::validators_report::ranking(&store, chrono::Utc::now()).unwrap();
         assert_eq!(ranking[0].name, "alpha");
         assert_eq!(ranking[0].rank, Some(1));
+        // The same through the API the chat channels and the console use.
+        let http = reqwest::Client::new();
+        let api = format!("http://{}", daemon.http_addr);
+        let week: serde_json::Value = http
+            .get(format!("{api}/v1/earnings?period=week"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(week["total"]["reward_ton"], 300.0);
+        assert_eq!(week["period"], "week");
+        let bad = http
+            .get(format!("{api}/v1/earnings?period=year"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+        assert!(bad.text().await.unwrap().contains("day, week or month"));
+        let ranked: serde_json::Value = http
+            .get(format!("{api}/v1/ranking"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ranked[0]["name"], "alpha");
+        assert_eq!(ranked[1]["rank"], 2);
 
         // Every fix once, decided by the gate (commands need an operator's approval).
         let mut proposals: Vec<(String, String)> = daemon
