@@ -81,7 +81,10 @@ pub fn render_facts(summary: &ValidatorSummary) -> String {
             }
         }),
     );
-    fact("stake", summary.stake_ton.map(|stake| format!("{stake:.2} TON")));
+    fact(
+        "stake",
+        summary.stake_ton.map(|stake| format!("{stake:.2} TON")),
+    );
     fact(
         "network share",
         summary.share_percent.map(|share| format!("{share:.3}%")),
@@ -90,7 +93,10 @@ pub fn render_facts(summary: &ValidatorSummary) -> String {
         "memory available",
         summary.memory_available_percent.map(|m| format!("{m:.1}%")),
     );
-    fact("cpu busy", summary.cpu_busy_percent.map(|c| format!("{c:.1}%")));
+    fact(
+        "cpu busy",
+        summary.cpu_busy_percent.map(|c| format!("{c:.1}%")),
+    );
     for (mountpoint, growth) in &summary.disk_growth_percent_per_day {
         fact(
             &format!("db growth {mountpoint}"),
