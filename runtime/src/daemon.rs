@@ -60,6 +60,76 @@ const DEMO_MARKER: &str = ".command-center-demo";
 
 /// Each demo starts from an empty data directory (its world starts at the wall clock, so old
 /// series and alerts would only confuse). A directory the demo did not create is never touched.
+/// The demo's fixes go somewhere: when nothing is configured, the validators' programs are
+/// harmless `/bin/echo`s and an operator exists whose API token is written to
+/// `<demo data dir>/demo-operator.token` (never logged), so proposals wait for an approval
+/// that the demo's user can give with `command-center proposals approve`.
+fn demo_operations(config: &mut Config) -> anyhow::Result<()> {
+    let echo = std::path::Path::new("/bin/echo");
+    if config.executors.command.programs.is_empty() && echo.exists() {
+        let settings = &config.agents.validators.proposals;
+        for (name, args) in [
+            (&settings.restart_command, vec!["restart", "{validator}"]),
+            (
+                &settings.upgrade_command,
+                vec!["upgrade", "{validator}", "to", "{version}"],
+            ),
+            (
+                &settings.failover_command,
+                vec!["fail", "over", "{validator}", "to", "{standby}"],
+            ),
+            (
+                &settings.recover_command,
+                vec!["recover", "stake", "of", "{validator}"],
+            ),
+            (
+                &settings.join_command,
+                vec![
+                    "stake",
+                    "{stake_ton}",
+                    "TON",
+                    "for",
+                    "{validator}",
+                    "max",
+                    "factor",
+                    "{max_factor}",
+                ],
+            ),
+        ] {
+            config.executors.command.programs.insert(
+                name.clone(),
+                crate::executors::CommandProgramConfig {
+                    program: echo.to_path_buf(),
+                    args: args.into_iter().map(str::to_owned).collect(),
+                    timeout: Duration::from_secs(10),
+                    max_output_bytes: 4096,
+                },
+            );
+        }
+    }
+    if config.access.users.is_empty() {
+        use sha2::Digest as _;
+        let bytes: [u8; 32] = rand::random();
+        let token = format!("cc_{}", hex::encode(bytes));
+        let path = config.demo.data_dir.join("demo-operator.token");
+        std::fs::write(&path, &token)
+            .with_context(|| format!("cannot write the demo token to {}", path.display()))?;
+        config.access.users.push(crate::config::UserConfig {
+            name: "demo-operator".to_owned(),
+            roles: vec!["operator".to_owned(), "treasurer".to_owned()],
+            token_sha256: Some(hex::encode(sha2::Sha256::digest(token.as_bytes()))),
+            telegram_id: None,
+            slack_id: None,
+        });
+        tracing::info!(
+            token_file = %path.display(),
+            "demo: proposals wait for demo-operator; try `command-center proposals list --token-file {}`",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn prepare_demo_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     let marker = dir.join(DEMO_MARKER);
     if marker.exists() {
@@ -166,6 +236,7 @@ pub async fn start_demo_world(config: &mut Config) -> anyhow::Result<tools::sim:
         watched.github_base_url = sim.github_url();
         watched.release_check_interval = config.demo.interval;
     }
+    demo_operations(config)?;
     config.notify.webhooks.push(WebhookReceiverConfig {
         name: "demo-sink".to_owned(),
         url: sim.webhook_url(),
