@@ -9,9 +9,11 @@
 //! liteserver's HTTP 500 text; the signature is not checked), `POST /webhook/sink`,
 //! toncenter's operator APIs `/elections/{getValidationCycles,getElections,getComplaints}`
 //! and `/qos/cycleScoreboard` (see `elections_api`), tonapi v2
-//! `/tonapi/v2/blockchain/validators` and `/tonapi/v2/accounts/{id}` (see `tonapi`),
+//! `/tonapi/v2/blockchain/validators`, `/tonapi/v2/accounts/{id}` and
+//! `POST /tonapi/v2/accounts/_bulk` (see `tonapi`),
 //! and control: `POST /_sim/advance {"seconds": f64}`, `POST /_sim/fault <Fault>`,
-//! `GET /_sim/state`.
+//! `GET /_sim/state` (request counts by service, and in `requests_by_route` by route with
+//! `getConfigParam`'s `config_id` and `runGetMethod`'s `method`).
 //!
 //! Sim clock: `now = start + real_elapsed * speed + advanced`.
 

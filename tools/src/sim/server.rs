@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
@@ -61,7 +62,63 @@ pub(crate) fn router(world: Arc<World>) -> Router {
         .merge(super::chain::routes())
         .merge(super::elections_api::routes())
         .merge(super::tonapi::routes())
+        // Last, so it wraps every route above (the node metrics pages and GitHub, which do
+        // not go through `serve`, included).
+        .route_layer(middleware::from_fn_with_state(
+            world.clone(),
+            count_by_route,
+        ))
         .with_state(world)
+}
+
+/// Largest `runGetMethod` body read for its method name (axum's default body limit).
+const MAX_COUNTED_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Counts each request but the control endpoints by route (`GET /metrics/{validator}`), with
+/// the `config_id` of `getConfigParam` and the `method` of `runGetMethod` appended, so a
+/// benchmark can tell per-round reads from per-validator ones and see which params are cached.
+async fn count_by_route(
+    State(world): Shared,
+    matched: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = matched.as_str();
+    if path.starts_with("/_sim/") {
+        return next.run(request).await;
+    }
+    let mut route = format!("{} {path}", request.method());
+    if path.ends_with("/getConfigParam")
+        && let Some(id) = request.uri().query().and_then(|query| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("config_id="))
+        })
+    {
+        route.push_str(&format!("?config_id={id}"));
+    }
+    let request = if path.ends_with("/runGetMethod") {
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_COUNTED_BODY_BYTES).await else {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "request body unreadable or over 2 MiB"}),
+            )
+                .into_response_json();
+        };
+        #[derive(Deserialize)]
+        struct MethodOnly {
+            method: String,
+        }
+        if let Ok(MethodOnly { method }) = serde_json::from_slice(&bytes) {
+            route.push_str(&format!(" method={method}"));
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        request
+    };
+    world.count_route(route);
+    next.run(request).await
 }
 
 /// Counts the request, then serves the fault due (if any) or the normal answer.
@@ -665,6 +722,7 @@ async fn control_state(State(world): Shared) -> Response {
             "balances_nanoton": balances,
             "validators": world.scenario.validators,
             "request_counts": world.request_counts(),
+            "requests_by_route": world.requests_by_route(),
             "active_faults": world.active_faults(),
             "webhooks_received": webhooks.len(),
             "webhooks": webhooks,

@@ -921,3 +921,71 @@ async fn run_get_method_reads_legacy_stack_arguments() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn state_counts_requests_by_route_with_config_id_and_get_method() {
+    let sim = start_sim().await;
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    for config_id in [15, 15, 34] {
+        let url = format!(
+            "{}/getConfigParam?config_id={config_id}",
+            sim.toncenter_url()
+        );
+        assert_eq!(get(url).await, 200);
+    }
+    for method in ["past_elections", "active_election_id", "past_elections"] {
+        let status = http
+            .post(format!("{}/runGetMethod", sim.toncenter_url()))
+            .json(&json!({
+                "address": "Ef8zMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM0vF",
+                "method": method,
+                "stack": [],
+            }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        // The body still reaches the handler after the counter read it.
+        assert_eq!(status, 200);
+    }
+    let wallet = format!(
+        "{}/getWalletInformation?address=-1:3333333333333333333333333333333333333333333333333333333333333333",
+        sim.toncenter_url()
+    );
+    assert_eq!(get(wallet).await, 200);
+    // Node metrics pages and GitHub do not go through `serve` and are counted all the same;
+    // so is a 404 of a known route. Control endpoints are not counted.
+    assert_eq!(get(sim.metrics_url("validator-1")).await, 200);
+    assert_eq!(get(sim.metrics_url("nobody")).await, 404);
+    let releases = format!(
+        "{}/repos/ton-blockchain/ton/releases/latest",
+        sim.github_url()
+    );
+    assert_eq!(get(releases).await, 404);
+    let state: Value = http
+        .get(format!("{}/_sim/state", sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["requests_by_route"],
+        json!({
+            "GET /github/repos/{owner}/{repo}/releases/latest": 1,
+            "GET /metrics/{validator}": 2,
+            "GET /toncenter/api/v2/getConfigParam?config_id=15": 2,
+            "GET /toncenter/api/v2/getConfigParam?config_id=34": 1,
+            "GET /toncenter/api/v2/getWalletInformation": 1,
+            "POST /toncenter/api/v2/runGetMethod method=active_election_id": 1,
+            "POST /toncenter/api/v2/runGetMethod method=past_elections": 2,
+        })
+    );
+    // The per-service counts of `serve` are unchanged by it.
+    assert_eq!(state["request_counts"]["toncenter"], 7);
+}

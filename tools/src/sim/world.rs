@@ -39,6 +39,8 @@ struct WorldState {
     pinned_prices: HashMap<String, f64>,
     faults: Vec<ActiveFault>,
     request_counts: BTreeMap<String, u64>,
+    /// Requests by route (`GET /metrics/{validator}`), counted by `server::count_by_route`.
+    requests_by_route: BTreeMap<String, u64>,
     webhooks: Vec<ReceivedWebhook>,
     /// Changes made by accepted `sendBoc` messages, by raw address (`wc:hex`).
     ledger: BTreeMap<String, WalletLedger>,
@@ -552,6 +554,14 @@ impl World {
 
     pub(crate) fn request_counts(&self) -> BTreeMap<String, u64> {
         self.state().request_counts.clone()
+    }
+
+    pub(crate) fn count_route(&self, route: String) {
+        *self.state().requests_by_route.entry(route).or_default() += 1;
+    }
+
+    pub(crate) fn requests_by_route(&self) -> BTreeMap<String, u64> {
+        self.state().requests_by_route.clone()
     }
 
     pub(crate) fn record_webhook(&self, webhook: ReceivedWebhook) {
