@@ -1,6 +1,6 @@
 //! tonapi.io v2 as an alternative provider of chain data: the current validator set with
 //! stakes (`/v2/blockchain/validators`) and an account's balance and status
-//! (`/v2/accounts/{id}`).
+//! (`/v2/accounts/{id}`, or many at once with `POST /v2/accounts/_bulk`).
 //!
 //! Auth is `Authorization: Bearer <key>` (keys from tonconsole.com). Without a key tonapi
 //! allows 1 request per 4 seconds per IP, so a keyless client spaces its requests 4 s apart
@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::elections::lenient;
-use crate::http::{Fetched, HttpAnswer, HttpCore, RetryPolicy, SourceError, join_url};
+use crate::http::{
+    Fetched, HttpAnswer, HttpCore, RetryPolicy, SourceError, backoff_delay, join_url,
+};
 use crate::secret::Secret;
 
 const SOURCE: &str = "tonapi";
@@ -23,6 +25,10 @@ pub const DEFAULT_BASE_URL: &str = "https://tonapi.io";
 
 /// tonapi's free tier: one request per 4 seconds.
 pub const KEYLESS_REQUESTS_PER_SECOND: f64 = 0.25;
+
+/// Most account ids tonapi takes in one `POST /v2/accounts/_bulk` (its bulk limit); longer
+/// lists go as several requests.
+pub const MAX_BULK_ACCOUNTS: usize = 100;
 
 /// The validator set tonapi reports: the elector's record of the election whose set is in
 /// force (config 34), so during an election it is one round behind the participant list.
@@ -52,7 +58,8 @@ pub struct TonapiValidator {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TonapiAccount {
-    /// Raw `wc:hex` as tonapi sends it.
+    /// Raw `wc:hex` in lower case (tonapi sends that form; anything unparseable is kept as
+    /// sent), so a caller can match it against its own addresses normalised the same way.
     pub address: String,
     /// Nanotons.
     pub balance: u128,
@@ -67,6 +74,9 @@ pub struct TonapiClient {
     core: HttpCore,
     base_url: String,
     requests_per_second: f64,
+    /// The core's policy, for the read-only POST that [`HttpCore::post_json_once`] does not
+    /// retry by itself.
+    retry: RetryPolicy,
 }
 
 impl TonapiClient {
@@ -97,9 +107,10 @@ impl TonapiClient {
             KEYLESS_REQUESTS_PER_SECOND
         };
         Ok(Self {
-            core: HttpCore::new(SOURCE, requests_per_second, retry, headers, api_key)?,
+            core: HttpCore::new(SOURCE, requests_per_second, retry.clone(), headers, api_key)?,
             base_url: base_url.to_owned(),
             requests_per_second,
+            retry,
         })
     }
 
@@ -135,6 +146,92 @@ impl TonapiClient {
             .await
     }
 
+    /// `POST /v2/accounts/_bulk {"account_ids": [...]}`: many accounts' balance and status,
+    /// [`MAX_BULK_ACCOUNTS`] ids per request, one request per chunk in turn, the answers
+    /// concatenated in request order.
+    ///
+    /// Each address must be raw (`wc:hex`) or user-friendly; it is sent in the raw lower-case
+    /// form. Names (`foo.ton`) are not taken here. An invalid address fails the whole call with
+    /// [`SourceError::InvalidInput`] naming it, before anything is sent; an empty list sends
+    /// nothing and returns an empty list. tonapi answers an unknown account as `nonexist`
+    /// with balance 0; an account missing from an answer is missing from the result, so a
+    /// caller matches accounts by [`TonapiAccount::address`], not by position.
+    ///
+    /// Read-only, so each request is retried like a GET on transient failures. `attempts`
+    /// counts the requests of every chunk; a chunk that fails ends the call with its error.
+    pub async fn accounts(
+        &self,
+        addresses: &[&str],
+    ) -> Result<Fetched<Vec<TonapiAccount>>, SourceError> {
+        let ids = addresses
+            .iter()
+            .map(|address| bulk_account_id(address))
+            .collect::<Result<Vec<_>, _>>()?;
+        let started = tokio::time::Instant::now();
+        let mut accounts = Vec::with_capacity(ids.len());
+        let mut attempts = 0;
+        if !ids.is_empty() {
+            let url = join_url(SOURCE, &self.base_url, "v2/accounts/_bulk")?;
+            for chunk in ids.chunks(MAX_BULK_ACCOUNTS) {
+                let body = serde_json::json!({ "account_ids": chunk });
+                let fetched = self
+                    .post_json_idempotent(&url, &body, |answer| {
+                        let wire: AccountsWire = interpret_ok(&answer)?;
+                        Ok(wire.accounts)
+                    })
+                    .await?;
+                attempts += fetched.attempts;
+                accounts.extend(fetched.value.into_iter().map(TonapiAccount::from));
+            }
+        }
+        Ok(Fetched {
+            value: accounts,
+            attempts,
+            latency: started.elapsed(),
+        })
+    }
+
+    /// POSTs a JSON body for a read-only request and retries transient failures per the
+    /// policy, as [`HttpCore::get`] does for a GET. The core's `post_json_once` retries only a
+    /// connection that could not be made (and gives up with [`SourceError::Connect`] once its
+    /// attempts are spent, so that error ends the loop here too); everything else transient
+    /// (429 with its `Retry-After`, 5xx, timeout, cut-off or garbled answer) is sent again.
+    async fn post_json_idempotent<T>(
+        &self,
+        url: &Url,
+        body: &Value,
+        interpret: impl Fn(HttpAnswer) -> Result<T, SourceError>,
+    ) -> Result<Fetched<T>, SourceError> {
+        let started = tokio::time::Instant::now();
+        let max_attempts = self.retry.max_attempts.max(1);
+        let mut failed = 0;
+        loop {
+            match self.core.post_json_once(url, body, &interpret).await {
+                Ok(fetched) => {
+                    return Ok(Fetched {
+                        value: fetched.value,
+                        attempts: failed + fetched.attempts,
+                        latency: started.elapsed(),
+                    });
+                }
+                Err(error) => {
+                    failed += 1;
+                    let spent = matches!(error, SourceError::Connect { .. });
+                    if spent || failed >= max_attempts || !error.is_transient() {
+                        return Err(error);
+                    }
+                    let retry_after = match &error {
+                        SourceError::RateLimited { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let delay =
+                        backoff_delay(&self.retry, failed, retry_after, rand::random::<f64>());
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
     fn account_url(&self, address: &str) -> Result<Url, SourceError> {
         let address = address.trim();
         if address.is_empty() {
@@ -154,6 +251,17 @@ impl TonapiClient {
             .push(&id);
         Ok(url)
     }
+}
+
+/// An address for `/v2/accounts/_bulk`: its raw lower-case form, or InvalidInput naming it.
+fn bulk_account_id(address: &str) -> Result<String, SourceError> {
+    crate::ton::parse_address(address)
+        .map(|parsed| parsed.raw)
+        .map_err(|error| SourceError::InvalidInput {
+            detail: format!(
+                "{SOURCE} accounts/_bulk: {error} (an id must be a raw wc:hex or user-friendly address); nothing was sent"
+            ),
+        })
 }
 
 /// Lower-case raw form when the text parses as an address; as sent otherwise.
@@ -233,6 +341,13 @@ pub fn parse_validators(body: &Value) -> Result<TonapiValidators, SourceError> {
 /// [`TonapiClient::account`]. The error names the JSON path.
 pub fn parse_account(body: &Value) -> Result<TonapiAccount, SourceError> {
     parse_wire::<AccountWire>("/v2/accounts/{id}", body).map(TonapiAccount::from)
+}
+
+/// Reads a `POST /v2/accounts/_bulk` body (`{"accounts": [...]}`) already parsed as JSON,
+/// with the same wire rules as [`TonapiClient::accounts`]. The error names the JSON path.
+pub fn parse_accounts(body: &Value) -> Result<Vec<TonapiAccount>, SourceError> {
+    parse_wire::<AccountsWire>("/v2/accounts/_bulk", body)
+        .map(|wire| wire.accounts.into_iter().map(TonapiAccount::from).collect())
 }
 
 fn parse_wire<T: DeserializeOwned>(endpoint: &str, body: &Value) -> Result<T, SourceError> {
@@ -329,12 +444,18 @@ impl From<ValidatorsWire> for TonapiValidators {
 impl From<AccountWire> for TonapiAccount {
     fn from(wire: AccountWire) -> Self {
         Self {
-            address: wire.address,
+            address: raw_address(&wire.address),
             balance: wire.balance,
             status: wire.status,
             last_activity: wire.last_activity.filter(|at| *at > 0),
         }
     }
+}
+
+/// `Accounts`: one entry per id asked, in the order asked (unknown ones `nonexist`).
+#[derive(Deserialize)]
+struct AccountsWire {
+    accounts: Vec<AccountWire>,
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,6 @@
-//! tonapi.io v2, the two reads an operator needs, from the same world as `sim::chain`:
-//! `GET /tonapi/v2/blockchain/validators` and `GET /tonapi/v2/accounts/{id}`.
+//! tonapi.io v2, the reads an operator needs, from the same world as `sim::chain`:
+//! `GET /tonapi/v2/blockchain/validators`, `GET /tonapi/v2/accounts/{id}` and
+//! `POST /tonapi/v2/accounts/_bulk`.
 //!
 //! Validators: like tonapi, the election record of the set in force: config 34 as
 //! `sim::chain` serves it now (the latest election event's `current_set`, every staker when
@@ -11,14 +12,20 @@
 //! Accounts: a scenario validator's wallet (raw or user-friendly id) is `active` with its
 //! balance; any other valid address is `nonexist` with balance 0; anything else is tonapi's
 //! 400 `{"error": ...}`. Errors are JSON `{"error": "..."}` as tonapi sends them.
+//!
+//! Bulk: `{"account_ids": [...]}` answered as `{"accounts": [...]}`, each id as
+//! `/v2/accounts/{id}` answers it, in the order asked (duplicates repeated). Like tonapi, the
+//! whole request is a 400 when the list is empty, longer than [`MAX_BULK_IDS`], or holds an
+//! id that is not an address (or when the body is not that JSON).
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::chain::{SIM_STAKE_LIMITS, SIM_TIMING, account_hex, current_election, nanoton};
@@ -31,7 +38,11 @@ pub(crate) fn routes() -> Router<Arc<World>> {
     Router::new()
         .route("/tonapi/v2/blockchain/validators", get(validators))
         .route("/tonapi/v2/accounts/{id}", get(account))
+        .route("/tonapi/v2/accounts/_bulk", post(accounts_bulk))
 }
+
+/// tonapi's bulk limit: ids per `POST /v2/accounts/_bulk`.
+pub(crate) const MAX_BULK_IDS: usize = 100;
 
 impl super::SimHandle {
     /// The tonapi root the sim serves (`TonapiClient::new` base_url; paths add `/v2/...`).
@@ -124,34 +135,71 @@ fn last_activity(world: &World, address: &str, raw: &str, t: f64) -> i64 {
 }
 
 async fn account(State(world): State<Arc<World>>, Path(id): Path<String>) -> Response {
-    serve(&world, SimService::Tonapi, "accounts", || {
-        let Ok(parsed) = crate::ton::parse_address(&id) else {
-            return (
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("can't decode address {id}")}),
-            );
+    serve(
+        &world,
+        SimService::Tonapi,
+        "accounts",
+        || match account_body(&world, &id, world.elapsed_seconds()) {
+            Ok(body) => (StatusCode::OK, body),
+            Err(error) => (StatusCode::BAD_REQUEST, error),
+        },
+    )
+    .await
+}
+
+async fn accounts_bulk(State(world): State<Arc<World>>, body: Bytes) -> Response {
+    serve(&world, SimService::Tonapi, "accounts/_bulk", || {
+        let bad = |message: String| (StatusCode::BAD_REQUEST, json!({"error": message}));
+        #[derive(serde::Deserialize)]
+        struct AccountIds {
+            account_ids: Vec<String>,
+        }
+        let ids = match serde_json::from_slice::<AccountIds>(&body) {
+            Ok(request) => request.account_ids,
+            Err(error) => return bad(format!("decode request: {error}")),
         };
+        if ids.is_empty() {
+            return bad("empty list of ids".to_owned());
+        }
+        if ids.len() > MAX_BULK_IDS {
+            return bad(format!(
+                "the maximum number of accounts to request at once: {MAX_BULK_IDS}"
+            ));
+        }
         let t = world.elapsed_seconds();
-        let body = match world.balance_nanoton(&id, t) {
-            Some(balance) => json!({
-                "address": parsed.raw,
-                "balance": int(balance),
-                "last_activity": last_activity(&world, &id, &parsed.raw, t),
-                "status": "active",
-                "interfaces": ["wallet_v3r2"],
-                "get_methods": ["seqno", "get_public_key"],
-                "is_wallet": true,
-            }),
-            None => json!({
-                "address": parsed.raw,
-                "balance": 0,
-                "last_activity": 0,
-                "status": "nonexist",
-                "get_methods": [],
-                "is_wallet": false,
-            }),
-        };
-        (StatusCode::OK, body)
+        let accounts: Result<Vec<Value>, Value> =
+            ids.iter().map(|id| account_body(&world, id, t)).collect();
+        match accounts {
+            Ok(accounts) => (StatusCode::OK, json!({ "accounts": accounts })),
+            Err(error) => (StatusCode::BAD_REQUEST, error),
+        }
     })
     .await
+}
+
+/// `/v2/accounts/{id}`'s answer for `id` at offset `t`; `Err` is the 400 body for an id
+/// that is not an address.
+fn account_body(world: &World, id: &str, t: f64) -> Result<Value, Value> {
+    let Ok(parsed) = crate::ton::parse_address(id) else {
+        return Err(json!({"error": format!("can't decode address {id}")}));
+    };
+    Ok(match world.balance_nanoton(id, t) {
+        Some(balance) => json!({
+            "address": parsed.raw,
+            "balance": int(balance),
+            "last_activity": last_activity(world, id, &parsed.raw, t),
+            "status": "active",
+            "interfaces": ["wallet_v3r2"],
+            "get_methods": ["seqno", "get_public_key"],
+            "is_wallet": true,
+        }),
+        None => json!({
+            "address": parsed.raw,
+            "balance": 0,
+            "last_activity": 0,
+            "status": "nonexist",
+            "get_methods": [],
+            "is_wallet": false,
+        }),
+    })
 }

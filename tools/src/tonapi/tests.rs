@@ -469,3 +469,277 @@ async fn the_api_key_never_appears_in_an_error() {
     // Not transient: asked once.
     assert_eq!(server.requests.lock().unwrap().len(), 1);
 }
+
+// ---- POST /v2/accounts/_bulk ----
+
+const ALPHA: &str = "-1:1111111111111111111111111111111111111111111111111111111111111111";
+const OBSERVER: &str = "0:4444444444444444444444444444444444444444444444444444444444444444";
+const NOBODY: &str = "0:5555555555555555555555555555555555555555555555555555555555555555";
+
+/// `0:<i as 64 hex digits>`: distinct valid addresses, none in the scenario.
+fn numbered(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("0:{i:064x}")).collect()
+}
+
+#[tokio::test]
+async fn bulk_accounts_from_the_sim_equal_the_single_account_answers() {
+    let (sim, _) = start_tonapi_sim().await;
+    let client = keyed(&sim.tonapi_url());
+    sim.advance(Duration::from_secs(600));
+    // The observer in user-friendly form and alpha in upper case: sent (and answered) raw.
+    let observer = crate::ton::parse_address(OBSERVER).unwrap().friendly;
+    let alpha_upper = ALPHA.to_uppercase();
+    let fetched = client
+        .accounts(&[&alpha_upper, &observer, NOBODY])
+        .await
+        .unwrap();
+    assert_eq!(fetched.attempts, 1);
+    assert_eq!(sim.request_count("tonapi"), 1);
+    let mut singles = Vec::new();
+    for address in [ALPHA, OBSERVER, NOBODY] {
+        singles.push(client.account(address).await.unwrap().value);
+    }
+    assert_eq!(fetched.value, singles);
+    // The balance event at 5m applied, and the unknown account does not exist.
+    assert_eq!(fetched.value[0].address, ALPHA);
+    assert_eq!(fetched.value[0].balance, 1_000_000_000_000);
+    assert_eq!(fetched.value[1].address, OBSERVER);
+    assert_eq!(fetched.value[1].status, "active");
+    assert_eq!(fetched.value[2].address, NOBODY);
+    assert_eq!(fetched.value[2].status, "nonexist");
+    assert_eq!(fetched.value[2].balance, 0);
+
+    // Nothing to ask: nothing sent.
+    let fetched = client.accounts(&[]).await.unwrap();
+    assert!(fetched.value.is_empty());
+    assert_eq!(fetched.attempts, 0);
+    assert_eq!(sim.request_count("tonapi"), 4);
+}
+
+#[tokio::test]
+async fn bulk_of_150_addresses_is_two_requests_answered_in_order() {
+    let (sim, _) = start_tonapi_sim().await;
+    let mut addresses = numbered(150);
+    addresses[120] = ALPHA.to_owned();
+    let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let fetched = keyed(&sim.tonapi_url()).accounts(&refs).await.unwrap();
+    assert_eq!(fetched.attempts, 2);
+    assert_eq!(sim.request_count("tonapi"), 2);
+    let answered: Vec<&str> = fetched
+        .value
+        .iter()
+        .map(|account| account.address.as_str())
+        .collect();
+    assert_eq!(answered, refs);
+    assert_eq!(fetched.value[120].balance, 1_000_500_000_000);
+    assert_eq!(fetched.value[120].status, "active");
+    assert!(
+        fetched
+            .value
+            .iter()
+            .enumerate()
+            .all(|(i, account)| i == 120 || account.status == "nonexist")
+    );
+}
+
+/// Answers `POST /v2/accounts/_bulk` with each id as a `nonexist` account (the first `drop`
+/// ids of each request left out), recording each request's ids.
+async fn bulk_echo(drop: usize) -> (String, Arc<Mutex<Vec<Vec<String>>>>) {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&requests);
+    let app = axum::Router::new().route(
+        "/v2/accounts/_bulk",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let recorded = Arc::clone(&recorded);
+            async move {
+                let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let ids: Vec<String> =
+                    serde_json::from_value(request["account_ids"].clone()).unwrap();
+                recorded.lock().unwrap().push(ids.clone());
+                let accounts: Vec<serde_json::Value> = ids
+                    .iter()
+                    .skip(drop)
+                    .map(
+                        |id| serde_json::json!({"address": id, "balance": 0, "status": "nonexist"}),
+                    )
+                    .collect();
+                axum::Json(serde_json::json!({ "accounts": accounts }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), requests)
+}
+
+#[tokio::test]
+async fn bulk_chunks_are_100_ids_sent_raw_in_order_and_missing_accounts_are_absent() {
+    let (base_url, requests) = bulk_echo(0).await;
+    let client = keyed(&base_url);
+    let addresses = numbered(250);
+    // User-friendly and upper-case forms go out raw in lower case.
+    let friendly = crate::ton::parse_address(&addresses[3]).unwrap().friendly;
+    let upper = addresses[200].to_uppercase();
+    let mut refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    refs[3] = &friendly;
+    refs[200] = &upper;
+    let fetched = client.accounts(&refs).await.unwrap();
+    assert_eq!(fetched.attempts, 3);
+    let sent = requests.lock().unwrap().clone();
+    assert_eq!(
+        sent.iter().map(Vec::len).collect::<Vec<_>>(),
+        [100, 100, 50]
+    );
+    assert_eq!(sent.concat(), addresses);
+    let answered: Vec<String> = fetched.value.into_iter().map(|a| a.address).collect();
+    assert_eq!(answered, addresses);
+
+    // An answer that leaves accounts out: they are absent, not an error.
+    let (base_url, _) = bulk_echo(1).await;
+    let refs: Vec<&str> = addresses[..150].iter().map(String::as_str).collect();
+    let fetched = keyed(&base_url).accounts(&refs).await.unwrap();
+    let answered: Vec<&str> = fetched.value.iter().map(|a| a.address.as_str()).collect();
+    let expected: Vec<&str> = refs[1..100].iter().chain(&refs[101..]).copied().collect();
+    assert_eq!(answered, expected);
+}
+
+#[tokio::test]
+async fn bulk_with_an_invalid_address_is_refused_before_anything_is_sent() {
+    let (base_url, requests) = bulk_echo(0).await;
+    let client = keyed(&base_url);
+    let mut addresses = numbered(150);
+    // In the second chunk: the first one is not sent either.
+    addresses[120] = "foo.ton".to_owned();
+    let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let error = client.accounts(&refs).await.unwrap_err();
+    assert!(
+        matches!(&error, SourceError::InvalidInput { detail }
+            if detail.contains("\"foo.ton\"") && detail.contains("accounts/_bulk") && detail.contains("nothing was sent")),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    let error = client.accounts(&[ALPHA, "  "]).await.unwrap_err();
+    assert!(
+        matches!(error, SourceError::InvalidInput { .. }),
+        "{error:?}"
+    );
+    assert!(requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bulk_error_bodies_become_clear_errors_and_transient_ones_are_retried() {
+    let address = "0:cdce58745d265d6f9fd0ae5c79423c991d500eef8bf9a0c79556bb45ff956dd6";
+    // tonapi's 400 for the whole request: named, not retried.
+    let server = scripted(vec![reply(
+        400,
+        JSON,
+        r#"{"error": "can't decode address foo"}"#,
+    )])
+    .await;
+    let error = keyed(&server.base_url)
+        .accounts(&[address])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SourceError::InvalidInput { detail }
+            if detail.contains("tonapi POST /v2/accounts/_bulk: HTTP 400: can't decode address foo")),
+        "{error:?}"
+    );
+    assert_eq!(server.requests.lock().unwrap().len(), 1);
+
+    // A 5xx is retried like a GET (read-only), up to the policy's 3 attempts.
+    let server = scripted(vec![reply(
+        502,
+        "text/html",
+        "<html>502 Bad Gateway</html>",
+    )])
+    .await;
+    let error = keyed(&server.base_url)
+        .accounts(&[address])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SourceError::Unavailable { status: 502, message } if message.contains("HTML page")),
+        "{error:?}"
+    );
+    assert_eq!(server.requests.lock().unwrap().len(), 3);
+
+    // 429 then 200: the second attempt answers.
+    let limited = Reply {
+        status: 429,
+        content_type: JSON,
+        body: r#"{"error": "rate limit"}"#.to_owned(),
+        retry_after: Some("4"),
+    };
+    let ok = reply(
+        200,
+        JSON,
+        &format!(
+            r#"{{"accounts": [{{"address": "{address}", "balance": "7", "status": "active"}}]}}"#
+        ),
+    );
+    let server = scripted(vec![limited, ok]).await;
+    let fetched = keyed(&server.base_url).accounts(&[address]).await.unwrap();
+    assert_eq!(fetched.attempts, 2);
+    assert_eq!(fetched.value[0].balance, 7);
+    assert_eq!(server.requests.lock().unwrap()[0].0, "/v2/accounts/_bulk");
+
+    // Not the `Accounts` shape.
+    let server = scripted(vec![reply(200, JSON, r#"{"address": "0:00"}"#)]).await;
+    let error = keyed(&server.base_url)
+        .accounts(&[address])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SourceError::InvalidResponse { detail } if detail.contains("missing field `accounts`")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn sim_bulk_honours_tonapi_faults_and_answers_a_bad_request_with_400() {
+    let (sim, _) = start_tonapi_sim().await;
+    let client = keyed(&sim.tonapi_url());
+    sim.inject_fault(Fault {
+        service: SimService::Tonapi,
+        from: None,
+        until: None,
+        count: Some(1),
+        kind: FaultKind::RateLimit {
+            retry_after_seconds: Some(4),
+        },
+    });
+    let fetched = client.accounts(&[ALPHA, NOBODY]).await.unwrap();
+    assert_eq!(fetched.attempts, 2);
+    assert_eq!(fetched.value.len(), 2);
+
+    // What the client refuses to send, the sim refuses like tonapi: the whole request.
+    let url = format!("{}/v2/accounts/_bulk", sim.tonapi_url());
+    let http = reqwest::Client::new();
+    let cases = [
+        (
+            serde_json::json!({"account_ids": [ALPHA, "not-an-address"]}),
+            "can't decode address not-an-address",
+        ),
+        (serde_json::json!({"account_ids": []}), "empty list of ids"),
+        (
+            serde_json::json!({"account_ids": numbered(101)}),
+            "the maximum number of accounts to request at once: 100",
+        ),
+        (serde_json::json!({"ids": [ALPHA]}), "decode request"),
+    ];
+    for (body, expected) in cases {
+        let response = http.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        let message = answer["error"].as_str().unwrap();
+        assert!(message.contains(expected), "{message}");
+    }
+    // 100 ids is the limit, not over it.
+    let body = serde_json::json!({"account_ids": numbered(100)});
+    let response = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let accounts = parse_accounts(&response.json().await.unwrap()).unwrap();
+    assert_eq!(accounts.len(), 100);
+}
