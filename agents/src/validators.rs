@@ -1285,6 +1285,7 @@ impl ValidatorsAgent {
         let mut settled_all: Vec<(String, Vec<cycle::Settled>)> = Vec::new();
         // Failures of sources other than toncenter (tonapi, the operator APIs), by source.
         let mut other_errors: BTreeMap<&'static str, Vec<String>> = view.other_errors.clone();
+        let prefetched = self.prefetch_balances().await;
 
         for validator in self.config.validators.clone() {
             let name = validator.name.as_str();
@@ -1294,7 +1295,9 @@ impl ValidatorsAgent {
                 ..Default::default()
             };
 
-            let (source, balance) = self.balance_nanoton(&validator.wallet).await;
+            let (source, balance) = self
+                .balance_nanoton(&validator.wallet, prefetched.as_ref())
+                .await;
             let errors = if source == TONCENTER {
                 &mut toncenter_errors
             } else {

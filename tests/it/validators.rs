@@ -905,6 +905,11 @@ fn a_validator_whose_keys_changed_between_cycles_is_still_recognised() {
         watched.interval = Duration::from_secs(3600);
         watched.poll_on_start = false;
         watched.check_releases = false;
+        // Balances from tonapi (one batched request a round), the rest from toncenter.
+        watched.providers.balances = agents::validators::Provider::Tonapi;
+        config.sources.tonapi.api_key = Some(tools::secret::Secret::new("test-key"));
+        config.sources.tonapi.requests_per_second = 1000.0;
+        let watched = &mut config.agents.validators;
         watched.validators = vec![WatchedValidator {
             name: "echo".into(),
             wallet: ALPHA.into(),
@@ -942,6 +947,16 @@ fn a_validator_whose_keys_changed_between_cycles_is_still_recognised() {
                 .value,
             1.0
         );
+        assert_eq!(
+            store
+                .series()
+                .latest(&balance_key("echo"))
+                .unwrap()
+                .unwrap()
+                .value,
+            500_000.0
+        );
+        assert_eq!(sim.request_count("tonapi"), 4, "one bulk request per round");
         daemon.shutdown("test done").await.unwrap();
         sim.shutdown();
     });

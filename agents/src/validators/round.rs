@@ -297,21 +297,57 @@ impl ValidatorsAgent {
         }
     }
 
-    /// The wallet's balance from the configured provider, and which source answered.
+    /// Every wallet's balance in one batched tonapi request (`/v2/accounts/_bulk`), when
+    /// balances come from tonapi: raw address (lower case) → nanotons, or why not.
+    pub(super) async fn prefetch_balances(&self) -> Option<Result<BTreeMap<String, u128>, String>> {
+        if self.config.providers.balances != super::Provider::Tonapi {
+            return None;
+        }
+        let tonapi = self.tonapi.as_ref()?;
+        let wallets: Vec<&str> = self
+            .config
+            .validators
+            .iter()
+            .map(|validator| validator.wallet.as_str())
+            .collect();
+        let started = Instant::now();
+        let result = tonapi.accounts(&wallets).await;
+        self.observe_request(tonapi.source(), started);
+        Some(match result {
+            Ok(fetched) => Ok(fetched
+                .value
+                .into_iter()
+                .filter_map(|account| {
+                    let raw = tools::ton::parse_address(&account.address).ok()?.raw;
+                    Some((raw.to_ascii_lowercase(), account.balance))
+                })
+                .collect()),
+            Err(error) => {
+                self.count_error(tonapi.source(), &error);
+                Err(error.to_string())
+            }
+        })
+    }
+
+    /// The wallet's balance from the configured provider (the batched tonapi answer when
+    /// there is one), and which source answered.
     pub(super) async fn balance_nanoton(
         &self,
         wallet: &str,
-    ) -> (&'static str, Result<u128, tools::http::SourceError>) {
-        if self.config.providers.balances == super::Provider::Tonapi
-            && let Some(tonapi) = &self.tonapi
-        {
-            let started = Instant::now();
-            let result = tonapi.account(wallet).await;
-            self.observe_request(tonapi.source(), started);
-            if let Err(error) = &result {
-                self.count_error(tonapi.source(), error);
-            }
-            return (tonapi.source(), result.map(|fetched| fetched.value.balance));
+        prefetched: Option<&Result<BTreeMap<String, u128>, String>>,
+    ) -> (&'static str, Result<u128, String>) {
+        if let (Some(prefetched), Some(tonapi)) = (prefetched, &self.tonapi) {
+            let raw = tools::ton::parse_address(wallet)
+                .map(|parsed| parsed.raw.to_ascii_lowercase())
+                .unwrap_or_default();
+            let balance = match prefetched {
+                Ok(balances) => balances
+                    .get(&raw)
+                    .copied()
+                    .ok_or_else(|| "tonapi's bulk answer does not list this account".to_owned()),
+                Err(error) => Err(error.clone()),
+            };
+            return (tonapi.source(), balance);
         }
         let started = Instant::now();
         let result = self.toncenter.get_wallet_information(wallet).await;
@@ -321,7 +357,9 @@ impl ValidatorsAgent {
         }
         (
             TONCENTER,
-            result.map(|fetched| fetched.value.balance_nanoton),
+            result
+                .map(|fetched| fetched.value.balance_nanoton)
+                .map_err(|error| error.to_string()),
         )
     }
 
