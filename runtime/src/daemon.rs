@@ -384,10 +384,11 @@ impl Daemon {
                     source.retry.policy(),
                 )
                 .map_err(fatal)?;
-                // Node metrics pages are the operator's own hosts: no shared rate limit to
-                // respect beyond a sane cap; retries as for toncenter.
+                // Node metrics pages are the operator's own hosts, one scrape each per round:
+                // no shared limit to respect, only a cap (one limiter serves every host, so a
+                // low cap would space 400 nodes' scrapes over seconds); retries as for toncenter.
                 let scraper =
-                    PrometheusScraper::new(20.0, source.retry.policy(), DEFAULT_MAX_BODY_BYTES)
+                    PrometheusScraper::new(500.0, source.retry.policy(), DEFAULT_MAX_BODY_BYTES)
                         .map_err(fatal)?;
                 let mut agent = ValidatorsAgent::new(
                     validators.clone(),
@@ -399,7 +400,8 @@ impl Daemon {
                 );
                 agent = agent.with_gate(factory_gate.clone());
                 if validators.providers.elections_api {
-                    // toncenter's operator APIs share toncenter's key and rate limit.
+                    // toncenter's operator APIs take toncenter's key; their own limiter runs at
+                    // toncenter's rate (one or two requests a round).
                     let elections = tools::elections::ElectionsClient::new(
                         &source.elections_url,
                         &source.qos_url,
