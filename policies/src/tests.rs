@@ -75,7 +75,7 @@ fn shipped_cases_pass() {
             ran += 1;
         }
     }
-    assert_eq!(ran, 6);
+    assert_eq!(ran, 7);
 }
 
 fn proposal(kind: &str, amount: u64) -> Proposal {

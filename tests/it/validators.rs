@@ -17,6 +17,7 @@ use crate::support::{config_for, point_chain_at, quiet_scenario, system, tick};
 const ALPHA: &str = "-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const BRAVO: &str = "-1:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const CHARLIE: &str = "-1:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+const DELTA: &str = "-1:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
 
 fn sim_validator(name: &str, address: &str, balance_ton: f64, stake_ton: f64) -> SimValidator {
     SimValidator {
@@ -539,6 +540,13 @@ address = "{BRAVO}"
 balance_ton = 1000.0
 stake_ton = 350000.0
 
+# A new validator with funds, outside the set, not yet staking.
+[[validators]]
+name = "delta"
+address = "{DELTA}"
+balance_ton = 600000.5
+stake_ton = 1.0
+
 [[pools]]
 name = "alpha-pool"
 address = "{CHARLIE}"
@@ -556,10 +564,12 @@ at = "0s"
 kind = "election"
 id = {election_id}
 participants = ["alpha"]
+current_set = ["alpha", "bravo"]
 
 # The round in force: both stakes frozen, released 4 minutes in.
 [[events.past]]
 election_id = {previous}
+stakes = ["alpha", "bravo"]
 bonuses_ton = 300.0
 unfreeze_at = {unfreeze}
 
@@ -590,11 +600,13 @@ at = "400s"
 kind = "election"
 id = {election_id}
 participants = ["alpha"]
+current_set = ["alpha", "bravo"]
 finished = true
 next_set = ["alpha"]
 
 [[events.past]]
 election_id = {previous}
+stakes = ["alpha", "bravo"]
 bonuses_ton = 300.0
 unfreeze_at = {unfreeze}
 
@@ -640,11 +652,14 @@ published_before_start = "1d"
                     .unwrap(),
             );
         }
-        // Someone who may approve operations (the default policies ask an operator).
-        config.access.users.push(
-            serde_json::from_value(serde_json::json!({ "name": "olga", "roles": ["operator"] }))
-                .unwrap(),
-        );
+        // People who may approve (the default policies ask an operator, and two treasurers
+        // when funds move).
+        for (name, roles) in [("olga", vec!["operator", "treasurer"]), ("tom", vec!["treasurer"])] {
+            config.access.users.push(
+                serde_json::from_value(serde_json::json!({ "name": name, "roles": roles }))
+                    .unwrap(),
+            );
+        }
         let watched = &mut config.agents.validators;
         watched.enabled = true;
         watched.interval = Duration::from_secs(3600);
@@ -675,6 +690,11 @@ published_before_start = "1d"
                 wallet: BRAVO.into(),
                 ..Default::default()
             },
+            WatchedValidator {
+                name: "delta".into(),
+                wallet: DELTA.into(),
+                ..Default::default()
+            },
         ];
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let agent = daemon.agent("validators").unwrap().clone();
@@ -684,7 +704,8 @@ published_before_start = "1d"
             alerts
         };
 
-        // t = 60 s. No key is configured: both are learned from the elector by wallet.
+        // t = 60 s. No key is configured: alpha's and bravo's are learned from the elector by
+        // wallet; delta has none yet (it never staked), so its set membership is not judged.
         let first = tick(&sim, &agent).await.unwrap().unwrap();
         assert_eq!(
             sorted(first.alerts),
@@ -693,6 +714,7 @@ published_before_start = "1d"
                 "validators.low_balance/bravo",
                 "validators.low_efficiency/alpha",
                 "validators.no_election_stake/bravo",
+                "validators.no_election_stake/delta",
             ]
         );
         let summary = agents::validators_report::summary(&store, "alpha", chrono::Utc::now())
@@ -769,9 +791,9 @@ published_before_start = "1d"
         // t = 420 s: the election finished without bravo.
         let seventh = tick(&sim, &agent).await.unwrap().unwrap();
         assert_eq!(
-            seventh.alerts,
-            ["validators.not_elected/bravo"],
-            "bravo's missing stake stays firing (the finished election still stands)"
+            sorted(seventh.alerts),
+            ["validators.not_elected/bravo", "validators.not_elected/delta"],
+            "the missing stakes stay firing (the finished election still stands)"
         );
 
         let week = agents::validators_report::earnings(
@@ -835,6 +857,7 @@ published_before_start = "1d"
             proposals,
             [
                 ("validators.failover.alpha".to_owned(), "pending".to_owned()),
+                ("validators.join_election.delta".to_owned(), "pending".to_owned()),
                 ("validators.recover_stake.alpha".to_owned(), "pending".to_owned()),
                 ("validators.recover_stake.bravo".to_owned(), "pending".to_owned()),
                 ("validators.restart_node.alpha".to_owned(), "pending".to_owned()),
@@ -852,6 +875,22 @@ published_before_start = "1d"
             .find(|record| record.proposal.id.starts_with("validators.upgrade_node.alpha"))
             .unwrap();
         assert_eq!(upgrade.proposal.operation.kind, "command");
+        // Delta's stake: the wallet minus the 50 TON reserve, in whole TON, as funds moved.
+        let join = daemon
+            .state
+            .gate
+            .list(None)
+            .unwrap()
+            .into_iter()
+            .find(|record| record.proposal.id.starts_with("validators.join_election.delta"))
+            .unwrap();
+        assert_eq!(join.proposal.operation.parameters["vars"]["stake_ton"], "599950");
+        assert_eq!(join.proposal.operation.parameters["vars"]["max_factor"], "3.0");
+        assert_eq!(join.proposal.operation.amount_nanoton, 599_950_000_000_000);
+        assert_eq!(
+            join.proposal.id,
+            format!("validators.join_election.delta.{election_id}")
+        );
         assert_eq!(
             upgrade.proposal.operation.parameters["vars"]["version"],
             "v2025.03"
