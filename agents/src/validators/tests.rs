@@ -523,3 +523,86 @@ fn release_checks_are_spaced_by_the_interval() {
         "a clock that went backwards does not stop checks"
     );
 }
+
+#[test]
+fn cycle_settings_pools_standbys_and_proposals_are_validated_at_their_key_paths() {
+    let mut config = valid_config();
+    let validator = &mut config.validators[0];
+    validator.adnl = Some("not hex".into());
+    validator.pool = Some("EQ-not-a-pool".into());
+    validator.standby = Some(StandbyNode {
+        name: " ".into(),
+        metrics_url: Some("10.0.0.6:9100".into()),
+    });
+    validator.running_version = Some("".into());
+    config.efficiency_min_percent = 0.0;
+    config.efficiency_after_round_fraction = 1.5;
+    config.delegation_change_percent = f64::INFINITY;
+    config.zero_blocks_window = Duration::ZERO;
+    config.proposals.restart_command = "".into();
+    config.proposals.stake_reserve_ton = -5.0;
+    config.proposals.max_stake_ton = Some(0.0);
+    config.proposals.max_factor = 3.5;
+    let problems = config.validate();
+    let found: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        found,
+        [
+            "validators[0].adnl",
+            "validators[0].pool",
+            "validators[0].pool_kind",
+            "validators[0].standby.name",
+            "validators[0].standby.metrics_url",
+            "validators[0].running_version",
+            "efficiency_min_percent",
+            "efficiency_after_round_fraction",
+            "delegation_change_percent",
+            "zero_blocks_window",
+            "proposals.restart_command",
+            "proposals.stake_reserve_ton",
+            "proposals.max_stake_ton",
+            "proposals.max_factor",
+        ]
+    );
+    let pool = problems
+        .iter()
+        .find(|p| p.path == "validators[0].pool")
+        .unwrap();
+    assert!(pool.message.contains("EQ-not-a-pool"), "{}", pool.message);
+    let factor = problems
+        .iter()
+        .find(|p| p.path == "proposals.max_factor")
+        .unwrap();
+    assert!(factor.message.contains("3.5"), "{}", factor.message);
+    // And the TOML forms parse: a pool kind, a standby table.
+    let text = "enabled = true\n[[validators]]\nname = \"v1\"\nwallet = \"-1:3333333333333333333333333333333333333333333333333333333333333333\"\npool = \"-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\npool_kind = \"single_nominator\"\nstandby = { name = \"v1b\" }\n[providers]\nbalances = \"tonapi\"\n";
+    let parsed: ValidatorsAgentConfig = toml::from_str(text).unwrap();
+    assert!(parsed.validate().is_empty(), "{:?}", parsed.validate());
+    assert_eq!(
+        parsed.validators[0].pool_kind,
+        Some(PoolKind::SingleNominator)
+    );
+    assert_eq!(parsed.providers.balances, Provider::Tonapi);
+    let unknown = toml::from_str::<ValidatorsAgentConfig>(
+        "[[validators]]\nname = \"v1\"\nwallet = \"x\"\npool_kind = \"whales\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        unknown.to_string().contains("single_nominator"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn reminders_are_due_after_the_interval_and_never_when_zero() {
+    let sent = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let later = |seconds| sent + chrono::Duration::seconds(seconds);
+    let hour = Duration::from_secs(3600);
+    assert!(!reminder_due(sent, later(3599), hour));
+    assert!(reminder_due(sent, later(3600), hour));
+    assert!(!reminder_due(sent, later(100_000), Duration::ZERO));
+    assert!(
+        !reminder_due(later(10), sent, hour),
+        "a clock step back is no reminder"
+    );
+}
