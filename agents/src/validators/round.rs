@@ -19,8 +19,7 @@ use tools::ton::config::{ConfigParam, ElectionTiming, StakeLimits, ValidatorSet}
 use tools::ton::elector::{Election, PastElection};
 
 use super::cycle::{
-    self, BlocksMemory, FrozenStake, KeyMemory, OwnComplaint, RankMemory, SetPosition, Settled,
-    StakeMemory,
+    self, BlocksMemory, KeyMemory, OwnComplaint, RankMemory, SetPosition, Settled, StakeMemory,
 };
 use super::{AGENT, NANOTON_PER_TON, TONCENTER, ValidatorsAgent, Verdict, WatchedValidator};
 use crate::AgentError;
@@ -88,7 +87,10 @@ pub struct CycleObservation {
     pub in_next_set: Option<bool>,
     pub position: Option<SetPosition>,
     pub election_stake_ton: Option<f64>,
-    pub frozen: Option<Vec<FrozenStake>>,
+    /// Stakes frozen in the elector: how many and how much (the details are in the alerts'
+    /// evidence when they matter; repeating them every round would bloat the journal).
+    pub frozen_stakes: Option<usize>,
+    pub frozen_ton: Option<f64>,
     pub settled: Vec<Settled>,
     pub returned_stake_ton: Option<f64>,
     pub efficiency_percent: Option<f64>,
@@ -534,7 +536,13 @@ impl ValidatorsAgent {
             "complaint",
             cycle::evaluate_complaints(name, complaints.as_deref(), frozen.as_deref()),
         );
-        observed.frozen = frozen;
+        observed.frozen_stakes = frozen.as_ref().map(Vec::len);
+        observed.frozen_ton = frozen.as_ref().map(|stakes| {
+            stakes
+                .iter()
+                .map(|stake| stake.stake_nanoton as f64 / NANOTON_PER_TON)
+                .fold(0.0, |sum, ton| sum + ton)
+        });
 
         // Efficiency (QoS scoreboard, by ADNL).
         let adnl = validator
