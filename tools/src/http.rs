@@ -498,6 +498,100 @@ impl HttpCore {
         }
     }
 
+    /// POSTs a JSON body (`application/json; charset=utf-8`) for a request the server must
+    /// not act on twice (posting a chat message). Sent again only when the server surely did
+    /// not act on it: the connection could not be made, or the interpreted answer is
+    /// [`SourceError::RateLimited`] (after the server's `Retry-After`, capped by the
+    /// policy). Any other error ends it, a timeout included, since the server may have acted.
+    ///
+    /// `shown_as` stands for the URL in messages and logs, for URLs whose path is itself a
+    /// credential (Slack's `response_url`).
+    pub(crate) async fn post_json<T>(
+        &self,
+        url: &Url,
+        shown_as: &str,
+        body: &serde_json::Value,
+        interpret: impl Fn(HttpAnswer) -> Result<T, SourceError>,
+    ) -> Result<Fetched<T>, SourceError> {
+        let started = Instant::now();
+        let max_attempts = self.retry.max_attempts.max(1);
+        let origin = format!("{} POST {shown_as}", self.source);
+        let payload = serde_json::to_vec(body).map_err(|error| SourceError::InvalidInput {
+            detail: format!("{origin}: the request body cannot be serialized: {error}"),
+        })?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.limiter.acquire().await;
+            let sent = self
+                .client
+                .post(url.clone())
+                .timeout(self.retry.timeout)
+                .header(CONTENT_TYPE, "application/json; charset=utf-8")
+                .body(payload.clone())
+                .send()
+                .await;
+            let (error, nothing_done) = match sent {
+                Err(error) if error.is_connect() => (self.transport_error(&origin, error), true),
+                Err(error) if error.is_timeout() => (self.transport_error(&origin, error), false),
+                Err(error) => (
+                    SourceError::InvalidResponse {
+                        detail: format!(
+                            "{origin}: the request was sent but no answer came back ({}); it may have been delivered",
+                            error_chain(&error.without_url())
+                        ),
+                    },
+                    false,
+                ),
+                Ok(response) => match self.read_answer(&origin, response).await {
+                    // The body was cut off: the server had the request.
+                    Err(SourceError::Connect { message }) => (
+                        SourceError::InvalidResponse {
+                            detail: format!("{message}; it may have been delivered"),
+                        },
+                        false,
+                    ),
+                    Err(error) => (error, false),
+                    Ok(answer) => match interpret(answer) {
+                        Ok(value) => {
+                            return Ok(Fetched {
+                                value,
+                                attempts: attempt,
+                                latency: started.elapsed(),
+                            });
+                        }
+                        Err(error) => {
+                            let refused = matches!(error, SourceError::RateLimited { .. });
+                            (error, refused)
+                        }
+                    },
+                },
+            };
+            let error = self.scrub(error);
+            let giving_up = attempt >= max_attempts || !nothing_done;
+            warn!(
+                source = self.source,
+                url = shown_as,
+                attempt,
+                max_attempts,
+                kind = error.kind(),
+                giving_up,
+                error = %error,
+                "POST attempt failed"
+            );
+            if giving_up {
+                return Err(error);
+            }
+            let delay = backoff_delay(
+                &self.retry,
+                attempt,
+                error.retry_after(),
+                rand::random::<f64>(),
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     async fn send(&self, url: &Url) -> Result<HttpAnswer, SourceError> {
         let origin = format!("{} GET {}", self.source, url.path());
         let response = self

@@ -18,14 +18,24 @@
 //!   (elections.toncenter.com) and validator efficiency (the QoS `cycleScoreboard`).
 //! - [`tonapi`]: tonapi.io v2 as an alternative provider: the validator set and accounts.
 //! - [`secret`]: [`secret::Secret`], an API key that prints as `***`.
+//! - [`slack`]: Slack request verification (v0 signatures, replay guard), slash command and
+//!   `block_actions` parsing, and a Web API client (`chat.postMessage`, `chat.update`,
+//!   `response_url`) spaced per channel.
+//! - [`telegram`]: the Telegram Bot API transport on teloxide (named only there): a client
+//!   (`getUpdates`, `sendMessage`, `editMessageText`, `answerCallbackQuery`,
+//!   `setMyCommands`), an outbox paced per chat and overall that honours 429 `retry_after`
+//!   and coalesces bursts, and a long-polling loop that stops clearly on a 409.
 //! - [`sim`]: the simulated world, one HTTP server that speaks the same wire formats from
 //!   a scenario file, injects faults and records webhooks, for demos and tests.
 //!
 //! What it must never do:
-//! - No side effects beyond HTTP reads of the services, with one exception:
+//! - No side effects beyond HTTP reads of the services, with three exceptions:
 //!   [`toncenter::ToncenterClient::send_boc`], which sends a signed message once and never
-//!   retries it after a connection was made. The sim is the only server here, and it only
-//!   ever binds where it is told.
+//!   retries it after a connection was made, [`slack::SlackClient`], which posts chat
+//!   messages and retries one only when Slack refused it (rate limited) or nothing was
+//!   sent, and [`telegram::TelegramClient`] with its [`telegram::Outbox`], which send and
+//!   edit chat messages and retry one on the same terms. The sim is the only server here,
+//!   and it only ever binds where it is told.
 //! - No persistence: no sled, no files written. State lives with the caller.
 //! - Never put an API key in a log line or error message; URLs are printed through
 //!   [`http::redact_url`].
@@ -37,6 +47,8 @@ pub mod http;
 pub mod prometheus;
 pub mod secret;
 pub mod sim;
+pub mod slack;
+pub mod telegram;
 pub mod ton;
 pub mod tonapi;
 pub mod toncenter;

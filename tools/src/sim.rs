@@ -10,7 +10,11 @@
 //! toncenter's operator APIs `/elections/{getValidationCycles,getElections,getComplaints}`
 //! and `/qos/cycleScoreboard` (see `elections_api`), tonapi v2
 //! `/tonapi/v2/blockchain/validators`, `/tonapi/v2/accounts/{id}` and
-//! `POST /tonapi/v2/accounts/_bulk` (see `tonapi`),
+//! `POST /tonapi/v2/accounts/_bulk` (see `tonapi`), the Slack Web API
+//! `POST /slack/api/{chat.postMessage,chat.update}` and a `response_url` sink
+//! `POST /slack/response/{id}` (see `slack`; recorded under `slack` in `/_sim/state`),
+//! the Telegram Bot API `/telegram/bot{token}/{method}` with `POST /_sim/telegram/update`
+//! to inject updates (see `telegram`; recorded under `telegram` in `/_sim/state`),
 //! and control: `POST /_sim/advance {"seconds": f64}`, `POST /_sim/fault <Fault>`,
 //! `GET /_sim/state` (request counts by service, and in `requests_by_route` by route with
 //! `getConfigParam`'s `config_id` and `runGetMethod`'s `method`).
@@ -23,6 +27,8 @@ mod node_metrics;
 mod releases;
 mod scenario;
 mod server;
+mod slack;
+mod telegram;
 mod tonapi;
 mod world;
 
@@ -45,6 +51,8 @@ pub use scenario::{
     Fault, FaultKind, Scenario, SimCoin, SimEvent, SimService, SimValidator, format_offset,
     parse_sim_offset,
 };
+pub use slack::{SlackCall, SlackResponse};
+pub use telegram::{TelegramCall, TelegramInjected};
 use world::World;
 
 /// Errors of the sim boundary: scenario files and starting the server.
@@ -225,7 +233,8 @@ impl SimHandle {
     }
 
     /// Requests received by `"coingecko"`, `"toncenter"`, `"elections"` (elections and QoS),
-    /// `"tonapi"` or `"webhook"`, faulted ones included.
+    /// `"tonapi"`, `"slack"` (Web API and `response_url` sink), `"telegram"` (Bot API) or
+    /// `"webhook"`, faulted ones included.
     pub fn request_count(&self, service: &str) -> u64 {
         self.inner.world.request_count(service)
     }

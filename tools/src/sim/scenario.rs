@@ -180,6 +180,10 @@ pub enum SimService {
     Elections,
     /// tonapi.io v2: `/tonapi/v2/...`.
     Tonapi,
+    /// The Slack Web API (`/slack/api/...`) and `response_url` sink (`/slack/response/...`).
+    Slack,
+    /// The Telegram Bot API (`/telegram/bot{token}/{method}`).
+    Telegram,
 }
 
 impl SimService {
@@ -189,6 +193,8 @@ impl SimService {
             Self::Toncenter => "toncenter",
             Self::Elections => "elections",
             Self::Tonapi => "tonapi",
+            Self::Slack => "slack",
+            Self::Telegram => "telegram",
         }
     }
 }
@@ -225,6 +231,14 @@ pub enum FaultKind {
     /// the answer is held for `delay_ms` real milliseconds, so a client that times out
     /// cannot know the transfer happened.
     AppliedThenTimeout { delay_ms: u64 },
+    /// Slack Web API methods only (`/slack/api/...`; other requests are not hit): HTTP 200
+    /// with `{"ok": false, "error": <error>}`, Slack's way of failing a call
+    /// (`channel_not_found`, `not_in_channel`, `invalid_auth`, ...).
+    ApiError { error: String },
+    /// Telegram `getUpdates` only (other requests are not hit): HTTP 409 "Conflict:
+    /// terminated by other getUpdates request", what a second poller with the same token
+    /// causes.
+    Conflict,
 }
 
 impl FaultKind {
@@ -232,6 +246,8 @@ impl FaultKind {
     pub(crate) fn hits(&self, endpoint: &str) -> bool {
         match self {
             Self::AppliedThenTimeout { .. } => endpoint == "sendBoc",
+            Self::ApiError { .. } => endpoint.starts_with("chat."),
+            Self::Conflict => endpoint == "getUpdates",
             _ => true,
         }
     }
@@ -247,6 +263,8 @@ enum FaultKindName {
     Garbage,
     Truncated,
     AppliedThenTimeout,
+    ApiError,
+    Conflict,
 }
 
 /// The flat wire form of [`Fault`], checked on conversion.
@@ -275,6 +293,8 @@ struct FaultSpec {
     status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 impl TryFrom<FaultSpec> for Fault {
@@ -297,6 +317,19 @@ impl TryFrom<FaultSpec> for Fault {
             FaultKindName::RateLimit,
         )?;
         only_for("status", spec.status.is_some(), FaultKindName::ServerError)?;
+        only_for("error", spec.error.is_some(), FaultKindName::ApiError)?;
+        if name == FaultKindName::ApiError && spec.service != SimService::Slack {
+            return Err(format!(
+                "api_error is Slack's `{{\"ok\": false}}` answer; it needs service \"slack\", not {:?}",
+                spec.service.as_str()
+            ));
+        }
+        if name == FaultKindName::Conflict && spec.service != SimService::Telegram {
+            return Err(format!(
+                "conflict is Telegram's 409 to a second getUpdates poller; it needs service \"telegram\", not {:?}",
+                spec.service.as_str()
+            ));
+        }
         if name != FaultKindName::AppliedThenTimeout {
             only_for("delay_ms", spec.delay_ms.is_some(), FaultKindName::Timeout)?;
         }
@@ -324,6 +357,26 @@ impl TryFrom<FaultSpec> for Fault {
                 Some(delay_ms) => FaultKind::AppliedThenTimeout { delay_ms },
                 None => {
                     return Err("applied_then_timeout needs `delay_ms` (real milliseconds)".into());
+                }
+            },
+            FaultKindName::Conflict => FaultKind::Conflict,
+            FaultKindName::ApiError => match spec.error {
+                Some(error)
+                    if !error.is_empty()
+                        && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+                {
+                    FaultKind::ApiError { error }
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "api_error `error` must be a Slack error code like \"channel_not_found\" (lower-case letters and '_'), got {other:?}"
+                    ));
+                }
+                None => {
+                    return Err(
+                        "api_error needs `error`, a Slack error code like \"channel_not_found\""
+                            .into(),
+                    );
                 }
             },
         };
@@ -357,6 +410,7 @@ impl From<Fault> for FaultSpec {
             retry_after_seconds: None,
             status: None,
             delay_ms: None,
+            error: None,
         };
         match fault.kind {
             FaultKind::RateLimit {
@@ -380,6 +434,11 @@ impl From<Fault> for FaultSpec {
                 spec.kind = FaultKindName::AppliedThenTimeout;
                 spec.delay_ms = Some(delay_ms);
             }
+            FaultKind::ApiError { error } => {
+                spec.kind = FaultKindName::ApiError;
+                spec.error = Some(error);
+            }
+            FaultKind::Conflict => spec.kind = FaultKindName::Conflict,
         }
         spec
     }

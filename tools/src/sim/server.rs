@@ -62,6 +62,8 @@ pub(crate) fn router(world: Arc<World>) -> Router {
         .merge(super::chain::routes())
         .merge(super::elections_api::routes())
         .merge(super::tonapi::routes())
+        .merge(super::slack::routes())
+        .merge(super::telegram::routes())
         // Last, so it wraps every route above (the node metrics pages and GitHub, which do
         // not go through `serve`, included).
         .route_layer(middleware::from_fn_with_state(
@@ -170,6 +172,8 @@ pub(super) async fn serve(
                 SimService::Toncenter => json!({"ok": false, "result": "Ratelimit exceed", "code": 429}),
                 SimService::Elections => json!({"detail": "Too Many Requests"}),
                 SimService::Tonapi => json!({"error": "rate limit: free tier allows 1 request per 4 seconds; use an api key"}),
+                SimService::Slack => json!({"ok": false, "error": "ratelimited"}),
+                SimService::Telegram => super::telegram::rate_limited_body(retry_after_seconds),
             };
             let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response_json();
             if let Some(seconds) = retry_after_seconds {
@@ -186,6 +190,10 @@ pub(super) async fn serve(
         )
             .into_response(),
         FaultKind::ServerError { status } => server_error(service, status),
+        FaultKind::ApiError { error } => {
+            (StatusCode::OK, json!({"ok": false, "error": error})).into_response_json()
+        }
+        FaultKind::Conflict => super::telegram::conflict_answer().into_response_json(),
     }
 }
 
@@ -726,6 +734,8 @@ async fn control_state(State(world): Shared) -> Response {
             "active_faults": world.active_faults(),
             "webhooks_received": webhooks.len(),
             "webhooks": webhooks,
+            "slack": world.slack.state_json(),
+            "telegram": world.telegram.state_json(),
         }),
     )
         .into_response_json()

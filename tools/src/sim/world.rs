@@ -30,6 +30,10 @@ pub(crate) struct World {
     state: Mutex<WorldState>,
     /// Count of webhooks received; `wait_for_webhooks` waits on it.
     pub(crate) webhook_count: watch::Sender<usize>,
+    /// What the simulated Slack workspace received (`sim::slack`); it has its own lock.
+    pub(crate) slack: super::slack::SlackWorkspace,
+    /// What the simulated Telegram bot received and holds (`sim::telegram`); its own lock.
+    pub(crate) telegram: super::telegram::TelegramBotState,
 }
 
 /// Mutable state, owned by the `World` behind one mutex that is never held across an await.
@@ -90,6 +94,8 @@ impl World {
                 ..WorldState::default()
             }),
             webhook_count,
+            slack: super::slack::SlackWorkspace::default(),
+            telegram: super::telegram::TelegramBotState::default(),
         }
     }
 
