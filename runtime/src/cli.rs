@@ -9,12 +9,15 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigSource, LogFormat};
 
+mod alerts;
+mod ask;
 mod audit;
 mod gate;
 mod ops;
 mod policy;
 mod validators;
 
+pub use alerts::encode_segment;
 pub use ops::render_status;
 
 const EXAMPLES: &str = "\
@@ -85,6 +88,37 @@ pub enum Command {
         token_file: Option<PathBuf>,
         #[command(subcommand)]
         command: ProposalsCommand,
+    },
+    /// Ask the running daemon a chat command or a question; prints what a chat would show.
+    ///
+    /// The same commands as Telegram and Slack (`/help` lists them); authenticates with the
+    /// token in COMMAND_CENTER_TOKEN or --token-file.
+    /// Example: `command-center ask "/earnings month"` or `command-center ask validators`
+    Ask {
+        /// The command or question (several words are joined with spaces)
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+        /// File holding the API token [default: $COMMAND_CENTER_TOKEN]
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Print the structured answer as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alerts as the router sees them: what fires now, or the history; acknowledge one.
+    ///
+    /// Through the running daemon's API, with the token in COMMAND_CENTER_TOKEN or --token-file.
+    /// Example: `command-center alerts --status firing` or `command-center alerts ack KEY`
+    Alerts(AlertsArgs),
+    /// Silences: mute alerts matching label matchers for a while.
+    ///
+    /// Example: `command-center silence add --matcher rule=low_efficiency --for 2h --comment "upgrade"`
+    Silence {
+        /// File holding the API token [default: $COMMAND_CENTER_TOKEN]
+        #[arg(long, value_name = "FILE", global = true)]
+        token_file: Option<PathBuf>,
+        #[command(subcommand)]
+        command: SilenceCommand,
     },
     /// API tokens for people.
     ///
@@ -256,6 +290,75 @@ pub enum ProposalsCommand {
         #[arg(long)]
         agent: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AlertsArgs {
+    /// File holding the API token [default: $COMMAND_CENTER_TOKEN]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+    /// firing: what fires now (with silences and acks); resolved: recoveries; absent: history
+    #[arg(long)]
+    pub status: Option<String>,
+    /// History at or after this time: RFC 3339, a date or an age (24h, 7d)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only alerts matching label=value, label!=value, label=~regex, label!~regex (repeat)
+    #[arg(long = "matcher", value_name = "MATCHER")]
+    pub matchers: Vec<String>,
+    /// At most this many history entries, newest first
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<AlertsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Acknowledge a firing alert (its key) or a group (its group key): no more repeats or
+    /// escalation until it fires again.
+    ///
+    /// Example: `command-center alerts ack validators.service_down/validator-1 --comment "on it"`
+    Ack {
+        key: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Mute alerts matching every matcher for a while (as the token's user).
+    ///
+    /// Example: `command-center silence add --matcher rule=low_efficiency --matcher validator=v1 --for 2h --comment "upgrade"`
+    Add {
+        /// label=value, label!=value, label=~regex, label!~regex (repeat; all must match)
+        #[arg(long = "matcher", value_name = "MATCHER", required = true)]
+        matchers: Vec<String>,
+        /// How long: 30m, 2h, 1d
+        #[arg(long = "for", value_name = "DURATION", default_value = "2h")]
+        duration: String,
+        /// Why (shown to whoever sees the silence)
+        #[arg(long)]
+        comment: String,
+    },
+    /// List silences in force (and pending ones); --all adds the expired.
+    ///
+    /// Example: `command-center silence list`
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a silence now.
+    ///
+    /// Example: `command-center silence expire s-20261124101500-1a2b3c`
+    Expire { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -585,6 +688,21 @@ pub fn main() -> ExitCode {
             command,
         } => load_config(&cli)
             .and_then(|config| block_on(gate::proposals(config, command, token_file.clone()))),
+        Command::Ask {
+            text,
+            token_file,
+            json,
+        } => load_config(&cli).and_then(|config| {
+            block_on(ask::run(config, text.join(" "), token_file.clone(), *json))
+        }),
+        Command::Alerts(args) => {
+            load_config(&cli).and_then(|config| block_on(alerts::alerts(config, args)))
+        }
+        Command::Silence {
+            token_file,
+            command,
+        } => load_config(&cli)
+            .and_then(|config| block_on(alerts::silence(config, command, token_file.clone()))),
         Command::Token(TokenCommand::New { user, roles }) => gate::new_token(user, roles),
         Command::Ton(TonCommand::Decode {
             file,

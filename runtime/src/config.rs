@@ -569,7 +569,333 @@ pub struct Config {
     #[serde(default)]
     pub executors: crate::executors::ExecutorsConfig,
     #[serde(default)]
+    pub alerting: AlertingConfig,
+    #[serde(default)]
+    pub channels: ChannelsConfig,
+    #[serde(default)]
     pub demo: DemoConfig,
+}
+
+/// `[channels]`: where people talk to Command Center.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    #[serde(default)]
+    pub slack: SlackChannelConfig,
+    #[serde(default)]
+    pub telegram: TelegramChannelConfig,
+}
+
+fn default_telegram_api_url() -> String {
+    tools::telegram::TELEGRAM_API_URL.to_owned()
+}
+fn default_long_poll() -> Duration {
+    Duration::from_secs(25)
+}
+
+/// `[channels.telegram]`: the Telegram bot (long polling). Telegram user ids map to people
+/// through `[[access.users]] telegram_id`; their private chats are served, group chats only
+/// when listed in `chats`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramChannelConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Only from `COMMAND_CENTER__CHANNELS__TELEGRAM__BOT_TOKEN` or `bot_token_file`.
+    #[serde(default, skip_serializing)]
+    pub bot_token: Option<Secret>,
+    #[serde(default)]
+    pub bot_token_file: Option<PathBuf>,
+    #[serde(default = "default_telegram_api_url")]
+    pub api_url: String,
+    /// Group chat ids served (negative numbers).
+    #[serde(default)]
+    pub chats: Vec<i64>,
+    /// How long one getUpdates waits for news.
+    #[serde(default = "default_long_poll", with = "agents::duration")]
+    pub long_poll: Duration,
+}
+
+impl Default for TelegramChannelConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bot_token: None,
+            bot_token_file: None,
+            api_url: default_telegram_api_url(),
+            chats: Vec::new(),
+            long_poll: default_long_poll(),
+        }
+    }
+}
+
+fn default_slack_api_url() -> String {
+    tools::slack::SLACK_API_BASE_URL.to_owned()
+}
+fn default_slack_rps() -> f64 {
+    tools::slack::DEFAULT_REQUESTS_PER_SECOND
+}
+
+/// `[channels.slack]`: the Slack app (`/cc` slash command at `POST /slack/commands`, buttons
+/// at `POST /slack/actions`). Slack user ids map to people through `[[access.users]] slack_id`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackChannelConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Only from `COMMAND_CENTER__CHANNELS__SLACK__SIGNING_SECRET` or `signing_secret_file`.
+    #[serde(default, skip_serializing)]
+    pub signing_secret: Option<Secret>,
+    #[serde(default)]
+    pub signing_secret_file: Option<PathBuf>,
+    /// The Bot User OAuth Token (`xoxb-...`); only from
+    /// `COMMAND_CENTER__CHANNELS__SLACK__BOT_TOKEN` or `bot_token_file`.
+    #[serde(default, skip_serializing)]
+    pub bot_token: Option<Secret>,
+    #[serde(default)]
+    pub bot_token_file: Option<PathBuf>,
+    #[serde(default = "default_slack_api_url")]
+    pub api_base_url: String,
+    #[serde(default = "default_slack_rps")]
+    pub requests_per_second: f64,
+}
+
+impl Default for SlackChannelConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            signing_secret: None,
+            signing_secret_file: None,
+            bot_token: None,
+            bot_token_file: None,
+            api_base_url: default_slack_api_url(),
+            requests_per_second: default_slack_rps(),
+        }
+    }
+}
+
+/// The receiver every default route names: the log (when `notify.log`) and every
+/// `[[notify.webhooks]]` entry.
+pub const DEFAULT_RECEIVER: &str = "default";
+
+fn default_route_receiver() -> Option<String> {
+    Some(DEFAULT_RECEIVER.to_owned())
+}
+fn default_group_by() -> Vec<String> {
+    vec!["key".to_owned()]
+}
+fn default_repeat_interval() -> Duration {
+    Duration::from_secs(4 * 3600)
+}
+fn default_silence_reminder_before() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_evaluation_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// `#[serde(with = "option_duration")]` for optional durations ("30s" or absent).
+mod option_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        text.map(|text| agents::duration::parse(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => serializer.serialize_str(&agents::duration::format(*value)),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+/// What a receiver delivers through. Only `webhook` and `log` deliver today; the chat and mail
+/// kinds are accepted by the parser so a config can be written ahead, and validation says
+/// they are not available yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiverKind {
+    Webhook,
+    Log,
+    Telegram,
+    Slack,
+    Email,
+}
+
+impl ReceiverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiverKind::Webhook => "webhook",
+            ReceiverKind::Log => "log",
+            ReceiverKind::Telegram => "telegram",
+            ReceiverKind::Slack => "slack",
+            ReceiverKind::Email => "email",
+        }
+    }
+}
+
+/// `[[alerting.receivers]]`: a named destination routes send to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertReceiverConfig {
+    pub name: String,
+    pub kind: ReceiverKind,
+    /// `kind = "webhook"`: the `name` of a `[[notify.webhooks]]` entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// `kind = "telegram"`: the chat id (not available yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<String>,
+    /// `kind = "slack"`: the channel (not available yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// `kind = "email"`: addresses (not available yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+}
+
+/// `[alerting.route]` and its nested `[[...routes]]`: the routing tree. An alert walks down
+/// from the root into the first child whose matchers all match (and on into further children
+/// when that child says `continue = true`); where no child matches, the node itself takes it.
+/// Children inherit `receiver`, `group_by` and the three intervals they leave out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
+    /// `label=value`, `label!=value`, `label=~regex`, `label!~regex`; all must hold. Besides
+    /// the alert's labels, `rule`, `severity`, `key` and `domain` can be matched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matchers: Vec<String>,
+    /// Keep looking at the following siblings after this route matched.
+    #[serde(default, rename = "continue", skip_serializing_if = "is_false")]
+    pub continue_matching: bool,
+    /// Labels whose values form a group; alerts of one group travel in one notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<Vec<String>>,
+    /// How long a new group waits for more alerts before its first notification.
+    #[serde(
+        default,
+        with = "option_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group_wait: Option<Duration>,
+    /// How long a group waits after a notification before it sends changes.
+    #[serde(
+        default,
+        with = "option_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group_interval: Option<Duration>,
+    /// How often a group whose alerts still fire (and nobody acknowledged) is sent again.
+    #[serde(
+        default,
+        with = "option_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repeat_interval: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self {
+            receiver: default_route_receiver(),
+            matchers: Vec::new(),
+            continue_matching: false,
+            group_by: Some(default_group_by()),
+            group_wait: Some(Duration::ZERO),
+            group_interval: Some(Duration::ZERO),
+            repeat_interval: Some(default_repeat_interval()),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// `[[alerting.inhibit_rules]]`: while an alert matching `source_matchers` fires, alerts
+/// matching `target_matchers` with the same values of the `equal` labels are not sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRuleConfig {
+    pub source_matchers: Vec<String>,
+    pub target_matchers: Vec<String>,
+    #[serde(default)]
+    pub equal: Vec<String>,
+}
+
+/// `[[alerting.escalation]]`: a firing alert matching `matchers` that nobody acknowledged
+/// within `escalate_after` of its first notification is also sent to `receiver` (once).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    #[serde(with = "agents::duration")]
+    pub escalate_after: Duration,
+    pub receiver: String,
+}
+
+/// `[[alerting.maintenance_windows]]`: a recurring time when matching alerts are muted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindowConfig {
+    pub name: String,
+    /// `"sat,sun 02:00-04:00 +00:00"`: weekdays (`mon-fri`, `*` for every day), a time range
+    /// (past midnight when the end is earlier than the start) and a UTC offset.
+    pub schedule: String,
+    /// Which alerts it mutes; every alert when empty.
+    #[serde(default)]
+    pub matchers: Vec<String>,
+}
+
+/// `[alerting]`: the alert router between the agents and the receivers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    #[serde(default)]
+    pub receivers: Vec<AlertReceiverConfig>,
+    #[serde(default)]
+    pub route: RouteConfig,
+    #[serde(default)]
+    pub inhibit_rules: Vec<InhibitRuleConfig>,
+    #[serde(default)]
+    pub escalation: Vec<EscalationConfig>,
+    #[serde(default)]
+    pub maintenance_windows: Vec<MaintenanceWindowConfig>,
+    /// A silence about to expire is announced this long before (to the root receiver).
+    #[serde(default = "default_silence_reminder_before", with = "agents::duration")]
+    pub silence_reminder_before: Duration,
+    /// How often waits, repeats, escalations and silence expiry are evaluated.
+    #[serde(default = "default_evaluation_interval", with = "agents::duration")]
+    pub evaluation_interval: Duration,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        Self {
+            receivers: Vec::new(),
+            route: RouteConfig::default(),
+            inhibit_rules: Vec::new(),
+            escalation: Vec::new(),
+            maintenance_windows: Vec::new(),
+            silence_reminder_before: default_silence_reminder_before(),
+            evaluation_interval: default_evaluation_interval(),
+        }
+    }
 }
 
 /// One configuration problem.
@@ -648,6 +974,9 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("sources.coingecko.api_key", "api_key_file"),
     ("sources.toncenter.api_key", "api_key_file"),
     ("sources.tonapi.api_key", "api_key_file"),
+    ("channels.slack.signing_secret", "signing_secret_file"),
+    ("channels.slack.bot_token", "bot_token_file"),
+    ("channels.telegram.bot_token", "bot_token_file"),
 ];
 
 mod load;

@@ -28,6 +28,7 @@ use crate::gate::Gatekeeper;
 use crate::http::{AppState, router};
 use crate::notifier::Notifier;
 use crate::policy_watch::PolicyHolder;
+use crate::router::AlertRouter;
 use crate::supervisor::{AgentContext, AgentFactory, AgentSupervisor, Shutdown};
 
 /// Checkpoints file inside the data directory.
@@ -47,8 +48,11 @@ pub struct Daemon {
     supervisors: BTreeMap<String, Addr<AgentSupervisor>>,
     notifier: tokio::task::JoinHandle<()>,
     notifier_stop: watch::Sender<bool>,
+    router_task: tokio::task::JoinHandle<()>,
+    router_stop: watch::Sender<bool>,
     http_stop: watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
+    telegram_task: Option<tokio::task::JoinHandle<()>>,
     checkpoint_task: tokio::task::JoinHandle<()>,
     policy_task: tokio::task::JoinHandle<()>,
     sweep_task: tokio::task::JoinHandle<()>,
@@ -291,10 +295,27 @@ impl Daemon {
             )
             .await?;
 
+        // agents -> alert queue -> router (dedup, grouping, silences, ...) -> notifier.
         let (alert_sink, alert_queue) = mpsc::unbounded_channel();
-        let notifier = Notifier::new(&config.notify, auditor.clone(), telemetry.clone());
+        let (dispatch_sink, dispatch_queue) = mpsc::unbounded_channel();
+        let notifier = Notifier::new(
+            &config.notify,
+            &config.alerting,
+            auditor.clone(),
+            telemetry.clone(),
+        );
         let (notifier_stop, notifier_stop_rx) = watch::channel(false);
-        let notifier = tokio::spawn(notifier.run(alert_queue, notifier_stop_rx));
+        let notifier = tokio::spawn(notifier.run(dispatch_queue, notifier_stop_rx));
+        let alert_router = Arc::new(
+            AlertRouter::open(&config.alerting, auditor.clone(), dispatch_sink)
+                .context("alert router ([alerting])")?,
+        );
+        let (router_stop, router_stop_rx) = watch::channel(false);
+        let router_task = tokio::spawn(alert_router.clone().run(
+            alert_queue,
+            config.alerting.evaluation_interval,
+            router_stop_rx,
+        ));
 
         let policies = PolicyHolder::start(
             &config.daemon.policies_dir,
@@ -458,6 +479,7 @@ impl Daemon {
             agents: Arc::new(supervisors.clone()),
             policies: policies.clone(),
             gate: gate.clone(),
+            router: alert_router.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.daemon.http_listen)
             .await
@@ -469,7 +491,31 @@ impl Daemon {
             })?;
         let http_addr = listener.local_addr()?;
         let (http_stop, mut http_stop_rx) = watch::channel(false);
-        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let mut app = router(state.clone());
+        let slack = &config.channels.slack;
+        if slack.enabled
+            && let (Some(signing_secret), Some(bot_token)) =
+                (slack.signing_secret.clone(), slack.bot_token.clone())
+        {
+            let client = tools::slack::SlackClient::new(
+                &slack.api_base_url,
+                bot_token,
+                slack.requests_per_second,
+                config.sources.toncenter.retry.policy(),
+            )
+            .map_err(|error| anyhow::anyhow!("channels.slack: {error}"))?;
+            let channel = crate::channels::slack::SlackChannel::new(
+                signing_secret,
+                client,
+                &config.access.users,
+            );
+            app = app.merge(crate::channels::slack::routes(
+                state.clone(),
+                std::sync::Arc::new(channel),
+            ));
+            tracing::info!("slack: /slack/commands and /slack/actions are served");
+        }
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let http_task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = http_stop_rx.wait_for(|stop| *stop).await;
@@ -481,6 +527,26 @@ impl Daemon {
                 tracing::error!(%error, "HTTP server stopped");
             }
         });
+
+        let telegram = &config.channels.telegram;
+        let telegram_task = match (&telegram.bot_token, telegram.enabled) {
+            (Some(token), true) => Some(
+                crate::channels::telegram::start(
+                    state.clone(),
+                    crate::channels::telegram::TelegramSettings {
+                        token: token.clone(),
+                        api_url: telegram.api_url.clone(),
+                        chats: telegram.chats.iter().copied().collect(),
+                        long_poll: telegram.long_poll,
+                    },
+                    &config.access.users,
+                    http_stop.subscribe(),
+                )
+                .await
+                .map_err(|error| anyhow::anyhow!("channels.telegram: {error}"))?,
+            ),
+            _ => None,
+        };
 
         let watched = policies.clone();
         let reload_interval = config.daemon.policy_reload_interval;
@@ -526,8 +592,11 @@ impl Daemon {
             supervisors,
             notifier,
             notifier_stop,
+            router_task,
+            router_stop,
             http_stop,
             http_task,
+            telegram_task,
             checkpoint_task,
             policy_task,
             sweep_task,
@@ -561,9 +630,17 @@ impl Daemon {
             tracing::warn!(grace = ?grace, "agents did not stop within the grace period");
         }
         self.supervisors.clear();
-        // Agents have stopped: nothing new can be queued. The notifier delivers what is queued
-        // and returns.
+        // Agents have stopped: nothing new can be queued. The router routes what is queued,
+        // then the notifier delivers what the router dispatched, and each returns.
         self.state.agents = Arc::new(BTreeMap::new());
+        let _ = self.router_stop.send(true);
+        if tokio::time::timeout(grace, &mut self.router_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("alert router did not drain within the grace period");
+            self.router_task.abort();
+        }
         let _ = self.notifier_stop.send(true);
         if tokio::time::timeout(grace, &mut self.notifier)
             .await
@@ -574,6 +651,15 @@ impl Daemon {
         }
         let _ = self.http_stop.send(true);
         let _ = tokio::time::timeout(grace, &mut self.http_task).await;
+        if let Some(mut telegram) = self.telegram_task.take() {
+            // A long poll in flight is abandoned: the offset is stored after every update.
+            if tokio::time::timeout(Duration::from_millis(200), &mut telegram)
+                .await
+                .is_err()
+            {
+                telegram.abort();
+            }
+        }
         self.checkpoint_task.abort();
         let _ = (&mut self.checkpoint_task).await;
         self.state

@@ -35,6 +35,7 @@ pub struct AppState {
     pub agents: Arc<BTreeMap<String, Addr<AgentSupervisor>>>,
     pub policies: Arc<crate::policy_watch::PolicyHolder>,
     pub gate: Arc<crate::gate::Gatekeeper>,
+    pub router: Arc<crate::router::AlertRouter>,
 }
 
 /// `GET /v1/status`
@@ -121,7 +122,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{name}/tick", post(agent_tick))
         .route("/v1/admin/backup", post(backup))
         .route("/v1/policies/reload", post(reload_policies))
+        .route("/v1/commands", post(command))
         .merge(crate::gate::http::routes())
+        .merge(crate::router::http::routes())
         .with_state(state)
 }
 
@@ -436,4 +439,52 @@ async fn validator(
             format!("no data for a validator named {name:?}; is it listed in [agents.validators]?"),
         )
     })
+}
+
+/// `POST /v1/commands`: one chat command or question, as the token's user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRequest {
+    pub text: String,
+}
+
+/// The structured answer plus its plain-text rendering.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CommandResponse {
+    #[serde(flatten)]
+    pub answer: crate::commands::Answer,
+    pub text: String,
+}
+
+async fn command(
+    State(state): State<AppState>,
+    crate::gate::http::Authenticated(user): crate::gate::http::Authenticated,
+    payload: Result<Json<CommandRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<CommandResponse>, ApiError> {
+    let Json(request) = payload.map_err(|rejection| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.body_text())
+    })?;
+    let context = crate::commands::Context::from_app(&state, (&user).into());
+    let answer = crate::commands::respond(&request.text, &context).await;
+    if matches!(
+        answer.outcome,
+        crate::commands::Outcome::Invalid | crate::commands::Outcome::Refused
+    ) {
+        // The reason, not the text: an oversize or hostile message stays out of the journal.
+        let _ = state
+            .auditor
+            .record(
+                &format!("user:{}", user.name),
+                "command.refused",
+                "commands",
+                &serde_json::json!({
+                    "outcome": answer.outcome,
+                    "reason": answer.paragraphs.first(),
+                    "bytes": request.text.len(),
+                }),
+            )
+            .await;
+    }
+    let text = crate::commands::render::plain::render(&answer);
+    Ok(Json(CommandResponse { answer, text }))
 }

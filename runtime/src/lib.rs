@@ -1,14 +1,17 @@
 //! The `command-center` daemon and CLI.
 //!
 //! This crate holds configuration ([`config`]), the supervision tree ([`supervisor`]), the
-//! notifier ([`notifier`]), the HTTP port ([`http`]), the daemon's wiring ([`daemon`]) and the
-//! command line ([`cli`]). It is the only crate that executes effects; agents only read and
-//! propose.
+//! alert router ([`router`]), the notifier ([`notifier`]), the HTTP port ([`http`]), the chat
+//! command layer shared by Telegram, Slack, the CLI and the API ([`commands`]), the daemon's
+//! wiring ([`daemon`]) and the command line ([`cli`]). It is the only crate that executes
+//! effects; agents only read and propose.
 //!
 //! What it must never do: put a secret in a log line, an audit entry or an error message, or
 //! act before the journal has recorded why.
 
+pub mod channels;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod executors;
@@ -17,4 +20,5 @@ pub mod http;
 pub mod logging;
 pub mod notifier;
 pub mod policy_watch;
+pub mod router;
 pub mod supervisor;

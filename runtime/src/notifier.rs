@@ -1,8 +1,10 @@
-//! The notifier: delivers alert events to the log and to webhooks, journaling each delivery.
+//! The notifier: delivers the alert router's dispatches to the log and to webhooks,
+//! journaling each delivery.
 //!
-//! It reads an unbounded queue so no alert is ever dropped; on shutdown it drains the queue
+//! It reads an unbounded queue so no dispatch is ever dropped; on shutdown it drains the queue
 //! before returning.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use agents::audit::Auditor;
@@ -16,26 +18,48 @@ use tokio::sync::mpsc;
 use tools::http::{RetryPolicy, backoff_delay};
 use tools::secret::Secret;
 
-use crate::config::{NotifyConfig, WebhookReceiverConfig};
+use crate::config::{
+    AlertingConfig, DEFAULT_RECEIVER, NotifyConfig, ReceiverKind, WebhookReceiverConfig,
+};
+use crate::router::{Dispatch, DispatchKind, Silence};
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body>` when the receiver has a secret.
 pub const SIGNATURE_HEADER: &str = "x-command-center-signature";
-/// Header carrying the event kind (`alert.firing`, `alert.resolved`).
+/// Header carrying the event kind (`alert.firing`, `alert.resolved`, `silence.expiring`).
 pub const EVENT_HEADER: &str = "x-command-center-event";
 
-/// JSON body POSTed to webhooks.
+/// The group a webhook notification carries.
+#[derive(Debug, Serialize)]
+pub struct GroupPayload<'a> {
+    pub key: &'a str,
+    pub receiver: &'a str,
+    /// `notification`, `repeat`, `escalation`, `silence_expiring`.
+    pub kind: DispatchKind,
+    pub status: AlertStatus,
+    pub labels: &'a BTreeMap<String, String>,
+    pub alerts: &'a [Alert],
+    /// Keys whose news this notification is (new or resolved since the last one).
+    pub changed: &'a [String],
+}
+
+/// JSON body POSTed to webhooks: the first alert's fields at the top level (as before the
+/// router existed), and the whole group under `group`.
 #[derive(Debug, Serialize)]
 pub struct WebhookPayload<'a> {
     pub version: u32,
     pub event: &'static str,
     #[serde(flatten)]
-    pub alert: &'a Alert,
+    pub alert: Option<&'a Alert>,
+    pub group: GroupPayload<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silence: Option<&'a Silence>,
 }
 
-fn event_kind(alert: &Alert) -> &'static str {
-    match alert.status {
-        AlertStatus::Firing => "alert.firing",
-        AlertStatus::Resolved => "alert.resolved",
+fn event_kind(dispatch: &Dispatch) -> &'static str {
+    match (dispatch.kind, dispatch.status) {
+        (DispatchKind::SilenceExpiring, _) => "silence.expiring",
+        (_, AlertStatus::Firing) => "alert.firing",
+        (_, AlertStatus::Resolved) => "alert.resolved",
     }
 }
 
@@ -55,9 +79,19 @@ struct Webhook {
     config: WebhookReceiverConfig,
 }
 
-/// Delivers alerts; built from `[notify]`.
+/// Where one receiver's dispatches go.
+#[derive(Clone, Debug, PartialEq)]
+enum Target {
+    Log,
+    /// Index into the webhooks.
+    Webhook(usize),
+    /// A receiver kind this build cannot deliver (validation refuses it; kept for safety).
+    Unavailable(&'static str),
+}
+
+/// Delivers dispatches; built from `[notify]` and `[alerting.receivers]`.
 pub struct Notifier {
-    log: bool,
+    receivers: BTreeMap<String, Vec<Target>>,
     webhooks: Vec<Webhook>,
     client: reqwest::Client,
     auditor: Auditor,
@@ -72,15 +106,42 @@ struct DeliveryOutcome {
 }
 
 impl Notifier {
-    pub fn new(config: &NotifyConfig, auditor: Auditor, telemetry: Telemetry) -> Self {
+    pub fn new(
+        config: &NotifyConfig,
+        alerting: &AlertingConfig,
+        auditor: Auditor,
+        telemetry: Telemetry,
+    ) -> Self {
+        let webhooks: Vec<Webhook> = config
+            .webhooks
+            .iter()
+            .cloned()
+            .map(|config| Webhook { config })
+            .collect();
+        let mut receivers = BTreeMap::new();
+        let mut default = Vec::new();
+        if config.log {
+            default.push(Target::Log);
+        }
+        default.extend((0..webhooks.len()).map(Target::Webhook));
+        receivers.insert(DEFAULT_RECEIVER.to_owned(), default);
+        for receiver in &alerting.receivers {
+            let target = match receiver.kind {
+                ReceiverKind::Log => Target::Log,
+                ReceiverKind::Webhook => match webhooks
+                    .iter()
+                    .position(|webhook| Some(&webhook.config.name) == receiver.webhook.as_ref())
+                {
+                    Some(index) => Target::Webhook(index),
+                    None => Target::Unavailable("webhook"),
+                },
+                other => Target::Unavailable(other.as_str()),
+            };
+            receivers.insert(receiver.name.clone(), vec![target]);
+        }
         Self {
-            log: config.log,
-            webhooks: config
-                .webhooks
-                .iter()
-                .cloned()
-                .map(|config| Webhook { config })
-                .collect(),
+            receivers,
+            webhooks,
             client: reqwest::Client::new(),
             auditor,
             telemetry,
@@ -88,16 +149,16 @@ impl Notifier {
     }
 
     /// Delivers until `stop` turns true (or every sender is gone), then delivers whatever is
-    /// still queued and returns. The daemon stops the agents first, so nothing arrives later.
+    /// still queued and returns. The daemon stops the router first, so nothing arrives later.
     pub async fn run(
         self,
-        mut queue: mpsc::UnboundedReceiver<Alert>,
+        mut queue: mpsc::UnboundedReceiver<Dispatch>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         loop {
             let next = tokio::select! {
                 biased;
-                alert = queue.recv() => alert,
+                dispatch = queue.recv() => dispatch,
                 stopped = stop.wait_for(|stop| *stop) => {
                     // Either way (stop, or the daemon dropped the sender) we are done.
                     let _ = stopped.is_ok();
@@ -105,81 +166,159 @@ impl Notifier {
                 }
             };
             match next {
-                Some(alert) => self.deliver(&alert).await,
+                Some(dispatch) => self.deliver(&dispatch).await,
                 None => break,
             }
         }
-        while let Ok(alert) = queue.try_recv() {
-            self.deliver(&alert).await;
+        while let Ok(dispatch) = queue.try_recv() {
+            self.deliver(&dispatch).await;
         }
         tracing::debug!("notifier drained");
     }
 
-    /// Delivers one alert event to every receiver.
-    pub async fn deliver(&self, alert: &Alert) {
-        if self.log {
+    fn log(dispatch: &Dispatch) {
+        if let Some(silence) = &dispatch.silence {
+            tracing::warn!(
+                silence = %silence.id,
+                ends_at = %silence.ends_at.to_rfc3339(),
+                created_by = %silence.created_by,
+                "SILENCE {} expires soon: {}",
+                silence.matchers.join(","),
+                silence.comment
+            );
+        }
+        // A group notification carries the whole group; the log tells only the news (a
+        // repeat or an escalation is news about all of it).
+        let news = dispatch.kind != DispatchKind::Notification || dispatch.changed.is_empty();
+        for alert in dispatch
+            .alerts
+            .iter()
+            .filter(|alert| news || dispatch.changed.contains(&alert.key))
+        {
+            let kind = dispatch.kind.as_str();
             match (alert.status, alert.severity) {
                 (AlertStatus::Firing, Severity::Critical) => {
-                    tracing::error!(alert = %alert.key, severity = %alert.severity, "ALERT {}", alert.summary)
+                    tracing::error!(alert = %alert.key, severity = %alert.severity, group = %dispatch.group_key, kind, "ALERT {}", alert.summary)
                 }
                 (AlertStatus::Firing, _) => {
-                    tracing::warn!(alert = %alert.key, severity = %alert.severity, "ALERT {}", alert.summary)
+                    tracing::warn!(alert = %alert.key, severity = %alert.severity, group = %dispatch.group_key, kind, "ALERT {}", alert.summary)
                 }
                 (AlertStatus::Resolved, _) => {
-                    tracing::info!(alert = %alert.key, severity = %alert.severity, "RESOLVED {}", alert.summary)
+                    tracing::info!(alert = %alert.key, severity = %alert.severity, group = %dispatch.group_key, kind, "RESOLVED {}", alert.summary)
                 }
             }
-            self.count("log", "sent");
         }
+    }
+
+    /// Journals a delivery under the first alert's key (or the silence id).
+    async fn journal(&self, kind: &str, subject: &str, record: serde_json::Value) {
+        if let Err(error) = self
+            .auditor
+            .record("notifier", kind, subject, &record)
+            .await
+        {
+            tracing::error!(%error, "could not journal a notification");
+        }
+    }
+
+    /// Delivers one dispatch to every target of its receiver.
+    pub async fn deliver(&self, dispatch: &Dispatch) {
+        let first = dispatch.alerts.first();
+        let subject = first
+            .map(|alert| alert.key.clone())
+            .or_else(|| dispatch.silence.as_ref().map(|silence| silence.id.clone()))
+            .unwrap_or_default();
+        let keys: Vec<&str> = dispatch
+            .alerts
+            .iter()
+            .map(|alert| alert.key.as_str())
+            .collect();
+        let record = |receiver: &str, channel: &str| {
+            serde_json::json!({
+                "receiver": receiver,
+                "channel": channel,
+                "alert": subject,
+                "alerts": keys,
+                "group": dispatch.group_key,
+                "dispatch": dispatch.kind,
+                "status": dispatch.status,
+            })
+        };
+        let Some(targets) = self.receivers.get(&dispatch.receiver) else {
+            tracing::error!(receiver = %dispatch.receiver, "dispatch to an unknown receiver");
+            self.count(&dispatch.receiver, "failed");
+            let mut body = record(&dispatch.receiver, "none");
+            body["error"] = serde_json::json!("no such receiver in [alerting.receivers]");
+            self.journal("notification.failed", &subject, body).await;
+            return;
+        };
         let body = match serde_json::to_vec(&WebhookPayload {
             version: 1,
-            event: event_kind(alert),
-            alert,
+            event: event_kind(dispatch),
+            alert: first,
+            group: GroupPayload {
+                key: &dispatch.group_key,
+                receiver: &dispatch.receiver,
+                kind: dispatch.kind,
+                status: dispatch.status,
+                labels: &dispatch.group_labels,
+                alerts: &dispatch.alerts,
+                changed: &dispatch.changed,
+            },
+            silence: dispatch.silence.as_ref(),
         }) {
             Ok(body) => body,
             Err(error) => {
-                tracing::error!(%error, alert = %alert.key, "alert is not serializable");
+                tracing::error!(%error, group = %dispatch.group_key, "dispatch is not serializable");
                 return;
             }
         };
-        for webhook in &self.webhooks {
-            let started = Instant::now();
-            let outcome = self.post(webhook, alert, &body).await;
-            let delivered = outcome.error.is_none();
-            if delivered {
-                let latency = (Utc::now() - alert.at).to_std().unwrap_or(Duration::ZERO);
-                self.telemetry
-                    .alert_delivery_latency
-                    .observe(latency.as_secs_f64());
-            }
-            self.count(
-                &webhook.config.name,
-                if delivered { "sent" } else { "failed" },
-            );
-            let kind = if delivered {
-                "notification.sent"
-            } else {
-                "notification.failed"
-            };
-            let record = serde_json::json!({
-                "receiver": webhook.config.name,
-                "channel": "webhook",
-                "alert": alert.key,
-                "status": alert.status,
-                "attempts": outcome.attempts,
-                "http_status": outcome.status,
-                "error": outcome.error,
-                "duration_ms": started.elapsed().as_millis() as u64,
-            });
-            if let Err(error) = self
-                .auditor
-                .record("notifier", kind, &alert.key, &record)
-                .await
-            {
-                tracing::error!(%error, "could not journal a notification");
-            }
-            if let Some(error) = outcome.error {
-                tracing::error!(receiver = %webhook.config.name, alert = %alert.key, %error, "webhook delivery failed");
+        for target in targets {
+            match target {
+                Target::Log => {
+                    Self::log(dispatch);
+                    self.count("log", "sent");
+                }
+                Target::Unavailable(kind) => {
+                    tracing::error!(receiver = %dispatch.receiver, kind, "receiver kind cannot deliver in this build");
+                    self.count(&dispatch.receiver, "failed");
+                    let mut body = record(&dispatch.receiver, kind);
+                    body["error"] =
+                        serde_json::json!(format!("{kind} receivers are not available yet"));
+                    self.journal("notification.failed", &subject, body).await;
+                }
+                Target::Webhook(index) => {
+                    let Some(webhook) = self.webhooks.get(*index) else {
+                        continue;
+                    };
+                    let started = Instant::now();
+                    let outcome = self.post(webhook, event_kind(dispatch), &body).await;
+                    let delivered = outcome.error.is_none();
+                    if delivered && let Some(alert) = first {
+                        let latency = (Utc::now() - alert.at).to_std().unwrap_or(Duration::ZERO);
+                        self.telemetry
+                            .alert_delivery_latency
+                            .observe(latency.as_secs_f64());
+                    }
+                    self.count(
+                        &webhook.config.name,
+                        if delivered { "sent" } else { "failed" },
+                    );
+                    let kind = if delivered {
+                        "notification.sent"
+                    } else {
+                        "notification.failed"
+                    };
+                    let mut body = record(&webhook.config.name, "webhook");
+                    body["attempts"] = serde_json::json!(outcome.attempts);
+                    body["http_status"] = serde_json::json!(outcome.status);
+                    body["error"] = serde_json::json!(outcome.error);
+                    body["duration_ms"] = serde_json::json!(started.elapsed().as_millis() as u64);
+                    self.journal(kind, &subject, body).await;
+                    if let Some(error) = outcome.error {
+                        tracing::error!(receiver = %webhook.config.name, group = %dispatch.group_key, %error, "webhook delivery failed");
+                    }
+                }
             }
         }
     }
@@ -194,7 +333,7 @@ impl Notifier {
             .inc();
     }
 
-    async fn post(&self, webhook: &Webhook, alert: &Alert, body: &[u8]) -> DeliveryOutcome {
+    async fn post(&self, webhook: &Webhook, event: &'static str, body: &[u8]) -> DeliveryOutcome {
         let config = &webhook.config;
         let policy = RetryPolicy {
             max_attempts: config.max_attempts,
@@ -212,7 +351,7 @@ impl Notifier {
                 .post(&config.url)
                 .timeout(config.timeout)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(EVENT_HEADER, event_kind(alert))
+                .header(EVENT_HEADER, event)
                 .body(body.to_vec());
             if let Some(secret) = &config.secret {
                 request = request.header(SIGNATURE_HEADER, sign(secret, body));

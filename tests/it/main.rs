@@ -6,10 +6,14 @@
 
 mod support;
 
+mod alerting;
 mod audit_cli;
 mod binary;
+mod commands;
 mod faults;
 mod gate_api;
 mod market_flow;
 mod policy_reload;
+mod slack;
+mod telegram;
 mod validators;

@@ -10,7 +10,7 @@ use super::{Exit, ProposalsCommand};
 use crate::config::Config;
 use crate::gate::{Pause, ProposalRecord};
 
-fn fail(message: impl std::fmt::Display) -> Exit {
+pub(super) fn fail(message: impl std::fmt::Display) -> Exit {
     eprintln!("error: {message}");
     Exit(1)
 }
@@ -37,7 +37,7 @@ pub fn new_token(user: &str, roles: &[String]) -> Result<(), Exit> {
 }
 
 /// Reads the caller's token: `--token-file`, else `COMMAND_CENTER_TOKEN`.
-fn token(token_file: Option<&Path>) -> Result<String, Exit> {
+pub(super) fn token(token_file: Option<&Path>) -> Result<String, Exit> {
     if let Some(path) = token_file {
         return std::fs::read_to_string(path)
             .map(|text| text.trim().to_owned())
@@ -53,14 +53,14 @@ fn token(token_file: Option<&Path>) -> Result<String, Exit> {
     })
 }
 
-struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
     url: String,
     token: String,
 }
 
 impl Client {
-    fn new(config: &Config, token_file: Option<&Path>) -> Result<Self, Exit> {
+    pub(super) fn new(config: &Config, token_file: Option<&Path>) -> Result<Self, Exit> {
         Ok(Self {
             http: reqwest::Client::new(),
             url: daemon_url(config),
@@ -68,7 +68,7 @@ impl Client {
         })
     }
 
-    async fn send<T: serde::de::DeserializeOwned>(
+    pub(super) async fn send<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,

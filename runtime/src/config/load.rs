@@ -259,6 +259,8 @@ const SECTIONS: &[&str] = &[
     "notify",
     "access",
     "executors",
+    "alerting",
+    "channels",
     "demo",
 ];
 
@@ -449,6 +451,8 @@ pub fn load_text(
             &locator,
             &mut problems,
         ),
+        alerting: section::<super::AlertingConfig>(&table, "alerting", &locator, &mut problems),
+        channels: section::<super::ChannelsConfig>(&table, "channels", &locator, &mut problems),
         demo: section::<DemoConfig>(&table, "demo", &locator, &mut problems),
     };
 
@@ -465,6 +469,30 @@ pub fn load_text(
         config.sources.toncenter.api_key = read_secret_file(
             &path,
             "sources.toncenter.api_key_file",
+            &locator,
+            &mut problems,
+        );
+    }
+    if let Some(path) = config.channels.slack.signing_secret_file.clone() {
+        config.channels.slack.signing_secret = read_secret_file(
+            &path,
+            "channels.slack.signing_secret_file",
+            &locator,
+            &mut problems,
+        );
+    }
+    if let Some(path) = config.channels.slack.bot_token_file.clone() {
+        config.channels.slack.bot_token = read_secret_file(
+            &path,
+            "channels.slack.bot_token_file",
+            &locator,
+            &mut problems,
+        );
+    }
+    if let Some(path) = config.channels.telegram.bot_token_file.clone() {
+        config.channels.telegram.bot_token = read_secret_file(
+            &path,
+            "channels.telegram.bot_token_file",
             &locator,
             &mut problems,
         );

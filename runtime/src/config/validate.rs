@@ -159,6 +159,64 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
     );
     check_retry(&mut problems, "sources.tonapi.retry", &tonapi.retry);
 
+    let slack = &config.channels.slack;
+    if slack.enabled {
+        if slack.signing_secret.is_none() && slack.signing_secret_file.is_none() {
+            problems.push((
+                "channels.slack.signing_secret".to_owned(),
+                "Slack is enabled but has no signing secret: set COMMAND_CENTER__CHANNELS__SLACK__SIGNING_SECRET or channels.slack.signing_secret_file (the app's Basic Information page shows it)".to_owned(),
+            ));
+        }
+        if slack.bot_token.is_none() && slack.bot_token_file.is_none() {
+            problems.push((
+                "channels.slack.bot_token".to_owned(),
+                "Slack is enabled but has no bot token: set COMMAND_CENTER__CHANNELS__SLACK__BOT_TOKEN or channels.slack.bot_token_file (the Bot User OAuth Token, xoxb-...)".to_owned(),
+            ));
+        }
+    }
+    check_url(
+        &mut problems,
+        "channels.slack.api_base_url",
+        &slack.api_base_url,
+    );
+    check_rate(
+        &mut problems,
+        "channels.slack.requests_per_second",
+        slack.requests_per_second,
+    );
+
+    let telegram = &config.channels.telegram;
+    if telegram.enabled && telegram.bot_token.is_none() && telegram.bot_token_file.is_none() {
+        problems.push((
+            "channels.telegram.bot_token".to_owned(),
+            "Telegram is enabled but has no bot token: set COMMAND_CENTER__CHANNELS__TELEGRAM__BOT_TOKEN or channels.telegram.bot_token_file (from @BotFather)".to_owned(),
+        ));
+    }
+    check_url(
+        &mut problems,
+        "channels.telegram.api_url",
+        &telegram.api_url,
+    );
+    if telegram.long_poll > Duration::from_secs(50) {
+        problems.push((
+            "channels.telegram.long_poll".to_owned(),
+            "must be at most 50s".to_owned(),
+        ));
+    }
+    if telegram.enabled
+        && !config
+            .access
+            .users
+            .iter()
+            .any(|user| user.telegram_id.is_some())
+    {
+        problems.push((
+            "channels.telegram.enabled".to_owned(),
+            "the bot would serve nobody: give at least one [[access.users]] a telegram_id"
+                .to_owned(),
+        ));
+    }
+
     for problem in config.agents.market.validate() {
         problems.push((format!("agents.market.{}", problem.path), problem.message));
     }
@@ -216,6 +274,8 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         ));
     }
 
+    validate_alerting(config, &mut problems);
+
     if !(config.demo.speed.is_finite() && config.demo.speed > 0.0) {
         problems.push((
             "demo.speed".to_owned(),
@@ -223,6 +283,153 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         ));
     }
     problems
+}
+
+fn check_matchers(problems: &mut Vec<(String, String)>, path: &str, matchers: &[String]) {
+    for (index, text) in matchers.iter().enumerate() {
+        if let Err(message) = crate::router::matcher::Matcher::parse(text) {
+            problems.push((format!("{path}[{index}]"), message));
+        }
+    }
+}
+
+/// `[alerting]`: receivers exist and can deliver, matchers and schedules parse.
+fn validate_alerting(config: &Config, problems: &mut Vec<(String, String)>) {
+    use super::{DEFAULT_RECEIVER, ReceiverKind, RouteConfig};
+
+    let alerting = &config.alerting;
+    let mut receivers = std::collections::BTreeSet::from([DEFAULT_RECEIVER.to_owned()]);
+    for (index, receiver) in alerting.receivers.iter().enumerate() {
+        let at = |key: &str| format!("alerting.receivers[{index}].{key}");
+        if receiver.name.trim().is_empty() {
+            problems.push((at("name"), "must not be empty".to_owned()));
+        } else if receiver.name == DEFAULT_RECEIVER {
+            problems.push((
+                at("name"),
+                format!("{DEFAULT_RECEIVER:?} is built in (the log and every [[notify.webhooks]] entry); choose another name"),
+            ));
+        } else if !receivers.insert(receiver.name.clone()) {
+            problems.push((at("name"), format!("{:?} is listed twice", receiver.name)));
+        }
+        match receiver.kind {
+            ReceiverKind::Log => {}
+            ReceiverKind::Webhook => match &receiver.webhook {
+                None => problems.push((
+                    at("webhook"),
+                    "a webhook receiver names a [[notify.webhooks]] entry: webhook = \"<its name>\"".to_owned(),
+                )),
+                Some(name) if !config.notify.webhooks.iter().any(|hook| &hook.name == name) => {
+                    problems.push((
+                        at("webhook"),
+                        format!(
+                            "no [[notify.webhooks]] entry is named {name:?}; known: {}",
+                            config
+                                .notify
+                                .webhooks
+                                .iter()
+                                .map(|hook| hook.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            },
+            kind @ (ReceiverKind::Telegram | ReceiverKind::Slack | ReceiverKind::Email) => {
+                problems.push((
+                    at("kind"),
+                    format!(
+                        "{} receivers are not available yet (a later release delivers them); for now use kind = \"webhook\" (e.g. a gateway) or \"log\"",
+                        kind.as_str()
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn walk(
+        route: &RouteConfig,
+        path: &str,
+        receivers: &std::collections::BTreeSet<String>,
+        problems: &mut Vec<(String, String)>,
+    ) {
+        if let Some(receiver) = &route.receiver
+            && !receivers.contains(receiver)
+        {
+            problems.push((
+                format!("{path}.receiver"),
+                format!(
+                    "no receiver named {receiver:?}; known: {}",
+                    receivers.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        check_matchers(problems, &format!("{path}.matchers"), &route.matchers);
+        if let Some(labels) = &route.group_by
+            && labels.iter().any(|label| label.trim().is_empty())
+        {
+            problems.push((
+                format!("{path}.group_by"),
+                "label names must not be empty".to_owned(),
+            ));
+        }
+        for (index, child) in route.routes.iter().enumerate() {
+            walk(
+                child,
+                &format!("{path}.routes[{index}]"),
+                receivers,
+                problems,
+            );
+        }
+    }
+    walk(&alerting.route, "alerting.route", &receivers, problems);
+
+    for (index, rule) in alerting.inhibit_rules.iter().enumerate() {
+        let at = |key: &str| format!("alerting.inhibit_rules[{index}].{key}");
+        if rule.source_matchers.is_empty() {
+            problems.push((
+                at("source_matchers"),
+                "needs at least one matcher".to_owned(),
+            ));
+        }
+        if rule.target_matchers.is_empty() {
+            problems.push((
+                at("target_matchers"),
+                "needs at least one matcher".to_owned(),
+            ));
+        }
+        check_matchers(problems, &at("source_matchers"), &rule.source_matchers);
+        check_matchers(problems, &at("target_matchers"), &rule.target_matchers);
+    }
+    for (index, step) in alerting.escalation.iter().enumerate() {
+        let at = |key: &str| format!("alerting.escalation[{index}].{key}");
+        if !receivers.contains(&step.receiver) {
+            problems.push((
+                at("receiver"),
+                format!("no receiver named {:?}", step.receiver),
+            ));
+        }
+        if step.escalate_after.is_zero() {
+            problems.push((at("escalate_after"), "must be longer than 0s".to_owned()));
+        }
+        check_matchers(problems, &at("matchers"), &step.matchers);
+    }
+    for (index, window) in alerting.maintenance_windows.iter().enumerate() {
+        let at = |key: &str| format!("alerting.maintenance_windows[{index}].{key}");
+        if window.name.trim().is_empty() {
+            problems.push((at("name"), "must not be empty".to_owned()));
+        }
+        if let Err(message) = crate::router::schedule::WeeklyWindow::parse(&window.schedule) {
+            problems.push((at("schedule"), message));
+        }
+        check_matchers(problems, &at("matchers"), &window.matchers);
+    }
+    if alerting.evaluation_interval < Duration::from_millis(100) {
+        problems.push((
+            "alerting.evaluation_interval".to_owned(),
+            "must be at least 100ms".to_owned(),
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,703 @@
+//! [`execute`]: a command's answer, read through the same functions the CLI and the API use.
+
+use agents::alert::{ACTIVE_PREFIX, ActiveAlert};
+use agents::validators_report::{self, Period, ValidatorSummary};
+use chrono::{DateTime, Duration, Utc};
+use memory::JournalQuery;
+
+use super::{Action, ActionStyle, AlertLine, Answer, COMMANDS, Command, Context, Outcome, Table};
+use crate::gate::ProposalState;
+
+/// The role the gate's HTTP API asks of whoever pauses or resumes autonomy.
+pub const OPERATOR_ROLE: &str = "operator";
+
+/// Proposals `/approvals` lists with buttons; more are counted, not shown.
+const MAX_APPROVALS_SHOWN: usize = 10;
+
+fn or_dash<T>(value: Option<T>, format: impl Fn(T) -> String) -> String {
+    value.map(format).unwrap_or_else(|| "-".to_owned())
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn failed(what: &str, error: impl std::fmt::Display) -> Answer {
+    tracing::warn!(%error, command = what, "command failed");
+    Answer::with_outcome(
+        Outcome::Failed,
+        format!("Cannot read {what}"),
+        format!("reading {what} failed: {error}; the daemon's log has details, try again"),
+    )
+}
+
+fn alert_line(alert: &agents::Alert) -> AlertLine {
+    AlertLine {
+        key: alert.key.clone(),
+        severity: alert.severity.to_string(),
+        summary: alert.summary.clone(),
+        since: alert.starts_at,
+    }
+}
+
+/// Runs one command as `context.caller`.
+pub async fn execute(command: &Command, context: &Context) -> Answer {
+    let now = Utc::now();
+    match command {
+        Command::Start => help(Answer::new("Command Center").paragraph(format!(
+            "Hello {}. I watch the validators, the market and the approvals. Send a command, \
+             or ask a question in plain words.",
+            context.caller.name
+        ))),
+        Command::Help => help(
+            Answer::new("Commands").paragraph("Send a command, or ask a question in plain words."),
+        ),
+        Command::Status => status(context, now),
+        Command::Validators => validators(context, now),
+        Command::Validator { name } => validator(context, name, now),
+        Command::Earnings { period } => earnings(context, *period, now),
+        Command::Ranking => ranking(context, now),
+        Command::Finance => Answer::with_outcome(
+            Outcome::Unavailable,
+            "Finance",
+            "The finance domain is not built yet. When it is, /finance will show the treasury: \
+             wallet balances in TON and USD, inflows and outflows by period, and transfers \
+             waiting for approval. Until then: /earnings for validator rewards, /market for \
+             prices.",
+        ),
+        Command::Market => market(context, now),
+        Command::Alerts => alerts(context),
+        Command::Silence { .. } | Command::Ack { .. } => {
+            let name = if matches!(command, Command::Silence { .. }) {
+                "/silence"
+            } else {
+                "/ack"
+            };
+            Answer::with_outcome(
+                Outcome::Unavailable,
+                format!("{name} is not available yet"),
+                format!(
+                    "{name} arrives with the alert router (silences by matchers with expiry, \
+                     acknowledgements that stop repeats). Nothing was changed. /alerts shows \
+                     what is firing now."
+                ),
+            )
+        }
+        Command::Approvals => approvals(context),
+        Command::Audit { limit } => audit(context, *limit),
+        Command::Pause { agent, reason } => pause(context, agent.as_deref(), reason).await,
+        Command::Resume { agent } => resume(context, agent.as_deref()).await,
+        Command::Ask(text) => ask(text),
+    }
+}
+
+fn help(answer: Answer) -> Answer {
+    let mut table = Table::new(["COMMAND", "WHAT IT DOES"]);
+    for spec in COMMANDS {
+        table.row([spec.usage, spec.description]);
+    }
+    answer.table(table)
+}
+
+fn ask(text: &str) -> Answer {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| word.len() >= 2)
+        .map(str::to_lowercase)
+        .collect();
+    let mut scored: Vec<(usize, &super::CommandSpec)> = COMMANDS
+        .iter()
+        .map(|spec| {
+            let score = words
+                .iter()
+                .filter(|word| {
+                    word.as_str() == spec.name
+                        || (word.len() >= 4 && spec.name.starts_with(word.as_str()))
+                        || spec.keywords.contains(&word.as_str())
+                })
+                .count();
+            (score, spec)
+        })
+        .filter(|(score, _)| *score > 0)
+        .collect();
+    scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
+    let mut answer = Answer::new("No conversation agent configured").paragraph(
+        "No language model is configured, so I cannot answer questions in plain words yet.",
+    );
+    let mut table = Table::new(["COMMAND", "WHAT IT DOES"]);
+    if scored.is_empty() {
+        answer = answer.paragraph("None of the commands matches your words; these are all:");
+        for spec in COMMANDS {
+            table.row([spec.usage, spec.description]);
+        }
+    } else {
+        answer = answer.paragraph("These commands may answer it:");
+        for (_, spec) in scored.iter().take(5) {
+            table.row([spec.usage, spec.description]);
+        }
+    }
+    answer.table(table)
+}
+
+fn status(context: &Context, now: DateTime<Utc>) -> Answer {
+    let mut answer = Answer::new("Status");
+    let (actors, sources, firing, entries, pending, paused) = match &context.app {
+        Some(app) => match crate::http::status_report(app) {
+            Ok(report) => {
+                answer = answer
+                    .fact("Version", report.version.clone())
+                    .fact(
+                        "Uptime",
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            report.uptime_seconds.max(0).unsigned_abs(),
+                        ))
+                        .to_string(),
+                    )
+                    .fact("Ready", if report.ready { "yes" } else { "NO" })
+                    .fact("Mode", if report.demo { "demo" } else { "live" })
+                    .fact("Policies", format!("{} loaded", report.policies.policies));
+                (
+                    report.actors,
+                    report.sources,
+                    report.firing_alerts,
+                    report.journal.entries,
+                    report.pending_approvals,
+                    report.paused,
+                )
+            }
+            Err(error) => return failed("the status", error),
+        },
+        None => {
+            let snapshot = context.health.snapshot();
+            let firing = match context
+                .store
+                .state()
+                .scan_prefix::<ActiveAlert>(ACTIVE_PREFIX)
+            {
+                Ok(active) => active.into_iter().map(|(_, active)| active.alert).collect(),
+                Err(error) => return failed("the firing alerts", error),
+            };
+            let pending = match context.gate.list(Some(ProposalState::Pending)) {
+                Ok(pending) => pending.len(),
+                Err(error) => return failed("the approvals", error),
+            };
+            let paused = match context.gate.pauses() {
+                Ok(paused) => paused,
+                Err(error) => return failed("the pauses", error),
+            };
+            (
+                snapshot.actors,
+                snapshot.sources,
+                firing,
+                context.store.journal().len(),
+                pending,
+                paused,
+            )
+        }
+    };
+    answer = answer
+        .fact("Firing alerts", firing.len().to_string())
+        .fact("Pending approvals", pending.to_string())
+        .fact("Journal entries", entries.to_string())
+        .fact(
+            "Autonomy",
+            if paused.is_empty() {
+                "running".to_owned()
+            } else {
+                paused
+                    .iter()
+                    .map(|(scope, pause)| format!("{scope} paused by {}", pause.by))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        );
+    let mut table = Table::new(["COMPONENT", "STATE", "FAILS", "LAST OK"]);
+    for component in actors.iter().chain(sources.iter()) {
+        table.row([
+            component.name.clone(),
+            component.state.to_string(),
+            component.consecutive_failures.to_string(),
+            or_dash(component.last_success, |at| {
+                let age = now - at;
+                if age < Duration::minutes(1) {
+                    format!("{}s ago", age.num_seconds().max(0))
+                } else if age < Duration::hours(1) {
+                    format!("{}m ago", age.num_minutes())
+                } else {
+                    format!("{}h ago", age.num_hours())
+                }
+            }),
+        ]);
+    }
+    if !table.rows.is_empty() {
+        answer = answer.table(table);
+    }
+    answer.alerts = firing.iter().map(alert_line).collect();
+    answer
+}
+
+fn validators(context: &Context, now: DateTime<Utc>) -> Answer {
+    let summaries = match validators_report::summaries(&context.store, now) {
+        Ok(summaries) => summaries,
+        Err(error) => return failed("the validators", error),
+    };
+    if summaries.is_empty() {
+        return Answer::new("Validators").paragraph(
+            "No validator data yet: list validators under [agents.validators] and wait for the \
+             first round of checks.",
+        );
+    }
+    let mut table = Table::new([
+        "NAME", "TON", "SET", "LAG", "DISK", "24H", "RANK", "EFFIC", "ALERTS",
+    ]);
+    for summary in &summaries {
+        table.row(validator_row(summary));
+    }
+    let in_set = summaries
+        .iter()
+        .filter(|summary| summary.in_current_set == Some(true))
+        .count();
+    let mut answer = Answer::new("Validators")
+        .fact("Total", summaries.len().to_string())
+        .fact(
+            "In the current set",
+            format!("{in_set} of {}", summaries.len()),
+        )
+        .table(table);
+    answer.alerts = summaries
+        .iter()
+        .flat_map(|summary| {
+            summary.firing.iter().map(|brief| AlertLine {
+                key: brief.key.clone(),
+                severity: brief.severity.clone(),
+                // Most summaries already name their validator.
+                summary: if brief.summary.contains(&summary.name) {
+                    brief.summary.clone()
+                } else {
+                    format!("{}: {}", summary.name, brief.summary)
+                },
+                since: brief.since,
+            })
+        })
+        .collect();
+    answer
+}
+
+fn validator_row(summary: &ValidatorSummary) -> Vec<String> {
+    vec![
+        summary.name.clone(),
+        or_dash(summary.balance_ton, |sample| format!("{:.2}", sample.value)),
+        match summary.in_current_set {
+            Some(true) => "yes".to_owned(),
+            Some(false) => "NO".to_owned(),
+            None => "-".to_owned(),
+        },
+        or_dash(summary.sync_lag_seconds, |lag| format!("{lag:.0}s")),
+        or_dash(
+            summary.disk_used_percent.values().copied().reduce(f64::max),
+            |used| format!("{used:.0}%"),
+        ),
+        or_dash(summary.balance_change_24h_ton, |change| {
+            format!("{change:+.2}")
+        }),
+        match (summary.rank, summary.set_size) {
+            (Some(rank), Some(size)) => format!("{rank}/{size}"),
+            _ => "-".to_owned(),
+        },
+        or_dash(summary.efficiency_percent, |value| format!("{value:.1}%")),
+        summary.firing.len().to_string(),
+    ]
+}
+
+fn validator(context: &Context, name: &str, now: DateTime<Utc>) -> Answer {
+    let detail = match validators_report::detail(&context.store, name, now) {
+        Ok(Some(detail)) => detail,
+        Ok(None) => {
+            let known = validators_report::names(&context.store).unwrap_or_default();
+            return Answer::with_outcome(
+                Outcome::NotFound,
+                format!("No validator {name}"),
+                if known.is_empty() {
+                    format!("No data for a validator named {name}: no validator has data yet.")
+                } else {
+                    format!(
+                        "No data for a validator named {name}; the validators are: {}",
+                        known.join(", ")
+                    )
+                },
+            );
+        }
+        Err(error) => return failed("the validator", error),
+    };
+    let summary = &detail.summary;
+    let mut answer = Answer::new(format!("Validator {}", summary.name))
+        .fact(
+            "Balance",
+            or_dash(summary.balance_ton, |sample| {
+                format!("{:.2} TON at {}", sample.value, time(sample.at))
+            }),
+        )
+        .fact(
+            "24h change",
+            or_dash(summary.balance_change_24h_ton, |change| {
+                format!("{change:+.2} TON")
+            }),
+        )
+        .fact(
+            "Current set",
+            match summary.in_current_set {
+                Some(true) => "in the set".to_owned(),
+                Some(false) => "NOT in the set".to_owned(),
+                None => "-".to_owned(),
+            },
+        );
+    let mut optional = |label: &str, value: Option<String>| {
+        if let Some(value) = value {
+            answer.facts.push(super::Fact {
+                label: label.to_owned(),
+                value,
+            });
+        }
+    };
+    optional(
+        "Next round",
+        summary
+            .in_next_set
+            .map(|elected| if elected { "elected" } else { "NOT elected" }.to_owned()),
+    );
+    optional(
+        "Rank",
+        summary
+            .rank
+            .zip(summary.set_size)
+            .map(|(rank, size)| format!("{rank} of {size}")),
+    );
+    optional(
+        "Network share",
+        summary.share_percent.map(|share| format!("{share:.3}%")),
+    );
+    optional(
+        "Stake",
+        summary.stake_ton.map(|stake| format!("{stake:.2} TON")),
+    );
+    optional(
+        "Efficiency",
+        summary
+            .efficiency_percent
+            .map(|value| format!("{value:.1}%")),
+    );
+    optional(
+        "Sync lag",
+        summary.sync_lag_seconds.map(|lag| format!("{lag:.0} s")),
+    );
+    for (mountpoint, used) in &summary.disk_used_percent {
+        let growth = summary
+            .disk_growth_percent_per_day
+            .get(mountpoint)
+            .map(|growth| format!(", {growth:+.2} points/day"))
+            .unwrap_or_default();
+        optional(
+            &format!("Disk {mountpoint}"),
+            Some(format!("{used:.1}% used{growth}")),
+        );
+    }
+    optional(
+        "Memory available",
+        summary.memory_available_percent.map(|m| format!("{m:.1}%")),
+    );
+    optional(
+        "CPU busy",
+        summary.cpu_busy_percent.map(|c| format!("{c:.1}%")),
+    );
+    let mut history = Table::new(["HOUR", "BALANCE TON"]).titled("Balance, last 12 hours");
+    for sample in detail.balance_hourly.iter().rev().take(12).rev() {
+        history.row([
+            sample.at.format("%m-%d %H:00").to_string(),
+            format!("{:.2}", sample.value),
+        ]);
+    }
+    if !history.rows.is_empty() {
+        answer = answer.table(history);
+    }
+    answer.alerts = summary
+        .firing
+        .iter()
+        .map(|brief| AlertLine {
+            key: brief.key.clone(),
+            severity: brief.severity.clone(),
+            summary: brief.summary.clone(),
+            since: brief.since,
+        })
+        .collect();
+    answer
+}
+
+fn earnings(context: &Context, period: Period, now: DateTime<Utc>) -> Answer {
+    let report = match validators_report::earnings(&context.store, period, now) {
+        Ok(report) => report,
+        Err(error) => return failed("the earnings", error),
+    };
+    let mut table = Table::new(["NAME", "TON", "USD", "TREND", "APY", "ROUNDS"]);
+    for row in report
+        .validators
+        .iter()
+        .chain(std::iter::once(&report.total))
+    {
+        table.row([
+            row.name.clone(),
+            format!("{:.2}", row.reward_ton),
+            or_dash(row.reward_usd, |usd| format!("{usd:.0}")),
+            or_dash(row.trend_percent, |trend| format!("{trend:+.0}%")),
+            or_dash(row.apy_percent, |apy| format!("{apy:.1}%")),
+            row.rounds.to_string(),
+        ]);
+    }
+    Answer::new(format!("Earnings, last {}", period.as_str()))
+        .fact("From", time(report.from))
+        .fact("To", time(report.to))
+        .fact("Total", format!("{:.2} TON", report.total.reward_ton))
+        .fact(
+            "Total USD",
+            or_dash(report.total.reward_usd, |usd| format!("{usd:.2} USD")),
+        )
+        .table(table)
+}
+
+fn ranking(context: &Context, now: DateTime<Utc>) -> Answer {
+    let rows = match validators_report::ranking(&context.store, now) {
+        Ok(rows) => rows,
+        Err(error) => return failed("the ranking", error),
+    };
+    if rows.is_empty() {
+        return Answer::new("Ranking").paragraph("No validator data yet.");
+    }
+    let mut table = Table::new(["NAME", "RANK", "PREV", "SHARE", "STAKE TON"]);
+    for row in &rows {
+        table.row([
+            row.name.clone(),
+            match (row.rank, row.set_size) {
+                (Some(rank), Some(size)) => format!("{rank}/{size}"),
+                _ if row.in_current_set == Some(false) => "out".to_owned(),
+                _ => "-".to_owned(),
+            },
+            or_dash(row.previous_rank, |rank| rank.to_string()),
+            or_dash(row.share_percent, |share| format!("{share:.3}%")),
+            or_dash(row.stake_ton, |stake| format!("{stake:.0}")),
+        ]);
+    }
+    Answer::new("Ranking").table(table)
+}
+
+fn market(context: &Context, now: DateTime<Utc>) -> Answer {
+    let series = context.store.series();
+    let keys = match series.list() {
+        Ok(keys) => keys,
+        Err(error) => return failed("the prices", error),
+    };
+    let mut table = Table::new(["COIN", "PRICE", "24H", "AT"]);
+    for key in keys
+        .iter()
+        .filter(|key| key.name == agents::market::PRICE_SERIES)
+    {
+        let (Some(coin), Some(vs)) = (key.labels.get("coin"), key.labels.get("vs")) else {
+            continue;
+        };
+        // The same key the market agent writes.
+        let key = agents::market::price_key(coin, vs);
+        let latest = match series.latest(&key) {
+            Ok(Some(latest)) => latest,
+            Ok(None) => continue,
+            Err(error) => return failed("the prices", error),
+        };
+        let day_ago = series
+            .range(&key, now - Duration::hours(24), now + Duration::seconds(1))
+            .ok()
+            .and_then(|samples| samples.first().copied())
+            .filter(|first| first.at < latest.at && first.value != 0.0);
+        table.row([
+            agents::market::symbol(coin),
+            format!("{} {}", price(latest.value), vs.to_uppercase()),
+            or_dash(day_ago, |first| {
+                format!(
+                    "{:+.1}%",
+                    (latest.value - first.value) / first.value * 100.0
+                )
+            }),
+            latest.at.format("%H:%M").to_string(),
+        ]);
+    }
+    if table.rows.is_empty() {
+        return Answer::new("Market").paragraph(
+            "No prices yet: the market agent stores them after its first poll ([agents.market]).",
+        );
+    }
+    Answer::new("Market").table(table)
+}
+
+fn price(value: f64) -> String {
+    if value >= 1000.0 {
+        format!("{value:.0}")
+    } else if value >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.4}")
+    }
+}
+
+fn alerts(context: &Context) -> Answer {
+    let mut firing: Vec<agents::Alert> = match context
+        .store
+        .state()
+        .scan_prefix::<ActiveAlert>(ACTIVE_PREFIX)
+    {
+        Ok(active) => active.into_iter().map(|(_, active)| active.alert).collect(),
+        Err(error) => return failed("the firing alerts", error),
+    };
+    firing.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.starts_at.cmp(&b.starts_at))
+    });
+    let mut answer = Answer::new("Alerts");
+    if firing.is_empty() {
+        answer = answer.paragraph("No alerts firing.");
+    } else {
+        answer = answer.fact("Firing", firing.len().to_string());
+    }
+    answer.alerts = firing.iter().map(alert_line).collect();
+    answer
+}
+
+fn approvals(context: &Context) -> Answer {
+    let pending = match context.gate.list(Some(ProposalState::Pending)) {
+        Ok(pending) => pending,
+        Err(error) => return failed("the approvals", error),
+    };
+    if pending.is_empty() {
+        return Answer::new("Approvals").paragraph("Nothing is waiting for approval.");
+    }
+    let mut answer = Answer::new("Approvals").fact("Pending", pending.len().to_string());
+    let mut table = Table::new(["ID", "KIND", "TARGET", "RISK", "VOTES"]);
+    for record in pending.iter().take(MAX_APPROVALS_SHOWN) {
+        let operation = &record.proposal.operation;
+        table.row([
+            record.proposal.id.clone(),
+            operation.kind.clone(),
+            operation.target.clone(),
+            format!("{:?}", operation.risk).to_lowercase(),
+            format!("{}/{}", record.approvals.len(), record.approvals_needed()),
+        ]);
+        let id = &record.proposal.id;
+        answer.actions.extend([
+            Action {
+                label: "Approve".to_owned(),
+                action_id: format!("approve:{id}"),
+                style: ActionStyle::Primary,
+            },
+            Action {
+                label: "Reject".to_owned(),
+                action_id: format!("reject:{id}"),
+                style: ActionStyle::Danger,
+            },
+            Action {
+                label: "Details".to_owned(),
+                action_id: format!("details:{id}"),
+                style: ActionStyle::Default,
+            },
+        ]);
+    }
+    answer = answer.table(table);
+    if pending.len() > MAX_APPROVALS_SHOWN {
+        answer = answer.paragraph(format!(
+            "{} more; `command-center proposals list --state pending` lists them all.",
+            pending.len() - MAX_APPROVALS_SHOWN
+        ));
+    }
+    answer
+}
+
+fn audit(context: &Context, limit: usize) -> Answer {
+    let query = JournalQuery {
+        limit: Some(limit),
+        newest_first: true,
+        ..JournalQuery::default()
+    };
+    let mut entries = match context.store.journal().query(&query) {
+        Ok(entries) => entries,
+        Err(error) => return failed("the audit log", error),
+    };
+    entries.reverse();
+    if entries.is_empty() {
+        return Answer::new("Audit log").paragraph("The audit log is empty.");
+    }
+    let mut table = Table::new(["SEQ", "TIME", "KIND", "ACTOR", "SUBJECT"]);
+    for entry in &entries {
+        table.row([
+            entry.seq.to_string(),
+            entry.at.format("%m-%d %H:%M").to_string(),
+            entry.kind.clone(),
+            entry.actor.clone(),
+            entry.subject.clone(),
+        ]);
+    }
+    Answer::new(format!("Audit log, last {}", entries.len()))
+        .fact(
+            "Entries in the log",
+            context.store.journal().len().to_string(),
+        )
+        .table(table)
+}
+
+fn refused(context: &Context, what: &str) -> Answer {
+    Answer::with_outcome(
+        Outcome::Refused,
+        "Not allowed",
+        format!(
+            "{} needs the {OPERATOR_ROLE} role to {what} autonomy; nothing was changed. Ask an \
+             administrator to add the role under [[access.users]].",
+            context.caller.name
+        ),
+    )
+}
+
+async fn pause(context: &Context, agent: Option<&str>, reason: &str) -> Answer {
+    if !context.caller.has_role(OPERATOR_ROLE) {
+        return refused(context, "pause");
+    }
+    match context
+        .gate
+        .pause(agent, &context.caller.name, reason)
+        .await
+    {
+        Ok(pause) => Answer::new("Autonomy paused")
+            .paragraph(match agent {
+                Some(agent) => format!("{agent} takes no action on its own until /resume {agent}."),
+                None => "Nothing runs on its own until /resume.".to_owned(),
+            })
+            .fact("Scope", agent.unwrap_or("all"))
+            .fact("By", pause.by)
+            .fact("At", time(pause.at))
+            .fact(
+                "Reason",
+                if pause.reason.is_empty() {
+                    "-".to_owned()
+                } else {
+                    pause.reason
+                },
+            ),
+        Err(error) => failed("the pause", error),
+    }
+}
+
+async fn resume(context: &Context, agent: Option<&str>) -> Answer {
+    if !context.caller.has_role(OPERATOR_ROLE) {
+        return refused(context, "resume");
+    }
+    match context.gate.resume(agent, &context.caller.name).await {
+        Ok(()) => Answer::new("Autonomy resumed")
+            .paragraph("Agents act within their policies again.")
+            .fact("Scope", agent.unwrap_or("all"))
+            .fact("By", context.caller.name.clone()),
+        Err(error) => failed("the resume", error),
+    }
+}

@@ -1,0 +1,264 @@
+//! The alert router in the real daemon: validator alerts from the simulated world are grouped
+//! into one webhook delivery, a silence made through the API holds back the next alert, and an
+//! acknowledgement stops the repeats. Alerts travel over real sockets, so the router's clock is
+//! driven with explicit times (`AlertRouter::tick`) instead of sleeps.
+
+use std::time::Duration;
+
+use agents::validators::WatchedValidator;
+use chrono::Utc;
+use memory::JournalQuery;
+use runtime::config::{AlertReceiverConfig, ReceiverKind, RouteConfig, UserConfig};
+use runtime::daemon::{Daemon, RunOptions};
+use runtime::router::AlertEntry;
+use sha2::Digest;
+use tools::sim::{SimNode, SimValidator, SimWorld, sim_public_key};
+
+use crate::support::{config_for, ops_webhook, point_chain_at, quiet_scenario, system, tick};
+
+const ALPHA: &str = "-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const BRAVO: &str = "-1:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const TOKEN: &str = "cc_alerting_test_token";
+
+fn validator(name: &str, address: &str, balance_ton: f64, stake_ton: f64) -> SimValidator {
+    SimValidator {
+        name: name.into(),
+        address: address.into(),
+        balance_ton,
+        stake_ton,
+        seqno: 0,
+        wallet_type: None,
+        node: None,
+        rotate_keys_at: None,
+    }
+}
+
+fn dispatched(store: &memory::Store) -> Vec<memory::JournalEntry> {
+    store
+        .journal()
+        .query(&JournalQuery {
+            kind: Some("router.dispatched".into()),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+/// Polls `GET /v1/alerts?status=firing` until `done` holds (the router reads its queue in
+/// its own task).
+async fn firing_until(
+    client: &reqwest::Client,
+    http: &str,
+    done: impl Fn(&[AlertEntry]) -> bool,
+) -> Vec<AlertEntry> {
+    let mut last = Vec::new();
+    for _ in 0..200 {
+        last = client
+            .get(format!("{http}/v1/alerts?status=firing"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the router never reached the expected state: {last:?}");
+}
+
+#[test]
+fn validator_alerts_are_grouped_silenced_and_acknowledged() {
+    system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut scenario = quiet_scenario();
+        // Alpha stops syncing 3 minutes in; bravo is short of stake and out of the set.
+        let mut alpha = validator("alpha", ALPHA, 400_000.0, 400_000.0);
+        alpha.node = Some(SimNode {
+            out_of_sync_at: Some(Duration::from_secs(180)),
+            ..SimNode::default()
+        });
+        let bravo = validator("bravo", BRAVO, 1_000.0, 0.0);
+        let (alpha_key, bravo_key) = (sim_public_key(&alpha), sim_public_key(&bravo));
+        scenario.validators = vec![alpha, bravo];
+        let sim = SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+
+        let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
+        config.agents.market.enabled = false;
+        point_chain_at(&mut config, &sim);
+        let watched = &mut config.agents.validators;
+        watched.enabled = true;
+        watched.interval = Duration::from_secs(3600);
+        watched.poll_on_start = false;
+        watched.check_releases = false;
+        watched.validators = vec![
+            WatchedValidator {
+                name: "alpha".into(),
+                wallet: ALPHA.into(),
+                public_key: Some(alpha_key),
+                metrics_url: Some(sim.metrics_url("alpha")),
+                ..Default::default()
+            },
+            WatchedValidator {
+                name: "bravo".into(),
+                wallet: BRAVO.into(),
+                public_key: Some(bravo_key),
+                metrics_url: None,
+                ..Default::default()
+            },
+        ];
+        config.notify.webhooks.push(ops_webhook(&sim, None));
+        config.access.users.push(UserConfig {
+            name: "alice".into(),
+            roles: vec!["operator".into()],
+            token_sha256: Some(hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()))),
+            telegram_id: None,
+            slack_id: None,
+        });
+        let alerting = &mut config.alerting;
+        alerting.receivers.push(AlertReceiverConfig {
+            name: "ops".into(),
+            kind: ReceiverKind::Webhook,
+            webhook: Some("ops".into()),
+            chat: None,
+            channel: None,
+            to: Vec::new(),
+        });
+        alerting.route = RouteConfig {
+            receiver: Some("ops".into()),
+            group_by: Some(vec!["validator".into()]),
+            group_wait: Some(Duration::from_secs(60)),
+            group_interval: Some(Duration::from_secs(300)),
+            repeat_interval: Some(Duration::from_secs(3600)),
+            ..RouteConfig::default()
+        };
+        // The test drives the router's clock itself.
+        alerting.evaluation_interval = Duration::from_secs(24 * 3600);
+        let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
+        let agent = daemon.agent("validators").unwrap().clone();
+        let store = daemon.state.store.clone();
+        let router = daemon.state.router.clone();
+        let http = format!("http://{}", daemon.http_addr);
+        let client = reqwest::Client::new();
+
+        // Two alerts of bravo: one group, held for group_wait, then one delivery.
+        let first = tick(&sim, &agent).await.unwrap().unwrap();
+        assert_eq!(first.alerts.len(), 2, "{:?}", first.alerts);
+        firing_until(&client, &http, |alerts| alerts.len() == 2).await;
+        assert!(dispatched(&store).is_empty(), "group_wait holds the group");
+        let start = Utc::now();
+        router.tick(start + chrono::Duration::seconds(61)).await.unwrap();
+        let hooks = sim.wait_for_webhooks(1, Duration::from_secs(10)).await;
+        assert_eq!(hooks.len(), 1);
+        let body = &hooks[0].body;
+        assert_eq!(body["event"], "alert.firing");
+        assert_eq!(body["group"]["receiver"], "ops");
+        assert_eq!(body["group"]["kind"], "notification");
+        assert_eq!(body["group"]["labels"]["validator"], "bravo");
+        let mut keys: Vec<&str> = body["group"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|alert| alert["key"].as_str().unwrap())
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["validators.low_balance/bravo", "validators.not_in_set/bravo"]
+        );
+        let group_key = body["group"]["key"].as_str().unwrap().to_owned();
+
+        // A silence needs a known user; the API records who made it.
+        let refused = client
+            .post(format!("{http}/v1/silences"))
+            .json(&serde_json::json!({"matchers": ["rule=out_of_sync"], "duration": "24h", "comment": "resync"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+        let silence: runtime::router::Silence = client
+            .post(format!("{http}/v1/silences"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"matchers": ["rule=out_of_sync"], "duration": "24h", "comment": "resync"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(silence.created_by, "alice");
+
+        // Alpha falls behind (300 s in): the silence holds its alert back.
+        let mut fired = Vec::new();
+        for _ in 0..4 {
+            fired.extend(tick(&sim, &agent).await.unwrap().unwrap().alerts);
+        }
+        assert_eq!(fired, ["validators.out_of_sync/alpha"]);
+        let firing = firing_until(&client, &http, |alerts| alerts.len() == 3).await;
+        let alpha = firing
+            .iter()
+            .find(|entry| entry.alert.key == "validators.out_of_sync/alpha")
+            .unwrap();
+        assert_eq!(alpha.state, "silenced");
+        assert_eq!(alpha.silenced_by, std::slice::from_ref(&silence.id));
+        router.tick(start + chrono::Duration::seconds(300)).await.unwrap();
+        assert_eq!(dispatched(&store).len(), 1, "silenced: nothing sent");
+
+        // Unacknowledged, bravo's group repeats after repeat_interval ...
+        router.tick(start + chrono::Duration::seconds(3700)).await.unwrap();
+        let hooks = sim.wait_for_webhooks(2, Duration::from_secs(10)).await;
+        assert_eq!(hooks[1].body["group"]["kind"], "repeat");
+        // ... until someone acknowledges it (group keys go percent-encoded in the path).
+        let ack = client
+            .post(format!(
+                "{http}/v1/alerts/{}/ack",
+                runtime::cli::encode_segment(&group_key)
+            ))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"comment": "topping up"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ack.status(), 200);
+        let ack: runtime::router::Ack = ack.json().await.unwrap();
+        assert_eq!((ack.by.as_str(), ack.key.as_str()), ("alice", group_key.as_str()));
+        router.tick(start + chrono::Duration::seconds(3 * 3600)).await.unwrap();
+        assert_eq!(dispatched(&store).len(), 2, "acknowledged: no more repeats");
+        let unknown = client
+            .post(format!("{http}/v1/alerts/nothing/ack"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), 404);
+
+        // The history answers with label matchers.
+        let history: Vec<AlertEntry> = client
+            .get(format!("{http}/v1/alerts?matchers=validator%3Dbravo"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 2, "{history:?}");
+        assert!(history.iter().all(|entry| entry.state == "firing"));
+
+        daemon.shutdown("test").await.unwrap();
+        let kinds: Vec<String> = store
+            .journal()
+            .query(&JournalQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.kind)
+            .filter(|kind| kind.starts_with("silence.") || kind.starts_with("ack."))
+            .collect();
+        assert_eq!(kinds, ["silence.created", "ack.created"]);
+        sim.shutdown();
+    });
+}

@@ -1,0 +1,165 @@
+//! Telegram end to end: teloxide pointed at the simulated Bot API on 127.0.0.1. Commands are
+//! registered, a configured person's messages are answered in MarkdownV2, strangers get a
+//! polite refusal (journaled, nothing changed), and an Approve button decides through the gate
+//! and replaces the buttons with who decided.
+
+use std::time::Duration;
+
+use memory::JournalQuery;
+use runtime::daemon::{Daemon, RunOptions};
+use serde_json::json;
+use tools::secret::Secret;
+use tools::sim::{SimWorld, TelegramInjected};
+
+use crate::support::{config_for, quiet_scenario, system};
+
+const ALICE: i64 = 1001;
+const STRANGER: i64 = 2002;
+const WAIT: Duration = Duration::from_secs(15);
+
+#[test]
+fn telegram_commands_refusals_and_an_approval_button() {
+    system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = SimWorld::start(quiet_scenario(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
+        let telegram = &mut config.channels.telegram;
+        telegram.enabled = true;
+        telegram.bot_token = Some(Secret::new("123456:TEST-token-for-the-sim"));
+        telegram.api_url = sim.telegram_api_url();
+        telegram.long_poll = Duration::from_secs(1);
+        config.access.users.push(
+            serde_json::from_value(
+                json!({ "name": "alice", "roles": ["operator"], "telegram_id": ALICE }),
+            )
+            .unwrap(),
+        );
+        config.executors.command.programs.insert(
+            "restart_validator".into(),
+            serde_json::from_value(json!({ "program": "/bin/echo", "args": ["{validator}"] }))
+                .unwrap(),
+        );
+        let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
+        let store = daemon.state.store.clone();
+
+        // The command menu is registered at start.
+        let registered = sim.wait_for_telegram("setMyCommands", 1, WAIT).await;
+        assert_eq!(registered.len(), 1);
+        let listed = registered[0].params["commands"].to_string();
+        assert!(listed.contains("validators"), "{listed}");
+
+        // A configured person asks for help: answered in MarkdownV2.
+        sim.telegram_inject(TelegramInjected::Message {
+            chat_id: ALICE,
+            user_id: ALICE,
+            username: Some("alice".into()),
+            text: "/help".into(),
+        });
+        let sent = sim.wait_for_telegram("sendMessage", 1, WAIT).await;
+        assert_eq!(sent[0].status, 200, "{:?}", sent[0]);
+        assert_eq!(sent[0].params["parse_mode"], "MarkdownV2");
+        let help = sent[0].params["text"].as_str().unwrap();
+        assert!(help.contains("validators"), "{help}");
+
+        // A stranger: a polite refusal, journaled, nothing run.
+        sim.telegram_inject(TelegramInjected::Message {
+            chat_id: STRANGER,
+            user_id: STRANGER,
+            username: None,
+            text: "/pause".into(),
+        });
+        let sent = sim.wait_for_telegram("sendMessage", 2, WAIT).await;
+        let refusal = sent[1].params["text"].as_str().unwrap();
+        assert_eq!(sent[1].params["chat_id"], STRANGER);
+        assert!(refusal.contains("only serves its team"), "{refusal}");
+        assert!(daemon.state.gate.pauses().unwrap().is_empty());
+
+        // A proposal waiting for an operator, listed with buttons, approved with one tap.
+        let proposal: policies::Proposal = serde_json::from_value(json!({
+            "id": "tg-restart-1",
+            "proposer": {"type": "agent", "name": "validators", "domain": "validators"},
+            "operation": {
+                "kind": "command", "domain": "validators", "risk": "medium",
+                "target": "validator-1",
+                "parameters": {"command": "restart_validator", "vars": {"validator": "validator-1"}}
+            },
+            "rationale": "node out of sync"
+        }))
+        .unwrap();
+        daemon.state.gate.submit(proposal).await.unwrap();
+        sim.telegram_inject(TelegramInjected::Message {
+            chat_id: ALICE,
+            user_id: ALICE,
+            username: Some("alice".into()),
+            text: "/approvals".into(),
+        });
+        let sent = sim.wait_for_telegram("sendMessage", 3, WAIT).await;
+        let listing = &sent[2];
+        let keyboard = listing.params["reply_markup"].to_string();
+        assert!(keyboard.contains("approve:tg-restart-1"), "{keyboard}");
+        // The sim numbers the bot's messages from 100.
+        let message_id = 100 + 2;
+        // A stranger's press decides nothing.
+        sim.telegram_inject(TelegramInjected::CallbackQuery {
+            chat_id: ALICE,
+            user_id: STRANGER,
+            username: None,
+            message_id,
+            data: "approve:tg-restart-1".into(),
+        });
+        sim.telegram_inject(TelegramInjected::CallbackQuery {
+            chat_id: ALICE,
+            user_id: ALICE,
+            username: Some("alice".into()),
+            message_id,
+            data: "approve:tg-restart-1".into(),
+        });
+        let answered = sim.wait_for_telegram("answerCallbackQuery", 2, WAIT).await;
+        assert_eq!(answered.len(), 2);
+        assert!(
+            answered[0].params["text"]
+                .as_str()
+                .unwrap()
+                .contains("not allowed")
+        );
+        assert!(
+            answered[1].params["text"]
+                .as_str()
+                .unwrap()
+                .contains("approved by alice"),
+            "{:?}",
+            answered[1].params
+        );
+        let edited = sim.wait_for_telegram("editMessageText", 1, WAIT).await;
+        assert_eq!(edited[0].params["message_id"], message_id);
+        assert!(
+            edited[0].params["text"]
+                .as_str()
+                .unwrap()
+                .contains("approved by alice")
+        );
+        let record = daemon.state.gate.get("tg-restart-1").unwrap().unwrap();
+        assert_eq!(record.state.as_str(), "executed");
+
+        let journal = |kind: &str| {
+            store
+                .journal()
+                .query(&JournalQuery {
+                    kind: Some(kind.into()),
+                    ..Default::default()
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            journal("chat.refused").len(),
+            2,
+            "the stranger's message and press"
+        );
+        assert_eq!(journal("chat.command").len(), 2);
+        assert_eq!(journal("chat.action").len(), 1);
+        daemon.shutdown("test done").await.unwrap();
+        sim.shutdown();
+    });
+}
