@@ -143,6 +143,30 @@ fn telegram_commands_refusals_and_an_approval_button() {
         let record = daemon.state.gate.get("tg-restart-1").unwrap().unwrap();
         assert_eq!(record.state.as_str(), "executed");
 
+        // Silences and acknowledgements go to the alert router as the caller.
+        sim.telegram_inject(TelegramInjected::Message {
+            chat_id: ALICE,
+            user_id: ALICE,
+            username: Some("alice".into()),
+            text: "/silence rule=low_efficiency 2h node maintenance".into(),
+        });
+        let sent = sim.wait_for_telegram("sendMessage", 4, WAIT).await;
+        let silenced = sent[3].params["text"].as_str().unwrap();
+        assert!(silenced.contains("Silenced"), "{silenced}");
+        let silences = daemon.state.router.silences().await;
+        assert_eq!(silences.len(), 1);
+        assert_eq!(silences[0].created_by, "alice");
+        assert_eq!(silences[0].comment, "node maintenance");
+        sim.telegram_inject(TelegramInjected::Message {
+            chat_id: ALICE,
+            user_id: ALICE,
+            username: Some("alice".into()),
+            text: "/ack validators.nothing/here".into(),
+        });
+        let sent = sim.wait_for_telegram("sendMessage", 5, WAIT).await;
+        let unknown = sent[4].params["text"].as_str().unwrap();
+        assert!(unknown.contains("No such alert"), "{unknown}");
+
         let journal = |kind: &str| {
             store
                 .journal()
@@ -157,7 +181,7 @@ fn telegram_commands_refusals_and_an_approval_button() {
             2,
             "the stranger's message and press"
         );
-        assert_eq!(journal("chat.command").len(), 2);
+        assert_eq!(journal("chat.command").len(), 4);
         assert_eq!(journal("chat.action").len(), 1);
         daemon.shutdown("test done").await.unwrap();
         sim.shutdown();

@@ -67,22 +67,8 @@ pub async fn execute(command: &Command, context: &Context) -> Answer {
         ),
         Command::Market => market(context, now),
         Command::Alerts => alerts(context),
-        Command::Silence { .. } | Command::Ack { .. } => {
-            let name = if matches!(command, Command::Silence { .. }) {
-                "/silence"
-            } else {
-                "/ack"
-            };
-            Answer::with_outcome(
-                Outcome::Unavailable,
-                format!("{name} is not available yet"),
-                format!(
-                    "{name} arrives with the alert router (silences by matchers with expiry, \
-                     acknowledgements that stop repeats). Nothing was changed. /alerts shows \
-                     what is firing now."
-                ),
-            )
-        }
+        Command::Silence { arguments } => silence(context, arguments, now).await,
+        Command::Ack { arguments } => ack(context, arguments, now).await,
         Command::Approvals => approvals(context),
         Command::Audit { limit } => audit(context, *limit),
         Command::Pause { agent, reason } => pause(context, agent.as_deref(), reason).await,
@@ -699,5 +685,92 @@ async fn resume(context: &Context, agent: Option<&str>) -> Answer {
             .fact("Scope", agent.unwrap_or("all"))
             .fact("By", context.caller.name.clone()),
         Err(error) => failed("the resume", error),
+    }
+}
+
+const SILENCE_USAGE: &str = "/silence MATCHERS DURATION COMMENT, e.g. /silence rule=low_efficiency,validator=validator-1 2h node maintenance";
+
+/// `/silence MATCHERS DURATION COMMENT`: a silence in the alert router, created as the caller.
+async fn silence(context: &Context, arguments: &str, now: DateTime<Utc>) -> Answer {
+    let Some(app) = &context.app else {
+        return Answer::with_outcome(
+            Outcome::Unavailable,
+            "Silences need the running daemon",
+            "Send /silence through chat or POST /v1/commands.",
+        );
+    };
+    let mut words = arguments.split_whitespace();
+    let (Some(matchers), Some(duration)) = (words.next(), words.next()) else {
+        return Answer::with_outcome(
+            Outcome::Invalid,
+            "Not understood",
+            format!("usage: {SILENCE_USAGE}"),
+        );
+    };
+    let comment = words.collect::<Vec<_>>().join(" ");
+    if comment.is_empty() {
+        return Answer::with_outcome(
+            Outcome::Invalid,
+            "Not understood",
+            format!("say why after the duration; usage: {SILENCE_USAGE}"),
+        );
+    }
+    let request = crate::router::NewSilence {
+        matchers: matchers.split(',').map(str::to_owned).collect(),
+        starts_at: None,
+        ends_at: None,
+        duration: Some(duration.to_owned()),
+        comment,
+    };
+    match app.router.add_silence(request, &context.caller.name, now).await {
+        Ok(silence) => Answer::new("Silenced")
+            .paragraph("Matching alerts are held back until the silence ends; you get a reminder before it does.")
+            .fact("Id", silence.id)
+            .fact("Matchers", silence.matchers.join(", "))
+            .fact("Until", time(silence.ends_at))
+            .fact("By", silence.created_by)
+            .fact("Why", silence.comment),
+        Err(crate::router::RouterError::InvalidInput(message)) => Answer::with_outcome(
+            Outcome::Invalid,
+            "Not understood",
+            format!("{message}; usage: {SILENCE_USAGE}"),
+        ),
+        Err(error) => failed("the silence", error),
+    }
+}
+
+/// `/ack ALERT_OR_GROUP_KEY [COMMENT]`: stops repeats and escalation until it fires anew.
+async fn ack(context: &Context, arguments: &str, now: DateTime<Utc>) -> Answer {
+    let Some(app) = &context.app else {
+        return Answer::with_outcome(
+            Outcome::Unavailable,
+            "Acknowledgements need the running daemon",
+            "Send /ack through chat or POST /v1/commands.",
+        );
+    };
+    let mut words = arguments.split_whitespace();
+    let Some(key) = words.next() else {
+        return Answer::with_outcome(
+            Outcome::Invalid,
+            "Not understood",
+            "usage: /ack ALERT_KEY [comment], e.g. /ack validators.out_of_sync/validator-1 restarting it",
+        );
+    };
+    let comment = words.collect::<Vec<_>>().join(" ");
+    match app
+        .router
+        .ack(key, &context.caller.name, &comment, now)
+        .await
+    {
+        Ok(_) => Answer::new("Acknowledged")
+            .paragraph("No more repeats or escalation until it fires anew.")
+            .fact("Alert", key)
+            .fact("By", context.caller.name.clone()),
+        Err(crate::router::RouterError::NotFound(message)) => Answer::with_outcome(
+            Outcome::NotFound,
+            "No such alert",
+            format!("{message}; /alerts lists what fires now"),
+        ),
+        Err(error) => failed("the acknowledgement", error),
     }
 }

@@ -163,14 +163,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "silence",
-        usage: "/silence MATCHERS DURATION",
-        description: "Silence alerts (arrives with the alert router)",
+        usage: "/silence MATCHERS DURATION COMMENT",
+        description: "Silence matching alerts for a while",
         keywords: &["mute", "quiet", "maintenance"],
     },
     CommandSpec {
         name: "ack",
-        usage: "/ack ALERT",
-        description: "Acknowledge an alert (arrives with the alert router)",
+        usage: "/ack ALERT [COMMENT]",
+        description: "Acknowledge an alert: no more repeats",
         keywords: &["acknowledge", "seen"],
     },
     CommandSpec {
