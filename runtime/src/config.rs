@@ -722,9 +722,10 @@ mod option_duration {
     }
 }
 
-/// What a receiver delivers through. Only `webhook` and `log` deliver today; the chat and mail
-/// kinds are accepted by the parser so a config can be written ahead, and validation says
-/// they are not available yet.
+/// What a receiver delivers through: a webhook, the log, a Telegram chat (through the bot of
+/// `[channels.telegram]`) or a Slack channel (through the app of `[channels.slack]`). `email`
+/// is accepted by the parser so a config can be written ahead; validation says it is not
+/// available yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiverKind {
@@ -756,10 +757,10 @@ pub struct AlertReceiverConfig {
     /// `kind = "webhook"`: the `name` of a `[[notify.webhooks]]` entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
-    /// `kind = "telegram"`: the chat id (not available yet).
+    /// `kind = "telegram"`: the chat id (a person's user id, or a group's negative id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<String>,
-    /// `kind = "slack"`: the channel (not available yet).
+    /// `kind = "slack"`: the channel id (the app must be in the channel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// `kind = "email"`: addresses (not available yet).

@@ -298,12 +298,49 @@ impl Daemon {
         // agents -> alert queue -> router (dedup, grouping, silences, ...) -> notifier.
         let (alert_sink, alert_queue) = mpsc::unbounded_channel();
         let (dispatch_sink, dispatch_queue) = mpsc::unbounded_channel();
+        // The chat channels' senders exist before the notifier: alerts go to chats too.
+        let telegram_settings = match (
+            &config.channels.telegram.bot_token,
+            config.channels.telegram.enabled,
+        ) {
+            (Some(token), true) => Some(crate::channels::telegram::TelegramSettings {
+                token: token.clone(),
+                api_url: config.channels.telegram.api_url.clone(),
+                chats: config.channels.telegram.chats.iter().copied().collect(),
+                long_poll: config.channels.telegram.long_poll,
+            }),
+            _ => None,
+        };
+        let telegram_link = match &telegram_settings {
+            Some(settings) => Some(
+                crate::channels::telegram::connect(settings)
+                    .map_err(|error| anyhow::anyhow!("channels.telegram: {error}"))?,
+            ),
+            None => None,
+        };
+        let slack = &config.channels.slack;
+        let slack_client = match (slack.enabled, &slack.bot_token) {
+            (true, Some(bot_token)) => Some(Arc::new(
+                tools::slack::SlackClient::new(
+                    &slack.api_base_url,
+                    bot_token.clone(),
+                    slack.requests_per_second,
+                    config.sources.toncenter.retry.policy(),
+                )
+                .map_err(|error| anyhow::anyhow!("channels.slack: {error}"))?,
+            )),
+            _ => None,
+        };
         let notifier = Notifier::new(
             &config.notify,
             &config.alerting,
             auditor.clone(),
             telemetry.clone(),
-        );
+        )
+        .with_chat(crate::notifier::ChatSenders {
+            telegram: telegram_link.as_ref().map(|(_, outbox)| outbox.clone()),
+            slack: slack_client.clone(),
+        });
         let (notifier_stop, notifier_stop_rx) = watch::channel(false);
         let notifier = tokio::spawn(notifier.run(dispatch_queue, notifier_stop_rx));
         let alert_router = Arc::new(
@@ -492,18 +529,10 @@ impl Daemon {
         let http_addr = listener.local_addr()?;
         let (http_stop, mut http_stop_rx) = watch::channel(false);
         let mut app = router(state.clone());
-        let slack = &config.channels.slack;
-        if slack.enabled
-            && let (Some(signing_secret), Some(bot_token)) =
-                (slack.signing_secret.clone(), slack.bot_token.clone())
-        {
-            let client = tools::slack::SlackClient::new(
-                &slack.api_base_url,
-                bot_token,
-                slack.requests_per_second,
-                config.sources.toncenter.retry.policy(),
-            )
-            .map_err(|error| anyhow::anyhow!("channels.slack: {error}"))?;
+        if let (Some(client), Some(signing_secret)) = (
+            slack_client.clone(),
+            config.channels.slack.signing_secret.clone(),
+        ) {
             let channel = crate::channels::slack::SlackChannel::new(
                 signing_secret,
                 client,
@@ -528,22 +557,16 @@ impl Daemon {
             }
         });
 
-        let telegram = &config.channels.telegram;
-        let telegram_task = match (&telegram.bot_token, telegram.enabled) {
-            (Some(token), true) => Some(
+        let telegram_task = match (telegram_settings, telegram_link) {
+            (Some(settings), Some(link)) => Some(
                 crate::channels::telegram::start(
                     state.clone(),
-                    crate::channels::telegram::TelegramSettings {
-                        token: token.clone(),
-                        api_url: telegram.api_url.clone(),
-                        chats: telegram.chats.iter().copied().collect(),
-                        long_poll: telegram.long_poll,
-                    },
+                    settings,
+                    link,
                     &config.access.users,
                     http_stop.subscribe(),
                 )
-                .await
-                .map_err(|error| anyhow::anyhow!("channels.telegram: {error}"))?,
+                .await,
             ),
             _ => None,
         };

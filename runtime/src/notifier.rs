@@ -85,12 +85,66 @@ enum Target {
     Log,
     /// Index into the webhooks.
     Webhook(usize),
+    /// A Telegram chat, through the bot's outbox.
+    Telegram(i64),
+    /// A Slack channel, through chat.postMessage.
+    Slack(String),
     /// A receiver kind this build cannot deliver (validation refuses it; kept for safety).
     Unavailable(&'static str),
 }
 
+/// The chat channels' senders, when those channels are on.
+#[derive(Clone, Default)]
+pub struct ChatSenders {
+    pub telegram: Option<tools::telegram::Outbox>,
+    pub slack: Option<std::sync::Arc<tools::slack::SlackClient>>,
+}
+
+fn severity_mark(alert: &Alert) -> &'static str {
+    match (alert.status, alert.severity) {
+        (AlertStatus::Resolved, _) => "✅",
+        (_, Severity::Critical) => "🔴",
+        (_, Severity::Warning) => "🟠",
+        (_, Severity::Info) => "🔵",
+    }
+}
+
+/// What a person reads in a chat: one line per alert, news first, the rest as context.
+pub fn chat_text(dispatch: &Dispatch) -> String {
+    if let Some(silence) = &dispatch.silence {
+        return format!(
+            "⏰ Silence {} ({}) ends at {} — set by {}: {}",
+            silence.id,
+            silence.matchers.join(", "),
+            silence.ends_at.format("%Y-%m-%d %H:%M UTC"),
+            silence.created_by,
+            silence.comment
+        );
+    }
+    let prefix = match dispatch.kind {
+        DispatchKind::Repeat => "Still firing: ",
+        DispatchKind::Escalation => "Escalated (nobody acknowledged): ",
+        _ => "",
+    };
+    let mut lines = Vec::new();
+    for alert in &dispatch.alerts {
+        let status = match alert.status {
+            AlertStatus::Firing => alert.severity.to_string().to_uppercase(),
+            AlertStatus::Resolved => "RESOLVED".to_owned(),
+        };
+        lines.push(format!(
+            "{} {prefix}{status}: {} [{}]",
+            severity_mark(alert),
+            alert.summary,
+            alert.key
+        ));
+    }
+    lines.join("\n")
+}
+
 /// Delivers dispatches; built from `[notify]` and `[alerting.receivers]`.
 pub struct Notifier {
+    chat: ChatSenders,
     receivers: BTreeMap<String, Vec<Target>>,
     webhooks: Vec<Webhook>,
     client: reqwest::Client,
@@ -135,17 +189,33 @@ impl Notifier {
                     Some(index) => Target::Webhook(index),
                     None => Target::Unavailable("webhook"),
                 },
+                ReceiverKind::Telegram => receiver
+                    .chat
+                    .as_deref()
+                    .and_then(|chat| chat.trim().parse::<i64>().ok())
+                    .map_or(Target::Unavailable("telegram"), Target::Telegram),
+                ReceiverKind::Slack => receiver
+                    .channel
+                    .clone()
+                    .map_or(Target::Unavailable("slack"), Target::Slack),
                 other => Target::Unavailable(other.as_str()),
             };
             receivers.insert(receiver.name.clone(), vec![target]);
         }
         Self {
+            chat: ChatSenders::default(),
             receivers,
             webhooks,
             client: reqwest::Client::new(),
             auditor,
             telemetry,
         }
+    }
+
+    /// Delivers `telegram` and `slack` receivers through these senders.
+    pub fn with_chat(mut self, chat: ChatSenders) -> Self {
+        self.chat = chat;
+        self
     }
 
     /// Delivers until `stop` turns true (or every sender is gone), then delivers whatever is
@@ -278,6 +348,59 @@ impl Notifier {
                 Target::Log => {
                     Self::log(dispatch);
                     self.count("log", "sent");
+                }
+                Target::Telegram(chat_id) => {
+                    let text = tools::telegram::escape_markdown_v2(&chat_text(dispatch));
+                    let queued = match &self.chat.telegram {
+                        Some(outbox) => outbox
+                            .send(*chat_id, text, None)
+                            .map(|_| ())
+                            .map_err(|error| error.to_string()),
+                        None => Err("the Telegram bot is not running".to_owned()),
+                    };
+                    let mut body = record(&dispatch.receiver, "telegram");
+                    body["chat_id"] = serde_json::json!(chat_id);
+                    // The outbox delivers in order and never drops; queued is what is known here.
+                    body["queued"] = serde_json::json!(queued.is_ok());
+                    body["error"] = serde_json::json!(queued.as_ref().err());
+                    self.count(
+                        &dispatch.receiver,
+                        if queued.is_ok() { "sent" } else { "failed" },
+                    );
+                    let kind = if queued.is_ok() {
+                        "notification.sent"
+                    } else {
+                        "notification.failed"
+                    };
+                    self.journal(kind, &subject, body).await;
+                }
+                Target::Slack(channel) => {
+                    let text = chat_text(dispatch);
+                    let posted = match &self.chat.slack {
+                        Some(client) => client
+                            .post_message(channel, &text, None)
+                            .await
+                            .map(|fetched| fetched.value.ts)
+                            .map_err(|error| error.to_string()),
+                        None => Err("the Slack app is not configured".to_owned()),
+                    };
+                    let mut body = record(&dispatch.receiver, "slack");
+                    body["slack_channel"] = serde_json::json!(channel);
+                    body["ts"] = serde_json::json!(posted.as_ref().ok());
+                    body["error"] = serde_json::json!(posted.as_ref().err());
+                    self.count(
+                        &dispatch.receiver,
+                        if posted.is_ok() { "sent" } else { "failed" },
+                    );
+                    let kind = if posted.is_ok() {
+                        "notification.sent"
+                    } else {
+                        "notification.failed"
+                    };
+                    if let Err(error) = &posted {
+                        tracing::error!(receiver = %dispatch.receiver, %error, "slack delivery failed");
+                    }
+                    self.journal(kind, &subject, body).await;
                 }
                 Target::Unavailable(kind) => {
                     tracing::error!(receiver = %dispatch.receiver, kind, "receiver kind cannot deliver in this build");

@@ -106,6 +106,19 @@ fn slack_commands_and_approvals_are_verified_answered_and_journaled() {
             serde_json::from_value(json!({ "program": "/bin/echo", "args": ["{validator}"] }))
                 .unwrap(),
         );
+        // Critical alerts also go to the ops channel.
+        config.alerting.receivers.push(
+            serde_json::from_value(
+                json!({ "name": "ops-slack", "kind": "slack", "channel": "C0OPS" }),
+            )
+            .unwrap(),
+        );
+        config.alerting.route.routes.push(
+            serde_json::from_value(
+                json!({ "matchers": ["severity=critical"], "receiver": "ops-slack" }),
+            )
+            .unwrap(),
+        );
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let store = daemon.state.store.clone();
         let http = reqwest::Client::new();
@@ -232,6 +245,34 @@ fn slack_commands_and_approvals_are_verified_answered_and_journaled() {
         assert!(!second.contains("approved by"), "{second}");
         assert_eq!(entries(&store, "execution.started").len(), 1);
         assert!(!entries(&store, "chat.command").is_empty());
+
+        // A critical alert is posted to the channel with chat.postMessage.
+        let now = chrono::Utc::now();
+        let alert = agents::Alert {
+            key: "validators.service_down/validator-2".into(),
+            rule: "service_down".into(),
+            status: agents::AlertStatus::Firing,
+            severity: agents::Severity::Critical,
+            summary: "validator-2: the validator service is down".into(),
+            labels: [("domain".to_owned(), "validators".to_owned())]
+                .into_iter()
+                .collect(),
+            evidence: json!({}),
+            starts_at: now,
+            at: now,
+            observed_at: now,
+        };
+        daemon.state.router.ingest(alert, now).await.unwrap();
+        // Three response_url answers so far (help, the approval, the second press), then the post.
+        assert_eq!(sim.wait_for_slack(4, Duration::from_secs(10)).await, 4);
+        let posted = sim.slack_calls();
+        let post = posted.last().unwrap();
+        assert_eq!(post.body["channel"], "C0OPS");
+        let text = post.body["text"].as_str().unwrap();
+        assert!(
+            text.contains("CRITICAL") && text.contains("service is down"),
+            "{text}"
+        );
         assert!(!entries(&store, "chat.action").is_empty());
 
         daemon.shutdown("test done").await.unwrap();

@@ -41,6 +41,19 @@ fn telegram_commands_refusals_and_an_approval_button() {
             serde_json::from_value(json!({ "program": "/bin/echo", "args": ["{validator}"] }))
                 .unwrap(),
         );
+        // Validator alerts also go to alice's chat (the rest to the default receiver).
+        config.alerting.receivers.push(
+            serde_json::from_value(
+                json!({ "name": "alice-phone", "kind": "telegram", "chat": ALICE.to_string() }),
+            )
+            .unwrap(),
+        );
+        config.alerting.route.routes.push(
+            serde_json::from_value(
+                json!({ "matchers": ["domain=validators"], "receiver": "alice-phone" }),
+            )
+            .unwrap(),
+        );
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let store = daemon.state.store.clone();
 
@@ -95,12 +108,25 @@ fn telegram_commands_refusals_and_an_approval_button() {
             username: Some("alice".into()),
             text: "/approvals".into(),
         });
-        let sent = sim.wait_for_telegram("sendMessage", 3, WAIT).await;
-        let listing = &sent[2];
-        let keyboard = listing.params["reply_markup"].to_string();
-        assert!(keyboard.contains("approve:tg-restart-1"), "{keyboard}");
-        // The sim numbers the bot's messages from 100.
-        let message_id = 100 + 2;
+        let sent = sim.wait_for_telegram("sendMessage", 4, WAIT).await;
+        // The approval request itself arrives too: the gate's alert, routed to alice's chat.
+        assert!(
+            sent.iter().any(|call| call.params["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("approval needed")),
+            "{sent:#?}"
+        );
+        let listing = sent
+            .iter()
+            .position(|call| {
+                call.params["reply_markup"]
+                    .to_string()
+                    .contains("approve:tg-restart-1")
+            })
+            .unwrap_or_else(|| panic!("{sent:#?}"));
+        // The sim numbers the bot's messages from 100, in the order it received them.
+        let message_id = 100 + i32::try_from(listing).unwrap();
         // A stranger's press decides nothing.
         sim.telegram_inject(TelegramInjected::CallbackQuery {
             chat_id: ALICE,
@@ -150,9 +176,22 @@ fn telegram_commands_refusals_and_an_approval_button() {
             username: Some("alice".into()),
             text: "/silence rule=low_efficiency 2h node maintenance".into(),
         });
-        let sent = sim.wait_for_telegram("sendMessage", 4, WAIT).await;
-        let silenced = sent[3].params["text"].as_str().unwrap();
-        assert!(silenced.contains("Silenced"), "{silenced}");
+        // Both the outcome of the execution (routed to alice's chat) and the answer arrive.
+        let texts = |calls: &[tools::sim::TelegramCall]| -> Vec<String> {
+            calls
+                .iter()
+                .map(|call| call.params["text"].as_str().unwrap_or("").to_owned())
+                .collect()
+        };
+        let sent = texts(&sim.wait_for_telegram("sendMessage", 6, WAIT).await);
+        assert!(
+            sent.iter().any(|text| text.contains("command executed")),
+            "{sent:#?}"
+        );
+        assert!(
+            sent.iter().any(|text| text.contains("Silenced")),
+            "{sent:#?}"
+        );
         let silences = daemon.state.router.silences().await;
         assert_eq!(silences.len(), 1);
         assert_eq!(silences[0].created_by, "alice");
@@ -163,9 +202,49 @@ fn telegram_commands_refusals_and_an_approval_button() {
             username: Some("alice".into()),
             text: "/ack validators.nothing/here".into(),
         });
-        let sent = sim.wait_for_telegram("sendMessage", 5, WAIT).await;
-        let unknown = sent[4].params["text"].as_str().unwrap();
-        assert!(unknown.contains("No such alert"), "{unknown}");
+        let sent = texts(&sim.wait_for_telegram("sendMessage", 7, WAIT).await);
+        assert!(
+            sent.iter().any(|text| text.contains("No such alert")),
+            "{sent:#?}"
+        );
+
+        // An alert routed to the chat arrives as a message.
+        let now = chrono::Utc::now();
+        let alert = agents::Alert {
+            key: "validators.out_of_sync/validator-1".into(),
+            rule: "out_of_sync".into(),
+            status: agents::AlertStatus::Firing,
+            severity: agents::Severity::Critical,
+            summary: "validator-1: node is 300s behind the masterchain (limit 120s)".into(),
+            labels: [
+                ("domain".to_owned(), "validators".to_owned()),
+                ("validator".to_owned(), "validator-1".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            evidence: json!({}),
+            starts_at: now,
+            at: now,
+            observed_at: now,
+        };
+        daemon.state.router.ingest(alert, now).await.unwrap();
+        let sent = sim.wait_for_telegram("sendMessage", 8, WAIT).await;
+        let delivered = sent
+            .iter()
+            .find(|call| {
+                call.params["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("300s behind")
+            })
+            .unwrap_or_else(|| panic!("{sent:#?}"));
+        assert_eq!(delivered.params["chat_id"], ALICE);
+        assert!(
+            delivered.params["text"]
+                .as_str()
+                .unwrap()
+                .contains("CRITICAL")
+        );
 
         let journal = |kind: &str| {
             store

@@ -35,12 +35,12 @@ const SIGNATURE_HEADER: &str = "x-slack-signature";
 pub struct SlackChannel {
     signing_secret: Secret,
     guard: ReplayGuard,
-    client: SlackClient,
+    client: Arc<SlackClient>,
     users: Vec<UserConfig>,
 }
 
 impl SlackChannel {
-    pub fn new(signing_secret: Secret, client: SlackClient, users: &[UserConfig]) -> Self {
+    pub fn new(signing_secret: Secret, client: Arc<SlackClient>, users: &[UserConfig]) -> Self {
         Self {
             signing_secret,
             guard: ReplayGuard::new(REPLAY_CAPACITY),

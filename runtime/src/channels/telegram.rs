@@ -47,22 +47,11 @@ struct Bot {
     chats: BTreeSet<i64>,
 }
 
-/// Starts the bot: registers the commands, then polls until `stop` turns true. Returns the
-/// polling task.
-pub async fn start(
-    app: AppState,
-    settings: TelegramSettings,
-    users: &[UserConfig],
-    mut stop: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>, tools::http::SourceError> {
+/// The bot's client and its outbox, made before the notifier so alerts can go to chats too.
+pub fn connect(
+    settings: &TelegramSettings,
+) -> Result<(TelegramClient, Outbox), tools::http::SourceError> {
     let client = TelegramClient::new(settings.token.clone(), &settings.api_url)?;
-    let listed: Vec<(&str, &str)> = commands::COMMANDS
-        .iter()
-        .map(|spec| (spec.name, spec.description))
-        .collect();
-    if let Err(error) = client.set_my_commands(&listed).await {
-        tracing::warn!(error = %error, "telegram: setMyCommands failed; commands still work when typed");
-    }
     let (outbox, mut receipts) = Outbox::start(client.clone(), OutboxConfig::default());
     tokio::spawn(async move {
         while let Some(receipt) = receipts.recv().await {
@@ -71,6 +60,25 @@ pub async fn start(
             }
         }
     });
+    Ok((client, outbox))
+}
+
+/// Starts the bot: registers the commands, then polls until `stop` turns true. Returns the
+/// polling task.
+pub async fn start(
+    app: AppState,
+    settings: TelegramSettings,
+    (client, outbox): (TelegramClient, Outbox),
+    users: &[UserConfig],
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let listed: Vec<(&str, &str)> = commands::COMMANDS
+        .iter()
+        .map(|spec| (spec.name, spec.description))
+        .collect();
+    if let Err(error) = client.set_my_commands(&listed).await {
+        tracing::warn!(error = %error, "telegram: setMyCommands failed; commands still work when typed");
+    }
     let bot = Arc::new(Bot {
         app,
         client,
@@ -95,7 +103,7 @@ pub async fn start(
         ..PollConfig::default()
     };
     let stopping_flag = stop.clone();
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         let polling = tools::telegram::poll(&bot.client, &config, |update| {
             let bot = bot.clone();
             let stopping = *stopping_flag.borrow();
@@ -121,7 +129,7 @@ pub async fn start(
             },
             _ = stop.wait_for(|stop| *stop) => tracing::info!("telegram: polling stopped for shutdown"),
         }
-    }))
+    })
 }
 
 /// The renderer's `{"inline_keyboard": [[{"text", "callback_data"}]]}` as the client's type.

@@ -532,7 +532,10 @@ async fn unbuilt_or_daemon_only_commands_say_so_and_free_text_lists_matching_com
     for (text, title) in [
         ("/finance", "Finance"),
         // Outside the daemon (no router at hand) they say where to send them.
-        ("/silence validator=v1 2h why", "Silences need the running daemon"),
+        (
+            "/silence validator=v1 2h why",
+            "Silences need the running daemon",
+        ),
         ("/ack x", "Acknowledgements need the running daemon"),
     ] {
         let answer = run(&h.context, text).await;

@@ -335,15 +335,38 @@ fn validate_alerting(config: &Config, problems: &mut Vec<(String, String)>) {
                 }
                 Some(_) => {}
             },
-            kind @ (ReceiverKind::Telegram | ReceiverKind::Slack | ReceiverKind::Email) => {
-                problems.push((
-                    at("kind"),
-                    format!(
-                        "{} receivers are not available yet (a later release delivers them); for now use kind = \"webhook\" (e.g. a gateway) or \"log\"",
-                        kind.as_str()
-                    ),
-                ))
+            ReceiverKind::Telegram => {
+                if !config.channels.telegram.enabled {
+                    problems.push((
+                        at("kind"),
+                        "telegram receivers send through the bot: enable [channels.telegram] first".to_owned(),
+                    ));
+                }
+                if receiver.chat.as_deref().and_then(|chat| chat.trim().parse::<i64>().ok()).is_none() {
+                    problems.push((
+                        at("chat"),
+                        "a telegram receiver names a chat id: chat = \"-1001234567890\" (a group) or a person's user id".to_owned(),
+                    ));
+                }
             }
+            ReceiverKind::Slack => {
+                if !config.channels.slack.enabled {
+                    problems.push((
+                        at("kind"),
+                        "slack receivers post through the Slack app: enable [channels.slack] first".to_owned(),
+                    ));
+                }
+                if receiver.channel.as_deref().is_none_or(|channel| channel.trim().is_empty()) {
+                    problems.push((
+                        at("channel"),
+                        "a slack receiver names a channel id: channel = \"C0123ALERTS\" (invite the app to it)".to_owned(),
+                    ));
+                }
+            }
+            ReceiverKind::Email => problems.push((
+                at("kind"),
+                "email receivers are not available yet (a later release delivers them); for now use kind = \"webhook\" (e.g. a mail gateway), \"telegram\", \"slack\" or \"log\"".to_owned(),
+            )),
         }
     }
 

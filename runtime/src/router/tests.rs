@@ -853,7 +853,7 @@ schedule = "someday 02:00-04:00"
     );
     assert!(
         found[0].starts_with(
-            "test.toml:5: alerting.receivers[0].kind: telegram receivers are not available yet"
+            "test.toml:5: alerting.receivers[0].kind: telegram receivers send through the bot: enable [channels.telegram] first"
         ),
         "{found:#?}"
     );
