@@ -216,48 +216,18 @@ async fn block_actions(
     };
     let mut lines = Vec::new();
     for pressed in &action.actions {
-        let (verb, id) = pressed
-            .action_id
-            .split_once(':')
-            .unwrap_or((pressed.action_id.as_str(), ""));
-        let outcome = match verb {
-            "approve" => state
-                .app
-                .gate
-                .approve(id, &user.name)
-                .await
-                .map(|record| format!("approved by {} ({})", user.name, record.state.as_str())),
-            "reject" => state
-                .app
-                .gate
-                .reject(id, &user.name)
-                .await
-                .map(|record| format!("rejected by {} ({})", user.name, record.state.as_str())),
-            "details" => state.app.gate.get(id).map(|record| match record {
-                Some(record) => format!(
-                    "{}: {} — {}",
-                    record.proposal.id,
-                    record.state.as_str(),
-                    record.proposal.rationale
-                ),
-                None => format!("no proposal {id:?}"),
-            }),
-            _ => {
-                journal(
-                    &state,
-                    "chat.refused",
-                    &format!("slack:{}", user.name),
-                    json!({ "channel": "slack", "user": user.name, "action_id": pressed.action_id, "reason": "unknown action" }),
-                )
-                .await;
-                lines.push(format!("unknown action {:?}", pressed.action_id));
-                continue;
-            }
+        let Some((verb, id)) = super::parse_button(&pressed.action_id) else {
+            journal(
+                &state,
+                "chat.refused",
+                &format!("slack:{}", user.name),
+                json!({ "channel": "slack", "user": user.name, "action_id": pressed.action_id, "reason": "unknown action" }),
+            )
+            .await;
+            lines.push(format!("unknown action {:?}", pressed.action_id));
+            continue;
         };
-        lines.push(match outcome {
-            Ok(text) => format!("{id}: {text}"),
-            Err(error) => format!("{id}: {error}"),
-        });
+        lines.push(super::decide(&state.app.gate, verb, id, &user.name).await);
     }
     let text = lines.join("\n");
     journal(

@@ -256,47 +256,17 @@ impl Bot {
             return;
         };
         let data = query.data.clone().unwrap_or_default();
-        let (verb, id) = data.split_once(':').unwrap_or((data.as_str(), ""));
-        let gate = &self.app.gate;
-        let outcome = match verb {
-            "approve" => gate.approve(id, &user.name).await.map(|record| {
-                format!(
-                    "{id}: approved by {} ({})",
-                    user.name,
-                    record.state.as_str()
-                )
-            }),
-            "reject" => gate.reject(id, &user.name).await.map(|record| {
-                format!(
-                    "{id}: rejected by {} ({})",
-                    user.name,
-                    record.state.as_str()
-                )
-            }),
-            "details" => gate.get(id).map(|record| match record {
-                Some(record) => format!(
-                    "{}: {} — {}",
-                    record.proposal.id,
-                    record.state.as_str(),
-                    record.proposal.rationale
-                ),
-                None => format!("no proposal {id:?}"),
-            }),
-            _ => {
-                self.journal(
-                    "chat.refused",
-                    &format!("telegram:{}", user.name),
-                    json!({ "channel": "telegram", "user": user.name, "data": data, "reason": "unknown action" }),
-                )
-                .await;
-                answer("Unknown or expired button.".to_owned()).await;
-                return;
-            }
+        let Some((verb, id)) = super::parse_button(&data) else {
+            self.journal(
+                "chat.refused",
+                &format!("telegram:{}", user.name),
+                json!({ "channel": "telegram", "user": user.name, "data": data, "reason": "unknown action" }),
+            )
+            .await;
+            answer("Unknown or expired button.".to_owned()).await;
+            return;
         };
-        let text = match outcome {
-            Ok(text) => text,
-            Err(error) => format!("{id}: {error}"),
-        };
+        let text = super::decide(&self.app.gate, verb, id, &user.name).await;
         self.journal(
             "chat.action",
             &format!("telegram:{}", user.name),
@@ -305,7 +275,7 @@ impl Bot {
         .await;
         answer(text.clone()).await;
         // Decisions replace the buttons with who decided, so nobody presses them twice.
-        if verb != "details"
+        if verb != super::ButtonVerb::Details
             && let (Some(chat_id), Some(message_id)) = (query.chat_id, query.message_id)
             && let Err(error) =
                 self.outbox
