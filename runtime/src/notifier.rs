@@ -109,6 +109,65 @@ fn severity_mark(alert: &Alert) -> &'static str {
     }
 }
 
+/// Proposals waiting for a decision in this dispatch (the gate's `approval/<id>` alerts).
+fn pending_approvals(dispatch: &Dispatch) -> Vec<&str> {
+    dispatch
+        .alerts
+        .iter()
+        .filter(|alert| alert.status == AlertStatus::Firing && alert.rule == "approval")
+        .filter(|alert| alert.key.starts_with("approval/"))
+        .filter_map(|alert| alert.labels.get("proposal").map(String::as_str))
+        .collect()
+}
+
+/// Approve / Reject / Details under an approval request (callback data must fit 64 bytes).
+fn telegram_buttons(dispatch: &Dispatch) -> Option<tools::telegram::InlineKeyboard> {
+    let rows: Vec<Vec<tools::telegram::InlineButton>> = pending_approvals(dispatch)
+        .into_iter()
+        .filter(|id| format!("approve:{id}").len() <= tools::telegram::MAX_CALLBACK_DATA_BYTES)
+        .map(|id| {
+            [
+                ("Approve", "approve"),
+                ("Reject", "reject"),
+                ("Details", "details"),
+            ]
+            .into_iter()
+            .map(|(label, verb)| tools::telegram::InlineButton {
+                text: label.to_owned(),
+                action: tools::telegram::ButtonAction::Callback(format!("{verb}:{id}")),
+            })
+            .collect()
+        })
+        .collect();
+    (!rows.is_empty()).then_some(tools::telegram::InlineKeyboard { rows })
+}
+
+/// The same as Block Kit: the text, then one actions block per pending approval.
+fn slack_blocks(dispatch: &Dispatch, text: &str) -> Option<serde_json::Value> {
+    let pending = pending_approvals(dispatch);
+    if pending.is_empty() {
+        return None;
+    }
+    let mut blocks = vec![serde_json::json!({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")},
+    })];
+    for id in pending {
+        blocks.push(serde_json::json!({
+            "type": "actions",
+            "elements": [
+                {"type": "button", "action_id": format!("approve:{id}"), "value": id, "style": "primary",
+                 "text": {"type": "plain_text", "text": "Approve"}},
+                {"type": "button", "action_id": format!("reject:{id}"), "value": id, "style": "danger",
+                 "text": {"type": "plain_text", "text": "Reject"}},
+                {"type": "button", "action_id": format!("details:{id}"), "value": id,
+                 "text": {"type": "plain_text", "text": "Details"}},
+            ],
+        }));
+    }
+    Some(serde_json::Value::Array(blocks))
+}
+
 /// What a person reads in a chat: one line per alert, news first, the rest as context.
 pub fn chat_text(dispatch: &Dispatch) -> String {
     if let Some(silence) = &dispatch.silence {
@@ -353,7 +412,7 @@ impl Notifier {
                     let text = tools::telegram::escape_markdown_v2(&chat_text(dispatch));
                     let queued = match &self.chat.telegram {
                         Some(outbox) => outbox
-                            .send(*chat_id, text, None)
+                            .send(*chat_id, text, telegram_buttons(dispatch))
                             .map(|_| ())
                             .map_err(|error| error.to_string()),
                         None => Err("the Telegram bot is not running".to_owned()),
@@ -378,7 +437,7 @@ impl Notifier {
                     let text = chat_text(dispatch);
                     let posted = match &self.chat.slack {
                         Some(client) => client
-                            .post_message(channel, &text, None)
+                            .post_message(channel, &text, slack_blocks(dispatch, &text))
                             .await
                             .map(|fetched| fetched.value.ts)
                             .map_err(|error| error.to_string()),

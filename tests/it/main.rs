@@ -9,6 +9,7 @@ mod support;
 mod alerting;
 mod audit_cli;
 mod binary;
+mod chat_flow;
 mod commands;
 mod faults;
 mod gate_api;
