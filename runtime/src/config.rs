@@ -587,7 +587,7 @@ pub struct ChannelsConfig {
 }
 
 fn default_telegram_api_url() -> String {
-    tools::telegram::TELEGRAM_API_URL.to_owned()
+    crate::channels::telegram::client::TELEGRAM_API_URL.to_owned()
 }
 fn default_long_poll() -> Duration {
     Duration::from_secs(25)

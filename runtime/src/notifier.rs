@@ -96,7 +96,7 @@ enum Target {
 /// The chat channels' senders, when those channels are on.
 #[derive(Clone, Default)]
 pub struct ChatSenders {
-    pub telegram: Option<tools::telegram::Outbox>,
+    pub telegram: Option<crate::channels::telegram::client::Outbox>,
     pub slack: Option<std::sync::Arc<tools::slack::SlackClient>>,
 }
 
@@ -121,25 +121,35 @@ fn pending_approvals(dispatch: &Dispatch) -> Vec<&str> {
 }
 
 /// Approve / Reject / Details under an approval request (callback data must fit 64 bytes).
-fn telegram_buttons(dispatch: &Dispatch) -> Option<tools::telegram::InlineKeyboard> {
-    let rows: Vec<Vec<tools::telegram::InlineButton>> = pending_approvals(dispatch)
-        .into_iter()
-        .filter(|id| format!("approve:{id}").len() <= tools::telegram::MAX_CALLBACK_DATA_BYTES)
-        .map(|id| {
-            [
-                ("Approve", "approve"),
-                ("Reject", "reject"),
-                ("Details", "details"),
-            ]
+fn telegram_buttons(
+    dispatch: &Dispatch,
+) -> Option<crate::channels::telegram::client::InlineKeyboard> {
+    let rows: Vec<Vec<crate::channels::telegram::client::InlineButton>> =
+        pending_approvals(dispatch)
             .into_iter()
-            .map(|(label, verb)| tools::telegram::InlineButton {
-                text: label.to_owned(),
-                action: tools::telegram::ButtonAction::Callback(format!("{verb}:{id}")),
+            .filter(|id| {
+                format!("approve:{id}").len()
+                    <= crate::channels::telegram::client::MAX_CALLBACK_DATA_BYTES
             })
-            .collect()
-        })
-        .collect();
-    (!rows.is_empty()).then_some(tools::telegram::InlineKeyboard { rows })
+            .map(|id| {
+                [
+                    ("Approve", "approve"),
+                    ("Reject", "reject"),
+                    ("Details", "details"),
+                ]
+                .into_iter()
+                .map(
+                    |(label, verb)| crate::channels::telegram::client::InlineButton {
+                        text: label.to_owned(),
+                        action: crate::channels::telegram::client::ButtonAction::Callback(format!(
+                            "{verb}:{id}"
+                        )),
+                    },
+                )
+                .collect()
+            })
+            .collect();
+    (!rows.is_empty()).then_some(crate::channels::telegram::client::InlineKeyboard { rows })
 }
 
 /// The same as Block Kit: the text, then one actions block per pending approval.
@@ -409,7 +419,8 @@ impl Notifier {
                     self.count("log", "sent");
                 }
                 Target::Telegram(chat_id) => {
-                    let text = tools::telegram::escape_markdown_v2(&chat_text(dispatch));
+                    let text =
+                        crate::channels::telegram::client::escape_markdown_v2(&chat_text(dispatch));
                     let queued = match &self.chat.telegram {
                         Some(outbox) => outbox
                             .send(*chat_id, text, telegram_buttons(dispatch))

@@ -21,21 +21,17 @@
 //! - [`slack`]: Slack request verification (v0 signatures, replay guard), slash command and
 //!   `block_actions` parsing, and a Web API client (`chat.postMessage`, `chat.update`,
 //!   `response_url`) spaced per channel.
-//! - [`telegram`]: the Telegram Bot API transport on teloxide (named only there): a client
-//!   (`getUpdates`, `sendMessage`, `editMessageText`, `answerCallbackQuery`,
-//!   `setMyCommands`), an outbox paced per chat and overall that honours 429 `retry_after`
-//!   and coalesces bursts, and a long-polling loop that stops clearly on a 409.
 //! - [`sim`]: the simulated world, one HTTP server that speaks the same wire formats from
 //!   a scenario file, injects faults and records webhooks, for demos and tests.
 //!
 //! What it must never do:
-//! - No side effects beyond HTTP reads of the services, with three exceptions:
+//! - No side effects beyond HTTP reads of the services, with two exceptions:
 //!   [`toncenter::ToncenterClient::send_boc`], which sends a signed message once and never
-//!   retries it after a connection was made, [`slack::SlackClient`], which posts chat
+//!   retries it after a connection was made, and [`slack::SlackClient`], which posts chat
 //!   messages and retries one only when Slack refused it (rate limited) or nothing was
-//!   sent, and [`telegram::TelegramClient`] with its [`telegram::Outbox`], which send and
-//!   edit chat messages and retry one on the same terms. The sim is the only server here,
-//!   and it only ever binds where it is told.
+//!   sent. (The Telegram client lives with its bot in `runtime::channels::telegram`, the one
+//!   place teloxide is named.) The sim is the only server here, and it only ever binds where
+//!   it is told.
 //! - No persistence: no sled, no files written. State lives with the caller.
 //! - Never put an API key in a log line or error message; URLs are printed through
 //!   [`http::redact_url`].
@@ -48,7 +44,6 @@ pub mod prometheus;
 pub mod secret;
 pub mod sim;
 pub mod slack;
-pub mod telegram;
 pub mod ton;
 pub mod tonapi;
 pub mod toncenter;

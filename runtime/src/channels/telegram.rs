@@ -6,6 +6,8 @@
 //! Only configured people are served: a Telegram user id maps to a person through
 //! `[[access.users]] telegram_id`, and group chats must be listed in `chats`. Everyone else
 //! gets a polite refusal and a `chat.refused` journal entry; nothing they send changes state.
+//! The Bot API client, its outbox and long polling are in [`client`], the one place teloxide
+//! is named.
 //! The polling offset is kept in the state store after every update, so a restart neither
 //! loses nor repeats a command.
 
@@ -17,7 +19,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::watch;
 use tools::secret::Secret;
-use tools::telegram::{
+pub mod client;
+
+use client::{
     ButtonAction, CallbackQuery, IncomingMessage, InlineButton, InlineKeyboard, Outbox,
     OutboxConfig, OutboxOutcome, PollConfig, TelegramClient, Update, escape_markdown_v2,
 };
@@ -104,7 +108,7 @@ pub async fn start(
     };
     let stopping_flag = stop.clone();
     tokio::spawn(async move {
-        let polling = tools::telegram::poll(&bot.client, &config, |update| {
+        let polling = client::poll(&bot.client, &config, |update| {
             let bot = bot.clone();
             let stopping = *stopping_flag.borrow();
             async move {

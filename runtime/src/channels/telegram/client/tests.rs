@@ -4,8 +4,38 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::sim::{Fault, FaultKind, SimHandle, SimService, TelegramCall, TelegramInjected};
-use crate::test_support::{fixed_server, start_sim};
+use tools::sim::{
+    Fault, FaultKind, Scenario, SimHandle, SimService, SimWorld, TelegramCall, TelegramInjected,
+};
+
+/// A still simulated world (speed 0) on an ephemeral loopback port.
+async fn start_sim() -> SimHandle {
+    install_crypto_provider();
+    let mut scenario = Scenario::demo();
+    scenario.speed = 0.0;
+    SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+struct FixedServer {
+    addr: std::net::SocketAddr,
+}
+
+/// A server answering every request with `status`, `content_type` and `body`.
+async fn fixed_server(status: u16, content_type: &'static str, body: &'static str) -> FixedServer {
+    let app = axum::Router::new().fallback(move || async move {
+        (
+            axum::http::StatusCode::from_u16(status).unwrap(),
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            body,
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    FixedServer { addr }
+}
 
 const TOKEN: &str = "700000001:SimTokenSecretPart_abcdefXYZ";
 const TOKEN_SECRET_HALF: &str = "SimTokenSecretPart_abcdefXYZ";

@@ -46,8 +46,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::http::{RetryPolicy, SourceError, backoff_delay, install_crypto_provider};
-use crate::secret::Secret;
+use tools::http::{RetryPolicy, SourceError, backoff_delay, install_crypto_provider};
+use tools::secret::Secret;
 
 /// Telegram's limit on a message's text, in characters after entity parsing (counted here
 /// on the raw text, which is never shorter).
