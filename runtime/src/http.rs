@@ -456,14 +456,21 @@ pub struct CommandResponse {
     pub text: String,
 }
 
+/// A JSON request body, or 422 saying what is wrong with it.
+pub(crate) fn json_body<T>(
+    payload: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    payload
+        .map(|Json(value)| value)
+        .map_err(|rejection| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.body_text()))
+}
+
 async fn command(
     State(state): State<AppState>,
     crate::gate::http::Authenticated(user): crate::gate::http::Authenticated,
     payload: Result<Json<CommandRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CommandResponse>, ApiError> {
-    let Json(request) = payload.map_err(|rejection| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.body_text())
-    })?;
+    let request = json_body(payload)?;
     let context = crate::commands::Context::from_app(&state, (&user).into());
     let answer = crate::commands::respond(&request.text, &context).await;
     if matches!(

@@ -22,11 +22,7 @@ fn router_error(error: RouterError) -> ApiError {
     ApiError::new(status, error.to_string())
 }
 
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    payload
-        .map(|Json(value)| value)
-        .map_err(|rejection| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, rejection.body_text()))
-}
+use crate::http::json_body as body;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

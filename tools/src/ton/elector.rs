@@ -84,7 +84,8 @@ pub struct Frozen {
     pub banned: bool,
 }
 
-fn top<'a>(
+/// The stack, when it holds at least `len` entries (shared with the pool get-methods).
+pub(super) fn top<'a>(
     method: &'a str,
     stack: &'a TvmStack,
     len: usize,
@@ -115,7 +116,7 @@ fn element<'a>(names: &'a [String], values: &'a [TvmValue], index: usize) -> At<
     At::root(&names[index], &values[index])
 }
 
-fn top_names(method: &str, count: usize) -> Vec<String> {
+pub(super) fn top_names(method: &str, count: usize) -> Vec<String> {
     (0..count)
         .map(|index| format!("{method}[{index}]"))
         .collect()

@@ -61,22 +61,16 @@ pub struct SingleNominatorRoles {
 
 const POOL_DATA_ENTRIES: usize = 16;
 
+/// The stack's first `len` entries and their paths (`method[i]`), or why not.
 fn top<'a>(
-    method: &str,
+    method: &'a str,
     stack: &'a TvmStack,
     len: usize,
 ) -> Result<(&'a [TvmValue], Vec<String>), DecodeError> {
-    if stack.len() < len {
-        return Err(DecodeError::new(
-            method,
-            format!(
-                "expected at least {len} stack entries, got {} (truncated stack?)",
-                stack.len()
-            ),
-        ));
-    }
-    let names = (0..len).map(|index| format!("{method}[{index}]")).collect();
-    Ok((stack, names))
+    Ok((
+        super::elector::top(method, stack, len)?,
+        super::elector::top_names(method, len),
+    ))
 }
 
 /// `get_pool_data` of a nominator pool.
