@@ -12,26 +12,15 @@ use runtime::config::{AlertReceiverConfig, ReceiverKind, RouteConfig, UserConfig
 use runtime::daemon::{Daemon, RunOptions};
 use runtime::router::AlertEntry;
 use sha2::Digest;
-use tools::sim::{SimNode, SimValidator, SimWorld, sim_public_key};
+use tools::sim::{SimNode, SimWorld, sim_public_key};
 
-use crate::support::{config_for, ops_webhook, point_chain_at, quiet_scenario, system, tick};
+use crate::support::{
+    config_for, ops_webhook, point_chain_at, quiet_scenario, sim_validator, system, tick,
+};
 
 const ALPHA: &str = "-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const BRAVO: &str = "-1:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const TOKEN: &str = "cc_alerting_test_token";
-
-fn validator(name: &str, address: &str, balance_ton: f64, stake_ton: f64) -> SimValidator {
-    SimValidator {
-        name: name.into(),
-        address: address.into(),
-        balance_ton,
-        stake_ton,
-        seqno: 0,
-        wallet_type: None,
-        node: None,
-        rotate_keys_at: None,
-    }
-}
 
 fn dispatched(store: &memory::Store) -> Vec<memory::JournalEntry> {
     store
@@ -75,12 +64,12 @@ fn validator_alerts_are_grouped_silenced_and_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
         let mut scenario = quiet_scenario();
         // Alpha stops syncing 3 minutes in; bravo is short of stake and out of the set.
-        let mut alpha = validator("alpha", ALPHA, 400_000.0, 400_000.0);
+        let mut alpha = sim_validator("alpha", ALPHA, 400_000.0, 400_000.0);
         alpha.node = Some(SimNode {
             out_of_sync_at: Some(Duration::from_secs(180)),
             ..SimNode::default()
         });
-        let bravo = validator("bravo", BRAVO, 1_000.0, 0.0);
+        let bravo = sim_validator("bravo", BRAVO, 1_000.0, 0.0);
         let (alpha_key, bravo_key) = (sim_public_key(&alpha), sim_public_key(&bravo));
         scenario.validators = vec![alpha, bravo];
         let sim = SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())

@@ -11,7 +11,10 @@ use serde_json::json;
 use tools::secret::Secret;
 use tools::sim::{SimNode, SimValidator, SimWorld, TelegramInjected};
 
-use crate::support::{config_for, point_chain_at, quiet_scenario, system, tick, workspace_root};
+use crate::support::{
+    config_for, echo_program, point_chain_at, quiet_scenario, sim_validator, system, tick,
+    workspace_root,
+};
 
 const ALICE: i64 = 1001;
 const SIGNING_SECRET: &str = "flow-signing-secret";
@@ -23,18 +26,17 @@ fn a_validator_alert_is_approved_on_telegram_and_slack_and_runs_once() {
         let dir = tempfile::tempdir().unwrap();
         let mut scenario = quiet_scenario();
         scenario.validators = vec![SimValidator {
-            name: "v1".into(),
-            address: "-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
-            balance_ton: 500_000.0,
-            stake_ton: 400_000.0,
-            seqno: 0,
-            wallet_type: None,
             // The validator service is down from the start.
             node: Some(SimNode {
                 down_at: Some(Duration::ZERO),
                 ..SimNode::default()
             }),
-            rotate_keys_at: None,
+            ..sim_validator(
+                "v1",
+                "-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                500_000.0,
+                400_000.0,
+            )
         }];
         let sim = SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
             .await
@@ -75,11 +77,7 @@ when { resource.domain == "validators" && resource.kind == "command" };
             metrics_url: Some(sim.metrics_url("v1")),
             ..Default::default()
         }];
-        config.executors.command.programs.insert(
-            "restart_validator".into(),
-            serde_json::from_value(json!({ "program": "/bin/echo", "args": ["{validator}"] }))
-                .unwrap(),
-        );
+        echo_program(&mut config, "restart_validator", &["{validator}"]);
         for user in [
             json!({ "name": "alice", "roles": ["operator"], "telegram_id": ALICE }),
             json!({ "name": "carol", "roles": ["operator"], "slack_id": "U0CAROL" }),

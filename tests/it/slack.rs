@@ -11,7 +11,7 @@ use serde_json::json;
 use tools::secret::Secret;
 use tools::sim::SimWorld;
 
-use crate::support::{config_for, quiet_scenario, system};
+use crate::support::{config_for, echo_program, quiet_scenario, system};
 
 const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 
@@ -101,11 +101,7 @@ fn slack_commands_and_approvals_are_verified_answered_and_journaled() {
                 .unwrap(),
             );
         }
-        config.executors.command.programs.insert(
-            "restart_validator".into(),
-            serde_json::from_value(json!({ "program": "/bin/echo", "args": ["{validator}"] }))
-                .unwrap(),
-        );
+        echo_program(&mut config, "restart_validator", &["{validator}"]);
         // Critical alerts also go to the ops channel.
         config.alerting.receivers.push(
             serde_json::from_value(

@@ -332,3 +332,31 @@ pub fn ops_webhook(
         max_attempts: 3,
     }
 }
+
+/// A simulated validator with a wallet and (when `stake_ton > 0`) a place in the set.
+pub fn sim_validator(
+    name: &str,
+    address: &str,
+    balance_ton: f64,
+    stake_ton: f64,
+) -> tools::sim::SimValidator {
+    tools::sim::SimValidator {
+        name: name.into(),
+        address: address.into(),
+        balance_ton,
+        stake_ton,
+        seqno: 0,
+        wallet_type: None,
+        node: None,
+        rotate_keys_at: None,
+    }
+}
+
+/// Allows the command program `name` as a harmless `/bin/echo` of `args`.
+pub fn echo_program(config: &mut Config, name: &str, args: &[&str]) {
+    config.executors.command.programs.insert(
+        name.to_owned(),
+        serde_json::from_value(serde_json::json!({ "program": "/bin/echo", "args": args }))
+            .expect("a command program"),
+    );
+}

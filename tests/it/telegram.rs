@@ -11,7 +11,7 @@ use serde_json::json;
 use tools::secret::Secret;
 use tools::sim::{SimWorld, TelegramInjected};
 
-use crate::support::{config_for, quiet_scenario, system};
+use crate::support::{config_for, echo_program, quiet_scenario, system};
 
 const ALICE: i64 = 1001;
 const STRANGER: i64 = 2002;
@@ -36,11 +36,7 @@ fn telegram_commands_refusals_and_an_approval_button() {
             )
             .unwrap(),
         );
-        config.executors.command.programs.insert(
-            "restart_validator".into(),
-            serde_json::from_value(json!({ "program": "/bin/echo", "args": ["{validator}"] }))
-                .unwrap(),
-        );
+        echo_program(&mut config, "restart_validator", &["{validator}"]);
         // Validator alerts also go to alice's chat (the rest to the default receiver).
         config.alerting.receivers.push(
             serde_json::from_value(

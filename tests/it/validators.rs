@@ -10,27 +10,16 @@ use agents::validators::{
 use memory::JournalQuery;
 use runtime::daemon::{Daemon, RunOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tools::sim::{SimEvent, SimNode, SimValidator, SimWorld, sim_public_key};
+use tools::sim::{SimEvent, SimNode, SimWorld, sim_public_key};
 
-use crate::support::{config_for, point_chain_at, quiet_scenario, system, tick};
+use crate::support::{
+    config_for, echo_program, point_chain_at, quiet_scenario, sim_validator, system, tick,
+};
 
 const ALPHA: &str = "-1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const BRAVO: &str = "-1:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const CHARLIE: &str = "-1:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 const DELTA: &str = "-1:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
-
-fn sim_validator(name: &str, address: &str, balance_ton: f64, stake_ton: f64) -> SimValidator {
-    SimValidator {
-        name: name.into(),
-        address: address.into(),
-        balance_ton,
-        stake_ton,
-        seqno: 0,
-        wallet_type: None,
-        node: None,
-        rotate_keys_at: None,
-    }
-}
 
 /// A node metrics page the test controls: `Some(page)` answers 200 with it, `None` answers 503.
 #[derive(Clone)]
@@ -639,19 +628,15 @@ published_before_start = "1d"
 
         let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
         point_chain_at(&mut config, &sim);
-        for (name, args) in [
-            ("restart_validator", vec!["{validator}"]),
-            ("upgrade_validator", vec!["{validator}", "{version}"]),
-            ("failover_validator", vec!["{validator}", "{standby}"]),
-            ("recover_stake", vec!["{validator}"]),
-            ("join_election", vec!["{validator}", "{stake_ton}", "{max_factor}"]),
-        ] {
-            config.executors.command.programs.insert(
-                name.to_owned(),
-                serde_json::from_value(serde_json::json!({ "program": "/bin/echo", "args": args }))
-                    .unwrap(),
-            );
-        }
+        echo_program(&mut config, "restart_validator", &["{validator}"]);
+        echo_program(&mut config, "upgrade_validator", &["{validator}", "{version}"]);
+        echo_program(&mut config, "failover_validator", &["{validator}", "{standby}"]);
+        echo_program(&mut config, "recover_stake", &["{validator}"]);
+        echo_program(
+            &mut config,
+            "join_election",
+            &["{validator}", "{stake_ton}", "{max_factor}"],
+        );
         // People who may approve (the default policies ask an operator, and two treasurers
         // when funds move).
         for (name, roles) in [("olga", vec!["operator", "treasurer"]), ("tom", vec!["treasurer"])] {
@@ -900,16 +885,7 @@ published_before_start = "1d"
         assert_eq!(batches.len(), 7);
         assert_eq!(
             batches[0].body["validators"][0]["keys"][0],
-            tools::sim::sim_public_key(&tools::sim::SimValidator {
-                name: "alpha".into(),
-                address: ALPHA.into(),
-                balance_ton: 0.0,
-                stake_ton: 0.0,
-                seqno: 0,
-                wallet_type: None,
-                node: None,
-                rotate_keys_at: None,
-            })
+            sim_public_key(&sim_validator("alpha", ALPHA, 0.0, 0.0))
         );
 
         daemon.shutdown("test done").await.unwrap();
