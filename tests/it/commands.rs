@@ -6,47 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
-use sha2::Digest;
 
-use crate::support::{Daemon, free_port, run_cli_env, workspace_root};
+use crate::support::{Daemon, free_port, run_cli_env, write_team_config};
 
 const ALICE: &str = "cc_test_token_alice_commands";
 const CAROL: &str = "cc_test_token_carol_commands";
-
-fn hash(token: &str) -> String {
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
-}
-
-fn write_config(dir: &Path, port: u16) {
-    let root = workspace_root();
-    let text = format!(
-        r#"[daemon]
-data_dir = "{data}"
-http_listen = "127.0.0.1:{port}"
-policies_dir = "{policies}"
-prompts_dir = "{prompts}"
-
-[agents.market]
-enabled = false
-
-[[access.users]]
-name = "alice"
-roles = ["operator"]
-token_sha256 = "{alice}"
-
-[[access.users]]
-name = "carol"
-roles = ["treasurer"]
-token_sha256 = "{carol}"
-"#,
-        data = dir.join("data").display(),
-        policies = root.join("policies").display(),
-        prompts = root.join("prompts").display(),
-        alice = hash(ALICE),
-        carol = hash(CAROL),
-    );
-    std::fs::write(dir.join("command-center.toml"), text).unwrap();
-}
 
 /// What the validators and market agents would have stored, before the daemon starts.
 fn seed(data: &Path) {
@@ -88,7 +52,7 @@ fn chat_commands_through_the_api_and_the_ask_command() {
     tools::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    write_config(dir.path(), port);
+    write_team_config(dir.path(), port, ALICE, CAROL, "");
     seed(&dir.path().join("data"));
     let mut daemon = Daemon::spawn(dir.path(), &["run"]);
     daemon.wait_for("ready", Duration::from_secs(60));

@@ -6,52 +6,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use sha2::Digest;
+use crate::support::{Daemon, free_port, run_cli_env, workspace_root, write_team_config};
 
-use crate::support::{Daemon, free_port, run_cli_env, workspace_root};
+/// The team, and a `mark` program (mkdir) proposals can run.
+fn write_gate_config(dir: &Path, port: u16) {
+    write_team_config(
+        dir,
+        port,
+        ALICE,
+        CAROL,
+        "\n[executors.command.programs.mark]\nprogram = \"/usr/bin/mkdir\"\nargs = [\"{path}\"]\ntimeout = \"10s\"\n",
+    );
+}
 
 const ALICE: &str = "cc_test_token_alice_operator";
 const CAROL: &str = "cc_test_token_carol_treasurer";
-
-fn hash(token: &str) -> String {
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
-}
-
-fn write_gate_config(dir: &Path, port: u16) {
-    let root = workspace_root();
-    let text = format!(
-        r#"[daemon]
-data_dir = "{data}"
-http_listen = "127.0.0.1:{port}"
-policies_dir = "{policies}"
-prompts_dir = "{prompts}"
-
-[agents.market]
-enabled = false
-
-[[access.users]]
-name = "alice"
-roles = ["operator"]
-token_sha256 = "{alice}"
-
-[[access.users]]
-name = "carol"
-roles = ["treasurer"]
-token_sha256 = "{carol}"
-
-[executors.command.programs.mark]
-program = "/usr/bin/mkdir"
-args = ["{{path}}"]
-timeout = "10s"
-"#,
-        data = dir.join("data").display(),
-        policies = root.join("policies").display(),
-        prompts = root.join("prompts").display(),
-        alice = hash(ALICE),
-        carol = hash(CAROL),
-    );
-    std::fs::write(dir.join("command-center.toml"), text).unwrap();
-}
 
 fn mark_proposal(dir: &Path, name: &str) -> serde_json::Value {
     serde_json::json!({

@@ -360,3 +360,39 @@ pub fn echo_program(config: &mut Config, name: &str, args: &[&str]) {
             .expect("a command program"),
     );
 }
+
+/// Writes `command-center.toml` for a daemon run as a child: data in `dir/data`, the API on
+/// `port`, the market agent off, and two people, alice (operator) and carol (treasurer),
+/// whose API tokens are `alice_token` and `carol_token`; `extra` is appended as it is.
+pub fn write_team_config(dir: &Path, port: u16, alice_token: &str, carol_token: &str, extra: &str) {
+    use sha2::Digest as _;
+    let hash = |token: &str| hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    let root = workspace_root();
+    let text = format!(
+        r#"[daemon]
+data_dir = "{data}"
+http_listen = "127.0.0.1:{port}"
+policies_dir = "{policies}"
+prompts_dir = "{prompts}"
+
+[agents.market]
+enabled = false
+
+[[access.users]]
+name = "alice"
+roles = ["operator"]
+token_sha256 = "{alice}"
+
+[[access.users]]
+name = "carol"
+roles = ["treasurer"]
+token_sha256 = "{carol}"
+{extra}"#,
+        data = dir.join("data").display(),
+        policies = root.join("policies").display(),
+        prompts = root.join("prompts").display(),
+        alice = hash(alice_token),
+        carol = hash(carol_token),
+    );
+    std::fs::write(dir.join("command-center.toml"), text).expect("write the configuration");
+}

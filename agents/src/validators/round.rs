@@ -503,8 +503,10 @@ impl ValidatorsAgent {
                 .get(&stakes_key)
                 .map_err(Self::store_error)?
                 .unwrap_or_default();
+            let before = memory.clone();
             let settled = memory.settle(frozen);
-            if !settled.is_empty() || memory.frozen.len() != frozen.len() || !frozen.is_empty() {
+            // Written only when something changed (bonuses grow, stakes come and go).
+            if memory != before {
                 state.put(&stakes_key, &memory).map_err(Self::store_error)?;
             }
             observed.settled = settled;
