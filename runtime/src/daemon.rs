@@ -331,7 +331,7 @@ impl Daemon {
             )),
             _ => None,
         };
-        let notifier = Notifier::new(
+        let mut notifier = Notifier::new(
             &config.notify,
             &config.alerting,
             auditor.clone(),
@@ -341,6 +341,16 @@ impl Daemon {
             telegram: telegram_link.as_ref().map(|(_, outbox)| outbox.clone()),
             slack: slack_client.clone(),
         });
+        // Before the router starts: what a killed run dispatched and did not deliver.
+        let unfinished = notifier
+            .recover()
+            .context("notifier: reading the undelivered dispatches")?;
+        if unfinished > 0 {
+            tracing::warn!(
+                dispatches = unfinished,
+                "the previous run stopped before delivering every notification; delivering those first"
+            );
+        }
         let (notifier_stop, notifier_stop_rx) = watch::channel(false);
         let notifier = tokio::spawn(notifier.run(dispatch_queue, notifier_stop_rx));
         let alert_router = Arc::new(

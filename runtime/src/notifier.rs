@@ -2,9 +2,11 @@
 //! journaling each delivery.
 //!
 //! It reads an unbounded queue so no dispatch is ever dropped; on shutdown it drains the queue
-//! before returning.
+//! before returning. What a killed run had not delivered is in [`pending`], and goes out first
+//! on the next start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agents::audit::Auditor;
@@ -15,6 +17,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tools::http::{RetryPolicy, backoff_delay};
 use tools::secret::Secret;
 
@@ -22,6 +25,9 @@ use crate::config::{
     AlertingConfig, DEFAULT_RECEIVER, NotifyConfig, ReceiverKind, WebhookReceiverConfig,
 };
 use crate::router::{Dispatch, DispatchKind, Silence};
+
+pub mod pending;
+use pending::{Completion, Pending};
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body>` when the receiver has a secret.
 pub const SIGNATURE_HEADER: &str = "x-command-center-signature";
@@ -91,6 +97,24 @@ enum Target {
     Slack(String),
     /// A receiver kind this build cannot deliver (validation refuses it; kept for safety).
     Unavailable(&'static str),
+}
+
+impl Target {
+    /// How a pending dispatch names this target when marking it done.
+    fn label(&self, webhooks: &[Webhook]) -> String {
+        match self {
+            Target::Log => "log".to_owned(),
+            Target::Webhook(index) => format!(
+                "webhook:{}",
+                webhooks
+                    .get(*index)
+                    .map_or("?", |webhook| webhook.config.name.as_str())
+            ),
+            Target::Telegram(chat) => format!("telegram:{chat}"),
+            Target::Slack(channel) => format!("slack:{channel}"),
+            Target::Unavailable(kind) => (*kind).to_owned(),
+        }
+    }
 }
 
 /// The chat channels' senders, when those channels are on.
@@ -219,6 +243,10 @@ pub struct Notifier {
     client: reqwest::Client,
     auditor: Auditor,
     telemetry: Telemetry,
+    /// What a previous run left undelivered ([`Notifier::recover`]).
+    replay: Vec<Pending>,
+    /// Telegram deliveries waiting for their receipts; awaited before [`Notifier::run`] returns.
+    receipts: std::sync::Mutex<JoinSet<()>>,
 }
 
 #[derive(Debug)]
@@ -278,7 +306,16 @@ impl Notifier {
             client: reqwest::Client::new(),
             auditor,
             telemetry,
+            replay: Vec::new(),
+            receipts: std::sync::Mutex::new(JoinSet::new()),
         }
+    }
+
+    /// Loads what a previous run dispatched and did not deliver; [`Notifier::run`] delivers
+    /// it first. Call before the router starts. Returns how many dispatches wait.
+    pub fn recover(&mut self) -> Result<usize, memory::StoreError> {
+        self.replay = pending::load(self.auditor.store().state())?;
+        Ok(self.replay.len())
     }
 
     /// Delivers `telegram` and `slack` receivers through these senders.
@@ -290,10 +327,35 @@ impl Notifier {
     /// Delivers until `stop` turns true (or every sender is gone), then delivers whatever is
     /// still queued and returns. The daemon stops the router first, so nothing arrives later.
     pub async fn run(
-        self,
+        mut self,
         mut queue: mpsc::UnboundedReceiver<Dispatch>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
+        for Pending { dispatch, done } in std::mem::take(&mut self.replay) {
+            let targets: Vec<String> = self
+                .receivers
+                .get(&dispatch.receiver)
+                .into_iter()
+                .flatten()
+                .map(|target| target.label(&self.webhooks))
+                .filter(|label| !done.contains(label))
+                .collect();
+            tracing::warn!(dispatch = dispatch.id, group = %dispatch.group_key, ?targets, "delivering a dispatch the previous run did not finish");
+            self.journal(
+                "notification.replayed",
+                &dispatch.group_key,
+                serde_json::json!({
+                    "dispatch": dispatch.id,
+                    "receiver": dispatch.receiver,
+                    "kind": dispatch.kind,
+                    "dispatched_at": dispatch.at,
+                    "targets": targets,
+                    "already_delivered": done,
+                }),
+            )
+            .await;
+            self.deliver_to(&dispatch, &done).await;
+        }
         loop {
             let next = tokio::select! {
                 biased;
@@ -312,6 +374,13 @@ impl Notifier {
         while let Ok(dispatch) = queue.try_recv() {
             self.deliver(&dispatch).await;
         }
+        let mut receipts = std::mem::take(
+            &mut *self
+                .receipts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        while receipts.join_next().await.is_some() {}
         tracing::debug!("notifier drained");
     }
 
@@ -362,6 +431,11 @@ impl Notifier {
 
     /// Delivers one dispatch to every target of its receiver.
     pub async fn deliver(&self, dispatch: &Dispatch) {
+        self.deliver_to(dispatch, &BTreeSet::new()).await;
+    }
+
+    /// Delivers one dispatch to the targets of its receiver not in `done`.
+    async fn deliver_to(&self, dispatch: &Dispatch, done: &BTreeSet<String>) {
         let first = dispatch.alerts.first();
         let subject = first
             .map(|alert| alert.key.clone())
@@ -389,8 +463,19 @@ impl Notifier {
             let mut body = record(&dispatch.receiver, "none");
             body["error"] = serde_json::json!("no such receiver in [alerting.receivers]");
             self.journal("notification.failed", &subject, body).await;
+            Completion::new(self.auditor.store().state().clone(), dispatch.id, 0);
             return;
         };
+        let targets: Vec<(&Target, String)> = targets
+            .iter()
+            .map(|target| (target, target.label(&self.webhooks)))
+            .filter(|(_, label)| !done.contains(label))
+            .collect();
+        let completion = Completion::new(
+            self.auditor.store().state().clone(),
+            dispatch.id,
+            targets.len(),
+        );
         let body = match serde_json::to_vec(&WebhookPayload {
             version: 1,
             event: event_kind(dispatch),
@@ -412,37 +497,66 @@ impl Notifier {
                 return;
             }
         };
-        for target in targets {
+        for (target, label) in targets {
             match target {
                 Target::Log => {
                     Self::log(dispatch);
                     self.count("log", "sent");
+                    completion.done(&label);
                 }
                 Target::Telegram(chat_id) => {
                     let text =
                         crate::channels::telegram::client::escape_markdown_v2(&chat_text(dispatch));
+                    // A big group goes out in several messages, the buttons under the last.
+                    let parts = crate::commands::render::telegram::split(
+                        &text,
+                        crate::channels::telegram::client::MAX_MESSAGE_CHARS,
+                    );
                     let queued = match &self.chat.telegram {
-                        Some(outbox) => outbox
-                            .send(*chat_id, text, telegram_buttons(dispatch))
-                            .map(|_| ())
-                            .map_err(|error| error.to_string()),
+                        Some(outbox) => {
+                            let last = parts.len().saturating_sub(1);
+                            parts
+                                .into_iter()
+                                .enumerate()
+                                .map(|(index, part)| {
+                                    let buttons =
+                                        (index == last).then(|| telegram_buttons(dispatch));
+                                    outbox
+                                        .send_tracked(*chat_id, part, buttons.flatten())
+                                        .map(|(_, receipt)| receipt)
+                                })
+                                .collect::<Result<Vec<_>, _>>()
+                                .map_err(|error| error.to_string())
+                        }
                         None => Err("the Telegram bot is not running".to_owned()),
                     };
                     let mut body = record(&dispatch.receiver, "telegram");
                     body["chat_id"] = serde_json::json!(chat_id);
-                    // The outbox delivers in order and never drops; queued is what is known here.
-                    body["queued"] = serde_json::json!(queued.is_ok());
-                    body["error"] = serde_json::json!(queued.as_ref().err());
-                    self.count(
-                        &dispatch.receiver,
-                        if queued.is_ok() { "sent" } else { "failed" },
-                    );
-                    let kind = if queued.is_ok() {
-                        "notification.sent"
-                    } else {
-                        "notification.failed"
-                    };
-                    self.journal(kind, &subject, body).await;
+                    match queued {
+                        Ok(receipts) => {
+                            // The outbox paces per chat; the receipt says how it ended.
+                            let notifier = TelegramReceipt {
+                                auditor: self.auditor.clone(),
+                                telemetry: self.telemetry.clone(),
+                                receiver: dispatch.receiver.clone(),
+                                subject: subject.clone(),
+                                body,
+                                completion: completion.clone(),
+                                label,
+                            };
+                            self.receipts
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .spawn(notifier.wait(receipts));
+                            self.reap_receipts();
+                        }
+                        Err(error) => {
+                            body["error"] = serde_json::json!(error);
+                            self.count(&dispatch.receiver, "failed");
+                            completion.done(&label);
+                            self.journal("notification.failed", &subject, body).await;
+                        }
+                    }
                 }
                 Target::Slack(channel) => {
                     let text = chat_text(dispatch);
@@ -470,6 +584,8 @@ impl Notifier {
                     if let Err(error) = &posted {
                         tracing::error!(receiver = %dispatch.receiver, %error, "slack delivery failed");
                     }
+                    // Marked before the journal entry, whose flush makes the mark durable.
+                    completion.done(&label);
                     self.journal(kind, &subject, body).await;
                 }
                 Target::Unavailable(kind) => {
@@ -478,10 +594,12 @@ impl Notifier {
                     let mut body = record(&dispatch.receiver, kind);
                     body["error"] =
                         serde_json::json!(format!("{kind} receivers are not available yet"));
+                    completion.done(&label);
                     self.journal("notification.failed", &subject, body).await;
                 }
                 Target::Webhook(index) => {
                     let Some(webhook) = self.webhooks.get(*index) else {
+                        completion.done(&label);
                         continue;
                     };
                     let started = Instant::now();
@@ -507,6 +625,7 @@ impl Notifier {
                     body["http_status"] = serde_json::json!(outcome.status);
                     body["error"] = serde_json::json!(outcome.error);
                     body["duration_ms"] = serde_json::json!(started.elapsed().as_millis() as u64);
+                    completion.done(&label);
                     self.journal(kind, &subject, body).await;
                     if let Some(error) = outcome.error {
                         tracing::error!(receiver = %webhook.config.name, group = %dispatch.group_key, %error, "webhook delivery failed");
@@ -517,13 +636,16 @@ impl Notifier {
     }
 
     fn count(&self, receiver: &str, outcome: &str) {
-        self.telemetry
-            .notifications
-            .get_or_create(&NotificationLabels {
-                receiver: receiver.to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
+        count(&self.telemetry, receiver, outcome);
+    }
+
+    /// Drops the receipt tasks that have finished.
+    fn reap_receipts(&self) {
+        let mut receipts = self
+            .receipts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while receipts.try_join_next().is_some() {}
     }
 
     async fn post(&self, webhook: &Webhook, event: &'static str, body: &[u8]) -> DeliveryOutcome {
@@ -600,6 +722,80 @@ impl Notifier {
             attempts,
             status: last_status,
             error: Some(last_error),
+        }
+    }
+}
+
+fn count(telemetry: &Telemetry, receiver: &str, outcome: &str) {
+    telemetry
+        .notifications
+        .get_or_create(&NotificationLabels {
+            receiver: receiver.to_owned(),
+            outcome: outcome.to_owned(),
+        })
+        .inc();
+}
+
+/// Journals a Telegram delivery when the outbox has sent it (or given up).
+struct TelegramReceipt {
+    auditor: Auditor,
+    telemetry: Telemetry,
+    receiver: String,
+    subject: String,
+    body: serde_json::Value,
+    completion: Arc<Completion>,
+    label: String,
+}
+
+impl TelegramReceipt {
+    async fn wait(
+        mut self,
+        receipts: Vec<
+            tokio::sync::oneshot::Receiver<crate::channels::telegram::client::OutboxReceipt>,
+        >,
+    ) {
+        use crate::channels::telegram::client::OutboxOutcome;
+        let mut message_ids = Vec::new();
+        let mut attempts = 0;
+        let mut errors = Vec::new();
+        for receipt in receipts {
+            let Ok(receipt) = receipt.await else {
+                // The outbox stopped with the message queued (shutdown): not done, so the
+                // next run sends it.
+                tracing::warn!(receiver = %self.receiver, "telegram outbox stopped before a notification went out; it goes out on the next start");
+                return;
+            };
+            attempts += receipt.attempts;
+            match receipt.outcome {
+                OutboxOutcome::Sent { message_id, .. } => message_ids.push(message_id),
+                OutboxOutcome::Edited => {}
+                OutboxOutcome::Failed { error } => errors.push(error.to_string()),
+            }
+        }
+        self.body["attempts"] = serde_json::json!(attempts);
+        self.body["message_ids"] = serde_json::json!(message_ids);
+        let kind = if errors.is_empty() {
+            "notification.sent"
+        } else {
+            self.body["error"] = serde_json::json!(errors.join("; "));
+            "notification.failed"
+        };
+        count(
+            &self.telemetry,
+            &self.receiver,
+            if kind == "notification.sent" {
+                "sent"
+            } else {
+                "failed"
+            },
+        );
+        self.completion.done(&self.label);
+        if let Err(error) = self
+            .auditor
+            .record("notifier", kind, &self.subject, &self.body)
+            .await
+        {
+            tracing::error!(%error, "could not journal a notification");
         }
     }
 }

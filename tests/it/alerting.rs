@@ -251,3 +251,288 @@ fn validator_alerts_are_grouped_silenced_and_acknowledged() {
         sim.shutdown();
     });
 }
+
+/// The Alertmanager-style route used by the tests below: one group per alert name.
+fn prometheus_route() -> RouteConfig {
+    RouteConfig {
+        receiver: Some("ops".into()),
+        group_by: Some(vec!["alertname".into()]),
+        group_wait: Some(Duration::ZERO),
+        group_interval: Some(Duration::from_secs(300)),
+        repeat_interval: Some(Duration::from_secs(3600)),
+        ..RouteConfig::default()
+    }
+}
+
+#[test]
+fn alerts_posted_the_alertmanager_way_are_routed_and_resolved() {
+    system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = SimWorld::start(quiet_scenario(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
+        config.agents.market.enabled = false;
+        config.notify.webhooks.push(ops_webhook(&sim, None));
+        config.access.users.push(UserConfig {
+            name: "prometheus".into(),
+            roles: vec!["viewer".into()],
+            token_sha256: Some(hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()))),
+            telegram_id: None,
+            slack_id: None,
+        });
+        config.alerting.receivers.push(AlertReceiverConfig {
+            name: "ops".into(),
+            kind: ReceiverKind::Webhook,
+            webhook: Some("ops".into()),
+            chat: None,
+            channel: None,
+            to: Vec::new(),
+        });
+        config.alerting.route = prometheus_route();
+        config.alerting.evaluation_interval = Duration::from_secs(24 * 3600);
+        let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
+        let store = daemon.state.store.clone();
+        let url = format!("http://{}/api/v2/alerts", daemon.http_addr);
+        let client = reqwest::Client::new();
+        let post = |body: serde_json::Value, token: Option<&str>| {
+            let mut request = client.post(&url).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let cpu = serde_json::json!({
+            "labels": {"alertname": "HighCPU", "instance": "node-1:9100", "severity": "critical"},
+            "annotations": {"summary": "CPU above 90 % for 10 minutes"},
+            "startsAt": "2026-11-24T05:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=cpu",
+        });
+
+        // Unknown senders are refused; nothing is routed.
+        let refused = post(serde_json::json!([cpu]), None).await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert!(dispatched(&store).is_empty());
+
+        let answer = post(serde_json::json!([cpu]), Some(TOKEN)).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let received: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(received["firing"], 1);
+        let hooks = sim.wait_for_webhooks(1, Duration::from_secs(10)).await;
+        let body = &hooks[0].body;
+        assert_eq!(body["event"], "alert.firing");
+        assert_eq!(body["severity"], "critical");
+        assert_eq!(body["summary"], "CPU above 90 % for 10 minutes");
+        assert_eq!(body["labels"]["instance"], "node-1:9100");
+        assert_eq!(body["group"]["labels"]["alertname"], "HighCPU");
+        let key = body["key"].as_str().unwrap().to_owned();
+        assert!(key.starts_with("prometheus.HighCPU/"), "{key}");
+
+        // Prometheus re-sends what still fires: refreshed, not sent again.
+        let again: serde_json::Value = post(serde_json::json!([cpu]), Some(TOKEN))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(again["refreshed"], 1);
+        assert_eq!(dispatched(&store).len(), 1);
+
+        // A bad alert is named by its place and refuses the whole request.
+        let bad = post(
+            serde_json::json!([cpu, {"labels": {"instance": "x"}}]),
+            Some(TOKEN),
+        )
+        .await
+        .unwrap();
+        assert_eq!(bad.status(), 400);
+        let text = bad.text().await.unwrap();
+        assert!(
+            text.contains("alerts[1].labels.alertname: missing"),
+            "{text}"
+        );
+        let malformed = client
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body("[{\"labels\": ")
+            .send()
+            .await
+            .unwrap();
+        assert!(malformed.status().is_client_error());
+
+        // The end: a recovery notice, and the history holds both, journaled as the sender.
+        let mut resolved = cpu.clone();
+        resolved["endsAt"] = serde_json::json!("2026-11-24T05:10:00Z");
+        let done: serde_json::Value = post(serde_json::json!([resolved]), Some(TOKEN))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(done["resolved"], 1);
+        // As in Alertmanager, the group's next notification waits for group_interval.
+        daemon
+            .state
+            .router
+            .tick(Utc::now() + chrono::Duration::seconds(301))
+            .await
+            .unwrap();
+        let hooks = sim.wait_for_webhooks(2, Duration::from_secs(10)).await;
+        assert_eq!(hooks[1].body["event"], "alert.resolved");
+        assert_eq!(hooks[1].body["key"], key.as_str());
+        // Resolutions keep coming for a while: ignored once the alert is gone.
+        let late: serde_json::Value = post(serde_json::json!([resolved]), Some(TOKEN))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(late["ignored"], 1);
+        let history = store
+            .journal()
+            .query(&JournalQuery {
+                kind: Some("alert.*".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let kinds: Vec<(&str, &str)> = history
+            .iter()
+            .map(|entry| (entry.kind.as_str(), entry.actor.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("alert.firing", "api:prometheus"),
+                ("alert.resolved", "api:prometheus")
+            ]
+        );
+        daemon.shutdown("test over").await.unwrap();
+    });
+}
+
+/// A webhook receiver that takes requests and never answers; says when one arrived.
+fn unresponsive_receiver() -> (u16, std::sync::mpsc::Receiver<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (arrived, arrivals) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut buffer = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buffer);
+            held.push(stream);
+            if arrived.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    (port, arrivals)
+}
+
+#[test]
+fn a_dispatch_a_killed_run_did_not_deliver_goes_out_on_the_next_start() {
+    use crate::support::{Daemon as Child, free_port, write_team_config};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = |webhook_url: &str| {
+        format!(
+            r#"
+[[notify.webhooks]]
+name = "ops"
+url = "{webhook_url}"
+timeout = "60s"
+max_attempts = 1
+
+[[alerting.receivers]]
+name = "ops"
+kind = "webhook"
+webhook = "ops"
+
+[alerting.route]
+receiver = "ops"
+group_by = ["alertname"]
+group_wait = "0s"
+"#
+        )
+    };
+    // The receiver is up but never answers: the dispatch is journaled, delivery hangs.
+    let (hung_port, arrivals) = unresponsive_receiver();
+    write_team_config(
+        dir.path(),
+        port,
+        TOKEN,
+        "cc_carol_unused",
+        &config(&format!("http://127.0.0.1:{hung_port}/hook")),
+    );
+    let mut first = Child::spawn(dir.path(), &["run"]);
+    first.wait_for("ready", Duration::from_secs(60));
+    tools::http::install_crypto_provider();
+    let rt = system();
+    let posted = rt
+        .block_on(
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/api/v2/alerts"))
+                .bearer_auth(TOKEN)
+                .json(&serde_json::json!([{
+                    "labels": {"alertname": "NodeDown", "instance": "validator-1"},
+                    "annotations": {"summary": "validator-1 is down"},
+                }]))
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    arrivals.recv_timeout(Duration::from_secs(30)).unwrap();
+    first.signal(libc::SIGKILL);
+    assert_eq!(first.wait_exit(Duration::from_secs(30)), None);
+
+    // The next run, with the receiver answering again, sends it before anything else.
+    let sim = rt.block_on(async {
+        SimWorld::start(quiet_scenario(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    });
+    write_team_config(
+        dir.path(),
+        port,
+        TOKEN,
+        "cc_carol_unused",
+        &config(&sim.webhook_url()),
+    );
+    let mut second = Child::spawn(dir.path(), &["run"]);
+    second.wait_for(
+        "delivering a dispatch the previous run did not finish",
+        Duration::from_secs(60),
+    );
+    let hooks = rt.block_on(sim.wait_for_webhooks(1, Duration::from_secs(30)));
+    assert_eq!(hooks[0].body["event"], "alert.firing");
+    assert_eq!(hooks[0].body["summary"], "validator-1 is down");
+    second.wait_for("ready", Duration::from_secs(60));
+    second.signal(libc::SIGTERM);
+    let code = second.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{}", second.log.join("\n"));
+
+    // Journaled: dispatched once, replayed, sent; nothing left pending; the router did not
+    // dispatch it a second time.
+    let store = memory::Store::open(&dir.path().join("data")).unwrap();
+    let entries = store.journal().query(&JournalQuery::default()).unwrap();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry.kind.as_str())
+        .filter(|kind| kind.starts_with("router.") || kind.starts_with("notification."))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "router.dispatched",
+            "notification.replayed",
+            "notification.sent"
+        ]
+    );
+    let pending: Vec<(String, serde_json::Value)> = store
+        .state()
+        .scan_prefix(runtime::notifier::pending::PENDING_PREFIX)
+        .unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
+}

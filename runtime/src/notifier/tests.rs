@@ -28,6 +28,7 @@ fn a_webhook_body_keeps_the_first_alert_on_top_and_carries_the_group() {
         observed_at: at,
     };
     let dispatch = Dispatch {
+        id: 7,
         kind: DispatchKind::Notification,
         receiver: "ops".to_owned(),
         group_key: "0:{validator=\"v1\"}".to_owned(),

@@ -47,6 +47,10 @@ impl DispatchKind {
 /// One notification for one receiver: what the notifier delivers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dispatch {
+    /// Set by the router when it keeps the dispatch for delivery (0 before; journaled as
+    /// `dispatch_id` in `router.dispatched`); the notifier's pending record is keyed by it.
+    #[serde(default)]
+    pub id: u64,
     pub kind: DispatchKind,
     pub receiver: String,
     pub group_key: String,
@@ -492,6 +496,7 @@ impl Engine {
                     self.dirty.insert(format!("{ALERTS_PREFIX}{key}"));
                     for receiver in &record.escalated_to {
                         dispatches.push(Dispatch {
+                            id: 0,
                             kind: DispatchKind::Escalation,
                             receiver: receiver.clone(),
                             group_key: format!("escalation:{{key={key}}}"),
@@ -612,6 +617,7 @@ impl Engine {
                 self.dirty
                     .insert(format!("{SILENCES_PREFIX}{}", silence.id));
                 dispatches.push(Dispatch {
+                    id: 0,
                     kind: DispatchKind::SilenceExpiring,
                     receiver: root_receiver.clone(),
                     group_key: format!("silence:{}", silence.id),
@@ -679,6 +685,7 @@ impl Engine {
             record.receivers.insert(receiver.clone());
             self.dirty.insert(format!("{ALERTS_PREFIX}{key}"));
             dispatches.push(Dispatch {
+                id: 0,
                 kind: DispatchKind::Escalation,
                 receiver,
                 group_key: format!("escalation:{{key={key}}}"),
@@ -773,6 +780,7 @@ impl Engine {
             let mut alerts = firing.clone();
             alerts.extend(resolved);
             dispatch = Some(Dispatch {
+                id: 0,
                 kind,
                 receiver: receiver.clone(),
                 group_key: group_key.to_owned(),

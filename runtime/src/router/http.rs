@@ -30,6 +30,28 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/alerts/{key}/ack", post(ack))
         .route("/v1/silences", get(silences).post(add_silence))
         .route("/v1/silences/{id}", delete(expire_silence))
+        // Alertmanager's path, so Prometheus and friends can send here as they are.
+        .route("/api/v2/alerts", post(receive_alerts))
+}
+
+/// `POST /api/v2/alerts`: Alertmanager's alert payload, from any known user (give Prometheus
+/// a token of its own: `authorization: { credentials_file: ... }` in `alerting`).
+async fn receive_alerts(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+    payload: Result<Json<Vec<super::ingest::PostableAlert>>, JsonRejection>,
+) -> Result<Json<super::ingest::Received>, ApiError> {
+    let posted = body(payload)?;
+    let now = Utc::now();
+    let sender = format!("api:{}", user.name);
+    let alerts = super::ingest::convert(posted, &sender, now)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message))?;
+    state
+        .router
+        .receive(alerts, &sender, now)
+        .await
+        .map(Json)
+        .map_err(router_error)
 }
 
 async fn alerts(

@@ -21,6 +21,7 @@ use crate::config::AlertingConfig;
 
 pub mod engine;
 pub mod http;
+pub mod ingest;
 pub mod matcher;
 pub mod schedule;
 
@@ -114,6 +115,22 @@ pub struct AlertEntry {
     pub receivers: Vec<String>,
 }
 
+/// A new dispatch id: microseconds since the epoch, strictly increasing within the process,
+/// so pending dispatches replay oldest first.
+fn next_dispatch_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(actual) => last = actual,
+        }
+    }
+}
+
 /// The running router.
 pub struct AlertRouter {
     engine: Mutex<Engine>,
@@ -182,12 +199,16 @@ impl AlertRouter {
                 .record("router", event.kind, &event.subject, &event.body)
                 .await?;
         }
-        for dispatch in dispatches {
+        for mut dispatch in dispatches {
             let keys: Vec<&str> = dispatch
                 .alerts
                 .iter()
                 .map(|alert| alert.key.as_str())
                 .collect();
+            // Kept until every target has it: a run killed before delivery sends it on start.
+            // Stored before the journal entry, whose flush makes both durable.
+            dispatch.id = next_dispatch_id();
+            crate::notifier::pending::keep(state, &dispatch)?;
             self.auditor
                 .record(
                     "router",
@@ -200,6 +221,7 @@ impl AlertRouter {
                         "group_labels": dispatch.group_labels,
                         "alerts": keys,
                         "silence": dispatch.silence.as_ref().map(|silence| &silence.id),
+                        "dispatch_id": dispatch.id,
                     }),
                 )
                 .await?;
@@ -215,6 +237,48 @@ impl AlertRouter {
         let mut engine = self.engine.lock().await;
         let dispatches = engine.ingest(alert, now);
         self.commit(&mut engine, dispatches).await
+    }
+
+    /// Routes alerts that came from outside (`POST /api/v2/alerts`), journaling each start
+    /// and end as `sender` before routing; refreshes of a firing alert are not journaled.
+    pub async fn receive(
+        &self,
+        alerts: Vec<Alert>,
+        sender: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ingest::Received, RouterError> {
+        let mut received = ingest::Received::default();
+        let mut engine = self.engine.lock().await;
+        let mut dispatches = Vec::new();
+        for alert in alerts {
+            let firing = engine.state().alerts.contains_key(&alert.key);
+            let kind = match (alert.status, firing) {
+                (AlertStatus::Firing, true) => {
+                    received.refreshed += 1;
+                    None
+                }
+                (AlertStatus::Firing, false) => {
+                    received.firing += 1;
+                    Some("alert.firing")
+                }
+                (AlertStatus::Resolved, true) => {
+                    received.resolved += 1;
+                    Some("alert.resolved")
+                }
+                (AlertStatus::Resolved, false) => {
+                    received.ignored += 1;
+                    continue;
+                }
+            };
+            if let Some(kind) = kind {
+                self.auditor
+                    .record(sender, kind, &alert.key, &alert)
+                    .await?;
+            }
+            dispatches.extend(engine.ingest(alert, now));
+        }
+        self.commit(&mut engine, dispatches).await?;
+        Ok(received)
     }
 
     /// Lets time pass.

@@ -41,7 +41,7 @@ use teloxide::types::{
     BotCommand, CallbackQueryId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId,
     ParseMode, UpdateKind,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -899,7 +899,11 @@ impl Outgoing {
 pub struct Outbox {
     sender: mpsc::UnboundedSender<Outgoing>,
     next_id: Arc<AtomicU64>,
+    waiters: Waiters,
 }
+
+/// Receipts someone waits for one by one ([`Outbox::send_tracked`]), by message id.
+type Waiters = Arc<std::sync::Mutex<HashMap<OutboxId, oneshot::Sender<OutboxReceipt>>>>;
 
 impl fmt::Debug for Outbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -918,7 +922,9 @@ impl Outbox {
     ) -> (Self, mpsc::UnboundedReceiver<OutboxReceipt>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let (receipts, receipts_rx) = mpsc::unbounded_channel();
+        let waiters = Waiters::default();
         let worker = Worker {
+            waiters: waiters.clone(),
             transport: Arc::new(transport),
             config,
             chats: HashMap::new(),
@@ -931,6 +937,7 @@ impl Outbox {
             Self {
                 sender,
                 next_id: Arc::new(AtomicU64::new(1)),
+                waiters,
             },
             receipts_rx,
         )
@@ -950,6 +957,26 @@ impl Outbox {
             to_markup("sendMessage", keyboard)?;
         }
         self.enqueue(chat_id, text, OutgoingKind::Send { keyboard })
+    }
+
+    /// Like [`Outbox::send`], with this message's receipt delivered to the returned receiver
+    /// too (it also goes to the receipt channel). The receiver errs only if the worker stopped
+    /// before the message was done.
+    pub fn send_tracked(
+        &self,
+        chat_id: i64,
+        text: impl Into<String>,
+        keyboard: Option<InlineKeyboard>,
+    ) -> Result<(OutboxId, oneshot::Receiver<OutboxReceipt>), SourceError> {
+        let (done, receipt) = oneshot::channel();
+        let mut waiters = self
+            .waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Registered under the lock before the worker can see the message.
+        let id = self.send(chat_id, text, keyboard)?;
+        waiters.insert(id, done);
+        Ok((id, receipt))
     }
 
     /// Queues an edit of a sent message, behind the messages already queued for that chat.
@@ -1045,6 +1072,7 @@ struct Worker<T> {
     /// Start times of requests in the last second, oldest first.
     recent: VecDeque<Instant>,
     receipts: mpsc::UnboundedSender<OutboxReceipt>,
+    waiters: Waiters,
 }
 
 type SendResult = Result<Option<i32>, SourceError>;
@@ -1268,13 +1296,23 @@ impl<T: OutboxTransport> Worker<T> {
             attempts,
             "telegram outbox: message done"
         );
-        // Err means the caller dropped the receiver: nobody journals, delivery still happened.
-        let _ = self.receipts.send(OutboxReceipt {
+        let receipt = OutboxReceipt {
             id: item.id,
             chat_id: item.chat_id,
             outcome,
             attempts,
-        });
+        };
+        let waiter = self
+            .waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&item.id);
+        if let Some(waiter) = waiter {
+            // Err: the waiter gave up; the receipt channel below still has it.
+            let _ = waiter.send(receipt.clone());
+        }
+        // Err means the caller dropped the receiver: nobody journals, delivery still happened.
+        let _ = self.receipts.send(receipt);
     }
 }
 
