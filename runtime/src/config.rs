@@ -403,6 +403,9 @@ pub struct NotifyConfig {
     pub log: bool,
     #[serde(default)]
     pub webhooks: Vec<WebhookReceiverConfig>,
+    /// The SMTP server `kind = "email"` receivers send through; absent: no email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailConfig>,
 }
 
 impl Default for NotifyConfig {
@@ -410,7 +413,120 @@ impl Default for NotifyConfig {
         Self {
             log: true,
             webhooks: Vec::new(),
+            email: None,
         }
+    }
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connect, then `STARTTLS` before anything else is sent (port 587); a server that
+    /// does not offer it is refused.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (port 25): only for a relay on this machine (a loopback host) unless
+    /// `allow_insecure = true`.
+    None,
+}
+
+impl SmtpSecurity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpSecurity::Starttls => "starttls",
+            SmtpSecurity::Tls => "tls",
+            SmtpSecurity::None => "none",
+        }
+    }
+
+    /// The port a server with this security usually listens on.
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        }
+    }
+}
+
+fn default_email_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_email_attempts() -> u32 {
+    4
+}
+fn default_email_backoff_initial() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_email_backoff_max() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// `[notify.email]`: the SMTP server (submission with STARTTLS or implicit TLS, and AUTH)
+/// that `kind = "email"` receivers send through; SMS gateways and paging tools that take
+/// mail plug in here.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub host: String,
+    /// 587 for starttls, 465 for tls, 25 for none when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// Lets `security = "none"` reach a host that is not loopback (mail and password then
+    /// cross the network in clear text).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_insecure: bool,
+    /// Login for AUTH (PLAIN or LOGIN); none: send without logging in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Only from `COMMAND_CENTER__NOTIFY__EMAIL__PASSWORD` or `password_file`.
+    #[serde(default, skip_serializing)]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// The sender: `alerts@example.com` or `Command Center <alerts@example.com>`.
+    pub from: String,
+    /// PEM file of the CA (or CAs) that signed the server's certificate, trusted besides the
+    /// public roots: for a relay with a private CA. Verification is never turned off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Time allowed for the connection and for each SMTP command.
+    #[serde(default = "default_email_timeout", with = "agents::duration")]
+    pub timeout: Duration,
+    /// Attempts per message, the first one included; only temporary failures (4xx, a lost
+    /// connection, a timeout) are tried again.
+    #[serde(default = "default_email_attempts")]
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubles per attempt (with jitter) up to `backoff_max`.
+    #[serde(default = "default_email_backoff_initial", with = "agents::duration")]
+    pub backoff_initial: Duration,
+    #[serde(default = "default_email_backoff_max", with = "agents::duration")]
+    pub backoff_max: Duration,
+}
+
+impl EmailConfig {
+    /// `port`, or the usual port of `security`.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(self.security.default_port())
+    }
+
+    /// A server on this machine (`localhost`, 127.0.0.0/8, `::1`): mail to it does not cross
+    /// the network.
+    pub fn is_loopback(&self) -> bool {
+        let host = self
+            .host
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|address| address.is_loopback())
     }
 }
 
@@ -723,9 +839,8 @@ mod option_duration {
 }
 
 /// What a receiver delivers through: a webhook, the log, a Telegram chat (through the bot of
-/// `[channels.telegram]`) or a Slack channel (through the app of `[channels.slack]`). `email`
-/// is accepted by the parser so a config can be written ahead; validation says it is not
-/// available yet.
+/// `[channels.telegram]`), a Slack channel (through the app of `[channels.slack]`) or email
+/// (through the SMTP server of `[notify.email]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiverKind {
@@ -763,7 +878,8 @@ pub struct AlertReceiverConfig {
     /// `kind = "slack"`: the channel id (the app must be in the channel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
-    /// `kind = "email"`: addresses (not available yet).
+    /// `kind = "email"`: the recipients (`oncall@example.com`, `Ops <ops@example.com>`); the
+    /// mail goes through `[notify.email]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
 }
@@ -978,6 +1094,7 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("channels.slack.signing_secret", "signing_secret_file"),
     ("channels.slack.bot_token", "bot_token_file"),
     ("channels.telegram.bot_token", "bot_token_file"),
+    ("notify.email.password", "password_file"),
 ];
 
 mod load;

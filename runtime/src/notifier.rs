@@ -1,5 +1,5 @@
-//! The notifier: delivers the alert router's dispatches to the log and to webhooks,
-//! journaling each delivery.
+//! The notifier: delivers the alert router's dispatches to the log, webhooks, chats and
+//! email ([`email`]), journaling each delivery.
 //!
 //! It reads an unbounded queue so no dispatch is ever dropped; on shutdown it drains the queue
 //! before returning. What a killed run had not delivered is in [`pending`], and goes out first
@@ -26,6 +26,7 @@ use crate::config::{
 };
 use crate::router::{Dispatch, DispatchKind, Silence};
 
+pub mod email;
 pub mod pending;
 use pending::{Completion, Pending};
 
@@ -95,6 +96,8 @@ enum Target {
     Telegram(i64),
     /// A Slack channel, through chat.postMessage.
     Slack(String),
+    /// Mail to these recipients, through `[notify.email]`.
+    Email(Vec<lettre::message::Mailbox>),
     /// A receiver kind this build cannot deliver (validation refuses it; kept for safety).
     Unavailable(&'static str),
 }
@@ -112,6 +115,10 @@ impl Target {
             ),
             Target::Telegram(chat) => format!("telegram:{chat}"),
             Target::Slack(channel) => format!("slack:{channel}"),
+            Target::Email(to) => {
+                let to: Vec<String> = to.iter().map(|mailbox| mailbox.email.to_string()).collect();
+                format!("email:{}", to.join(","))
+            }
             Target::Unavailable(kind) => (*kind).to_owned(),
         }
     }
@@ -240,6 +247,8 @@ pub struct Notifier {
     chat: ChatSenders,
     receivers: BTreeMap<String, Vec<Target>>,
     webhooks: Vec<Webhook>,
+    /// The SMTP sender of `[notify.email]`, or why there is none.
+    email: Result<email::EmailSender, String>,
     client: reqwest::Client,
     auditor: Auditor,
     telemetry: Telemetry,
@@ -295,14 +304,25 @@ impl Notifier {
                     .channel
                     .clone()
                     .map_or(Target::Unavailable("slack"), Target::Slack),
-                other => Target::Unavailable(other.as_str()),
+                ReceiverKind::Email => match email::parse_recipients(&receiver.to) {
+                    Ok(to) if !to.is_empty() => Target::Email(to),
+                    _ => Target::Unavailable("email"),
+                },
             };
             receivers.insert(receiver.name.clone(), vec![target]);
+        }
+        let email = match &config.email {
+            Some(email) => email::EmailSender::new(email).map_err(|error| error.to_string()),
+            None => Err("no SMTP server: add [notify.email]".to_owned()),
+        };
+        if let (Err(error), true) = (&email, config.email.is_some()) {
+            tracing::error!(%error, "email receivers cannot send");
         }
         Self {
             chat: ChatSenders::default(),
             receivers,
             webhooks,
+            email,
             client: reqwest::Client::new(),
             auditor,
             telemetry,
@@ -585,6 +605,52 @@ impl Notifier {
                         tracing::error!(receiver = %dispatch.receiver, %error, "slack delivery failed");
                     }
                     // Marked before the journal entry, whose flush makes the mark durable.
+                    completion.done(&label);
+                    self.journal(kind, &subject, body).await;
+                }
+                Target::Email(to) => {
+                    let started = Instant::now();
+                    let recipients: Vec<String> =
+                        to.iter().map(|mailbox| mailbox.email.to_string()).collect();
+                    let outcome = match &self.email {
+                        Ok(sender) => sender.deliver(dispatch, to).await,
+                        Err(message) => email::EmailOutcome {
+                            attempts: 0,
+                            message_id: String::new(),
+                            code: None,
+                            error: Some(email::EmailError::InvalidInput {
+                                key: "notify.email".to_owned(),
+                                message: message.clone(),
+                            }),
+                        },
+                    };
+                    let delivered = outcome.error.is_none();
+                    if delivered && let Some(alert) = first {
+                        let latency = (Utc::now() - alert.at).to_std().unwrap_or(Duration::ZERO);
+                        self.telemetry
+                            .alert_delivery_latency
+                            .observe(latency.as_secs_f64());
+                    }
+                    self.count(
+                        &dispatch.receiver,
+                        if delivered { "sent" } else { "failed" },
+                    );
+                    let mut body = record(&dispatch.receiver, "email");
+                    body["recipients"] = serde_json::json!(recipients);
+                    body["message_id"] = serde_json::json!(outcome.message_id);
+                    body["attempts"] = serde_json::json!(outcome.attempts);
+                    body["smtp_code"] = serde_json::json!(outcome.code);
+                    body["error"] =
+                        serde_json::json!(outcome.error.as_ref().map(ToString::to_string));
+                    body["duration_ms"] = serde_json::json!(started.elapsed().as_millis() as u64);
+                    let kind = if delivered {
+                        "notification.sent"
+                    } else {
+                        "notification.failed"
+                    };
+                    if let Some(error) = &outcome.error {
+                        tracing::error!(receiver = %dispatch.receiver, group = %dispatch.group_key, attempts = outcome.attempts, %error, "email delivery failed");
+                    }
                     completion.done(&label);
                     self.journal(kind, &subject, body).await;
                 }

@@ -11,6 +11,7 @@ mod audit_cli;
 mod binary;
 mod chat_flow;
 mod commands;
+mod email;
 mod faults;
 mod gate_api;
 mod market_flow;

@@ -22,7 +22,9 @@
 //!   `block_actions` parsing, and a Web API client (`chat.postMessage`, `chat.update`,
 //!   `response_url`) spaced per channel.
 //! - [`sim`]: the simulated world, one HTTP server that speaks the same wire formats from
-//!   a scenario file, injects faults and records webhooks, for demos and tests.
+//!   a scenario file, injects faults and records webhooks, for demos and tests; and
+//!   [`sim::smtp`], a simulated SMTP server (STARTTLS/TLS with a generated CA, AUTH, faults)
+//!   for the email receivers.
 //!
 //! What it must never do:
 //! - No side effects beyond HTTP reads of the services, with two exceptions:

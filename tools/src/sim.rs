@@ -19,6 +19,10 @@
 //! `GET /_sim/state` (request counts by service, and in `requests_by_route` by route with
 //! `getConfigParam`'s `config_id` and `runGetMethod`'s `method`).
 //!
+//! Besides that HTTP server, [`smtp`] is a simulated SMTP server (its own TCP listener,
+//! STARTTLS or implicit TLS with a generated private CA, AUTH, fault injection) for the
+//! email receivers.
+//!
 //! Sim clock: `now = start + real_elapsed * speed + advanced`.
 
 mod chain;
@@ -28,6 +32,7 @@ mod releases;
 mod scenario;
 mod server;
 mod slack;
+pub mod smtp;
 mod telegram;
 mod tonapi;
 mod world;
@@ -52,6 +57,9 @@ pub use scenario::{
     parse_sim_offset,
 };
 pub use slack::{SlackCall, SlackResponse};
+pub use smtp::{
+    SimCertificates, SmtpFault, SmtpMessage, SmtpSim, SmtpSimOptions, SmtpSimSecurity, SmtpStage,
+};
 pub use telegram::{TelegramCall, TelegramInjected};
 use world::World;
 
@@ -75,6 +83,9 @@ pub enum SimError {
     },
     #[error("sim: cannot listen on {addr}: {message} (pick a free port, or port 0)")]
     Bind { addr: SocketAddr, message: String },
+    /// The simulated SMTP server's certificate could not be made or loaded.
+    #[error("sim: TLS certificate: {message}")]
+    Certificate { message: String },
 }
 
 /// One request the webhook sink received.

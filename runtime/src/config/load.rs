@@ -505,6 +505,12 @@ pub fn load_text(
             &mut problems,
         );
     }
+    if let Some(email) = config.notify.email.as_mut()
+        && let Some(path) = email.password_file.clone()
+    {
+        email.password =
+            read_secret_file(&path, "notify.email.password_file", &locator, &mut problems);
+    }
     for index in 0..config.notify.webhooks.len() {
         if let Some(path) = config.notify.webhooks[index].secret_file.clone() {
             config.notify.webhooks[index].secret = read_secret_file(

@@ -235,3 +235,183 @@ fn webhook_urls_are_redacted_when_serialized() {
     assert!(!text.contains("TC-KEY-1"), "{text}");
     assert!(text.contains("hooks.slack.com"), "{text}");
 }
+
+const EMAIL_RECEIVER: &str = "
+[[alerting.receivers]]
+name = \"pager\"
+kind = \"email\"
+to = [\"oncall@example.com\", \"Ops <ops@example.com>\"]
+";
+
+#[test]
+fn an_email_receiver_with_an_smtp_server_loads_with_the_password_from_the_environment() {
+    let text = format!(
+        "[notify.email]\nhost = \"smtp.example.com\"\nusername = \"alerts@example.com\"\nfrom = \"Command Center <alerts@example.com>\"\n{EMAIL_RECEIVER}"
+    );
+    let config = load_ok(
+        &text,
+        &[("COMMAND_CENTER__NOTIFY__EMAIL__PASSWORD", "12345678")],
+    );
+    let email = config.notify.email.as_ref().unwrap();
+    assert_eq!(email.security, SmtpSecurity::Starttls);
+    assert_eq!(email.port(), 587);
+    assert_eq!(email.timeout, Duration::from_secs(10));
+    assert_eq!(email.max_attempts, 4);
+    assert_eq!(
+        email.password.as_ref().map(Secret::expose),
+        Some("12345678"),
+        "an all-digit password stays a string"
+    );
+    assert_eq!(config.alerting.receivers[0].to.len(), 2);
+    let journaled = serde_json::to_string(&config).unwrap();
+    assert!(!journaled.contains("12345678"), "{journaled}");
+}
+
+#[test]
+fn an_smtp_password_in_the_file_is_refused_without_echoing_it() {
+    let found = problems(
+        "[notify.email]\nhost = \"smtp.example.com\"\nusername = \"a\"\npassword = \"PW-IN-FILE\"\nfrom = \"a@example.com\"\n",
+        &[],
+    );
+    let joined = found.join("\n");
+    assert!(
+        joined.contains("test.toml:4: notify.email.password: secrets are not read from the configuration file; set COMMAND_CENTER__NOTIFY__EMAIL__PASSWORD or `password_file`"),
+        "{joined}"
+    );
+    assert!(!joined.contains("PW-IN-FILE"), "{joined}");
+}
+
+#[test]
+fn email_receivers_without_an_smtp_server_or_with_bad_addresses_are_reported() {
+    let found = problems(
+        "[[alerting.receivers]]\nname = \"pager\"\nkind = \"email\"\nto = [\"oncall@example.com\", \"not an address\"]\n\n[[alerting.receivers]]\nname = \"empty\"\nkind = \"email\"\n",
+        &[],
+    );
+    let joined = found.join("\n");
+    assert_eq!(found.len(), 4, "{joined}");
+    assert!(
+        joined.contains("test.toml:3: alerting.receivers[0].kind: email receivers send through an SMTP server: add [notify.email] with host and from"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(
+            "test.toml:4: alerting.receivers[0].to[1]: \"not an address\" is not an email address"
+        ),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("alerting.receivers[1].to: an email receiver lists its recipients"),
+        "{joined}"
+    );
+}
+
+#[test]
+fn smtp_server_problems_are_all_reported_with_their_keys() {
+    let text = format!(
+        "[notify.email]\nhost = \"smtp.example.com\"\nsecurity = \"none\"\nusername = \"alerts\"\nfrom = \"alerts at example.com\"\nmax_attempts = 0\n{EMAIL_RECEIVER}"
+    );
+    let found = problems(&text, &[]);
+    let joined = found.join("\n");
+    assert_eq!(found.len(), 4, "{joined}");
+    for expected in [
+        "test.toml:5: notify.email.from: \"alerts at example.com\" is not an email address",
+        "test.toml:3: notify.email.security: \"none\" sends mail (and the password) in clear text, so it is allowed only for a relay on this machine (localhost, 127.0.0.1, ::1), not \"smtp.example.com\"; use \"starttls\" (port 587) or \"tls\" (port 465), or set allow_insecure = true",
+        "notify.email.password: username \"alerts\" is set but no password: set COMMAND_CENTER__NOTIFY__EMAIL__PASSWORD or notify.email.password_file",
+        "test.toml:6: notify.email.max_attempts: must be 1 or more",
+    ] {
+        assert!(
+            joined.contains(expected),
+            "missing {expected:?} in\n{joined}"
+        );
+    }
+}
+
+#[test]
+fn plain_smtp_is_fine_to_a_loopback_relay_or_when_explicitly_allowed() {
+    let local = load_ok(
+        &format!(
+            "[notify.email]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nfrom = \"cc@localhost\"\n{EMAIL_RECEIVER}"
+        ),
+        &[],
+    );
+    assert_eq!(local.notify.email.as_ref().unwrap().port(), 25);
+    load_ok(
+        &format!(
+            "[notify.email]\nhost = \"relay.internal\"\nsecurity = \"none\"\nallow_insecure = true\nfrom = \"cc@example.com\"\n{EMAIL_RECEIVER}"
+        ),
+        &[],
+    );
+}
+
+#[test]
+fn a_ca_file_that_holds_no_certificate_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let found = problems(
+        &format!(
+            "[notify.email]\nhost = \"smtp.example.com\"\nfrom = \"cc@example.com\"\nca_file = {:?}\n",
+            ca.display().to_string()
+        ),
+        &[],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("test.toml:4: notify.email.ca_file: ")
+            && found[0].contains("holds no PEM certificate"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn the_commented_email_example_loads_once_uncommented() {
+    // The example's [notify.email] block and email receiver, with real files for the paths.
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("smtp-password");
+    std::fs::write(&password, "pw\n").unwrap();
+    let ca = dir.path().join("ca.pem");
+    let certificates = tools::sim::SimCertificates::generate(&["localhost"]).unwrap();
+    std::fs::write(&ca, &certificates.ca_pem).unwrap();
+    let block = |header: &str| -> String {
+        let mut lines = EXAMPLE_CONFIG
+            .lines()
+            .skip_while(|line| !line.starts_with(header))
+            .take_while(|line| line.starts_with("# ") && !line.starts_with("# The "));
+        let mut out = String::new();
+        if let Some(first) = lines.next() {
+            out.push_str(&first[2..]);
+            out.push('\n');
+        }
+        for line in lines.take_while(|line| !line.starts_with("# [")) {
+            out.push_str(&line[2..]);
+            out.push('\n');
+        }
+        out
+    };
+    let receivers = EXAMPLE_CONFIG
+        .split("# [[alerting.receivers]]\n")
+        .nth(2)
+        .unwrap()
+        .lines()
+        .take_while(|line| line.starts_with("# "))
+        .map(|line| format!("{}\n", &line[2..]))
+        .collect::<String>();
+    let text = format!(
+        "{}\n[[alerting.receivers]]\n{receivers}",
+        block("# [notify.email]")
+            .replace(
+                "/run/secrets/smtp-password",
+                &password.display().to_string()
+            )
+            .replace("/etc/command-center/smtp-ca.pem", &ca.display().to_string())
+    );
+    let config = load_ok(&text, &[]);
+    let email = config.notify.email.unwrap();
+    assert_eq!(email.host, "smtp.example.com");
+    assert_eq!(email.password.as_ref().map(Secret::expose), Some("pw"));
+    assert_eq!(config.alerting.receivers[0].kind, ReceiverKind::Email);
+}

@@ -274,6 +274,9 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         ));
     }
 
+    if let Some(email) = &config.notify.email {
+        validate_email(email, &mut problems);
+    }
     validate_alerting(config, &mut problems);
 
     if !(config.demo.speed.is_finite() && config.demo.speed > 0.0) {
@@ -283,6 +286,83 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         ));
     }
     problems
+}
+
+/// `[notify.email]`: an address to send from, a reachable kind of security, a login that
+/// is whole, a CA file that holds certificates.
+fn validate_email(email: &super::EmailConfig, problems: &mut Vec<(String, String)>) {
+    use super::SmtpSecurity;
+
+    let at = |key: &str| format!("notify.email.{key}");
+    if email.host.trim().is_empty() {
+        problems.push((
+            at("host"),
+            "must name the SMTP server (smtp.example.com)".to_owned(),
+        ));
+    }
+    if email.port == Some(0) {
+        problems.push((at("port"), "must be 1 to 65535".to_owned()));
+    }
+    if let Err(error) = email.from.trim().parse::<lettre::message::Mailbox>() {
+        problems.push((
+            at("from"),
+            format!(
+                "{:?} is not an email address ({error}); write alerts@example.com or \"Command Center <alerts@example.com>\"",
+                email.from
+            ),
+        ));
+    }
+    if email.security == SmtpSecurity::None && !email.is_loopback() && !email.allow_insecure {
+        problems.push((
+            at("security"),
+            format!(
+                "\"none\" sends mail (and the password) in clear text, so it is allowed only for a relay on this machine (localhost, 127.0.0.1, ::1), not {:?}; use \"starttls\" (port 587) or \"tls\" (port 465), or set allow_insecure = true if the network between is trusted",
+                email.host
+            ),
+        ));
+    }
+    if email.security == SmtpSecurity::None && email.ca_file.is_some() {
+        problems.push((
+            at("ca_file"),
+            "security = \"none\" uses no TLS, so a CA file has nothing to verify; remove it or use \"starttls\" or \"tls\"".to_owned(),
+        ));
+    }
+    let has_password = email.password.is_some() || email.password_file.is_some();
+    match (&email.username, has_password) {
+        (Some(username), false) => problems.push((
+            at("password"),
+            format!(
+                "username {username:?} is set but no password: set COMMAND_CENTER__NOTIFY__EMAIL__PASSWORD or notify.email.password_file"
+            ),
+        )),
+        (None, true) => problems.push((
+            at("username"),
+            "a password is set but no username to log in with".to_owned(),
+        )),
+        (Some(username), true) if username.trim().is_empty() => {
+            problems.push((at("username"), "must not be empty".to_owned()))
+        }
+        _ => {}
+    }
+    if email.timeout.is_zero() {
+        problems.push((at("timeout"), "must be longer than 0s".to_owned()));
+    }
+    if email.max_attempts == 0 {
+        problems.push((at("max_attempts"), "must be 1 or more".to_owned()));
+    }
+    if email.backoff_initial > email.backoff_max {
+        problems.push((
+            at("backoff_initial"),
+            "must not exceed backoff_max".to_owned(),
+        ));
+    }
+    if email.ca_file.is_some()
+        && email.security != SmtpSecurity::None
+        && let Err(crate::notifier::email::EmailError::InvalidInput { key, message }) =
+            crate::notifier::email::tls_parameters(email)
+    {
+        problems.push((key, message));
+    }
 }
 
 fn check_matchers(problems: &mut Vec<(String, String)>, path: &str, matchers: &[String]) {
@@ -363,10 +443,34 @@ fn validate_alerting(config: &Config, problems: &mut Vec<(String, String)>) {
                     ));
                 }
             }
-            ReceiverKind::Email => problems.push((
-                at("kind"),
-                "email receivers are not available yet (a later release delivers them); for now use kind = \"webhook\" (e.g. a mail gateway), \"telegram\", \"slack\" or \"log\"".to_owned(),
-            )),
+            ReceiverKind::Email => {
+                if config.notify.email.is_none() {
+                    problems.push((
+                        at("kind"),
+                        "email receivers send through an SMTP server: add [notify.email] with host and from (and username, password_file for AUTH)".to_owned(),
+                    ));
+                }
+                if receiver.to.is_empty() {
+                    problems.push((
+                        at("to"),
+                        "an email receiver lists its recipients: to = [\"oncall@example.com\"]".to_owned(),
+                    ));
+                }
+                if let Err(bad) = crate::notifier::email::parse_recipients(&receiver.to) {
+                    for (position, message) in bad {
+                        problems.push((format!("{}[{position}]", at("to")), message));
+                    }
+                }
+            }
+        }
+        if receiver.kind != ReceiverKind::Email && !receiver.to.is_empty() {
+            problems.push((
+                at("to"),
+                format!(
+                    "only email receivers have recipients; this one is kind = {:?}",
+                    receiver.kind.as_str()
+                ),
+            ));
         }
     }
 
