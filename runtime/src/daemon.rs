@@ -529,18 +529,16 @@ impl Daemon {
         let http_addr = listener.local_addr()?;
         let (http_stop, mut http_stop_rx) = watch::channel(false);
         let mut app = router(state.clone());
-        if let (Some(client), Some(signing_secret)) = (
-            slack_client.clone(),
+        let slack_service = slack_client.clone().map(|client| {
+            crate::channels::slack::SlackService::new(state.clone(), client, &config.access.users)
+        });
+        if let (Some(service), Some(signing_secret)) = (
+            slack_service.clone(),
             config.channels.slack.signing_secret.clone(),
         ) {
-            let channel = crate::channels::slack::SlackChannel::new(
-                signing_secret,
-                client,
-                &config.access.users,
-            );
             app = app.merge(crate::channels::slack::routes(
-                state.clone(),
-                std::sync::Arc::new(channel),
+                service,
+                crate::channels::slack::SlackRequestVerifier::new(signing_secret),
             ));
             tracing::info!("slack: /slack/commands and /slack/actions are served");
         }

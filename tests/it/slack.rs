@@ -207,6 +207,12 @@ fn slack_commands_and_approvals_are_verified_answered_and_journaled() {
         let tampered = signed(press("U0STRANGER", "approve:slack-restart-1", "t"), now);
         let (status, _) = post(&http, &actions, &tampered).await;
         assert_eq!(status, 200);
+        // Told so in a message only they see.
+        assert_eq!(sim.wait_for_slack(2, Duration::from_secs(10)).await, 2);
+        let told = &sim.slack_responses()[1];
+        assert_eq!(told.response_id, "t");
+        assert_eq!(told.body["response_type"], "ephemeral");
+        assert_eq!(told.body["replace_original"], false);
         assert_eq!(
             daemon
                 .state
@@ -226,8 +232,8 @@ fn slack_commands_and_approvals_are_verified_answered_and_journaled() {
         let (status, decided) = post(&http, &actions, &approve).await;
         assert_eq!(status, 200, "{decided}");
         assert!(decided.contains("approved by alice"), "{decided}");
-        assert_eq!(sim.wait_for_slack(2, Duration::from_secs(10)).await, 2);
-        let update = &sim.slack_responses()[1];
+        assert_eq!(sim.wait_for_slack(3, Duration::from_secs(10)).await, 3);
+        let update = &sim.slack_responses()[2];
         assert_eq!(update.response_id, "approve-1");
         assert_eq!(update.body["replace_original"], true);
         let executed = daemon.state.gate.get("slack-restart-1").unwrap().unwrap();
@@ -259,8 +265,9 @@ fn slack_commands_and_approvals_are_verified_answered_and_journaled() {
             observed_at: now,
         };
         daemon.state.router.ingest(alert, now).await.unwrap();
-        // Three response_url answers so far (help, the approval, the second press), then the post.
-        assert_eq!(sim.wait_for_slack(4, Duration::from_secs(10)).await, 4);
+        // Four response_url answers so far (help, the stranger's refusal, the approval, the
+        // second press), then the post.
+        assert_eq!(sim.wait_for_slack(5, Duration::from_secs(10)).await, 5);
         let posted = sim.slack_calls();
         let post = posted.last().unwrap();
         assert_eq!(post.body["channel"], "C0OPS");
