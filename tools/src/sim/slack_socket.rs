@@ -63,6 +63,8 @@ pub struct SlackSocketConnection {
     pub hello_sent: bool,
     /// Until the client closed it or it broke.
     pub open: bool,
+    /// Pings received from the client (each answered with a pong, unless gone silent).
+    pub pings: usize,
 }
 
 /// One acknowledgement received.
@@ -79,6 +81,8 @@ pub struct SlackSocketAck {
 enum Outgoing {
     Text(String),
     Close,
+    /// Stop reading and answering (pongs included) but keep the TCP connection open.
+    GoSilent,
 }
 
 struct Connection {
@@ -174,6 +178,7 @@ impl SlackSocketServer {
                 ticket,
                 hello_sent: false,
                 open: true,
+                pings: 0,
             },
             sender: Some(sender),
         });
@@ -284,6 +289,28 @@ impl super::SimHandle {
             .await
     }
 
+    /// Waits until connection number `number` received `pings` pings; its record then, or
+    /// `None` when `timeout` passed first.
+    pub async fn wait_for_slack_pings(
+        &self,
+        number: usize,
+        pings: usize,
+        timeout: Duration,
+    ) -> Option<SlackSocketConnection> {
+        self.inner
+            .world
+            .slack_socket
+            .wait_until(timeout, |state| {
+                state
+                    .connections
+                    .get(number.wrapping_sub(1))
+                    .map(|connection| &connection.record)
+                    .filter(|record| record.pings >= pings)
+                    .cloned()
+            })
+            .await
+    }
+
     /// Waits until connection number `number` is closed; whether it is.
     pub async fn wait_for_slack_connection_closed(&self, number: usize, timeout: Duration) -> bool {
         self.inner
@@ -364,6 +391,13 @@ impl super::SimHandle {
     /// Closes the newest open connection from the server's side, without a `disconnect`.
     pub fn slack_socket_drop(&self) -> Result<usize, String> {
         self.inner.world.slack_socket.send(Outgoing::Close)
+    }
+
+    /// The newest open connection stops reading and answering, pings included, while its
+    /// TCP connection stays open: a peer that vanished without closing. It still counts as
+    /// open here, since the sim cannot tell when the client gives up on it.
+    pub fn slack_socket_go_silent(&self) -> Result<usize, String> {
+        self.inner.world.slack_socket.send(Outgoing::GoSilent)
     }
 }
 
@@ -476,7 +510,11 @@ async fn serve_connection(
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => server.received(number, text.as_str()),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                // Pings are answered by axum; pongs and binary frames carry nothing here.
+                // axum answers the ping itself; counted so tests can see the keepalive.
+                Some(Ok(Message::Ping(_))) => {
+                    server.with_connection(number, |connection| connection.record.pings += 1);
+                }
+                // Pongs and binary frames carry nothing here.
                 Some(Ok(_)) => {}
             },
             queued = outgoing.recv() => match queued {
@@ -487,6 +525,15 @@ async fn serve_connection(
                 }
                 Some(Outgoing::Close) | None => {
                     let _ = socket.send(Message::Close(None)).await;
+                    break;
+                }
+                Some(Outgoing::GoSilent) => {
+                    // Holds the socket without reading it until told to close.
+                    while let Some(next) = outgoing.recv().await {
+                        if matches!(next, Outgoing::Close) {
+                            break;
+                        }
+                    }
                     break;
                 }
             },

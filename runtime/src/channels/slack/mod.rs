@@ -1,15 +1,21 @@
-//! Slack: the slash command `/cc <subcommand>` (`POST /slack/commands`) and the approval
-//! buttons of interactive messages (`POST /slack/actions`).
+//! Slack: the slash command `/cc <subcommand>` and the approval buttons of interactive
+//! messages, over either of Slack's transports:
 //!
-//! Every request is verified with the app's signing secret (v0 HMAC-SHA256 over
-//! `v0:timestamp:body`, five-minute window, constant-time compare, replays refused) before its
-//! body is read, then handed to [`SlackService`], the part another transport can share: a
-//! slash command is acknowledged at once (Slack allows three seconds) and the full answer,
-//! from the shared command layer, is posted to the command's `response_url`; a button press
-//! decides through the gate as the Slack user's configured person
-//! (`[[access.users]] slack_id`); people Slack ids do not map to get a polite refusal (for a
-//! button, an ephemeral message through its `response_url`). Every refusal and every command
-//! is journaled; nothing refused changes state.
+//! - HTTP: `POST /slack/commands` and `POST /slack/actions`. Every request is verified with
+//!   the app's signing secret (v0 HMAC-SHA256 over `v0:timestamp:body`, five-minute window,
+//!   constant-time compare, replays refused) before its body is read.
+//! - Socket Mode ([`socket`]), for teams with no public URL: the daemon opens a WebSocket to
+//!   Slack with the app-level token and Slack sends the same requests over it.
+//!
+//! Both hand what they read to one [`SlackService`], so a command or a button press does the
+//! same whichever way it came: a slash command is acknowledged at once (Slack allows three
+//! seconds) and the full answer, from the shared command layer, is posted to the command's
+//! `response_url`; a button press decides through the gate as the Slack user's configured
+//! person (`[[access.users]] slack_id`); people Slack ids do not map to get a polite refusal
+//! (for a button, an ephemeral message through its `response_url`).
+//! Every refusal and every command is journaled; nothing refused changes state.
+
+pub mod socket;
 
 use std::sync::Arc;
 
