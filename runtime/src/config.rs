@@ -753,13 +753,25 @@ fn default_slack_rps() -> f64 {
 }
 
 /// `[channels.slack]`: the Slack app (`/cc` slash command at `POST /slack/commands`, buttons
-/// at `POST /slack/actions`). Slack user ids map to people through `[[access.users]] slack_id`.
+/// at `POST /slack/actions`, or both over a Socket Mode WebSocket when `socket_mode`). Slack
+/// user ids map to people through `[[access.users]] slack_id`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackChannelConfig {
     #[serde(default)]
     pub enabled: bool,
-    /// Only from `COMMAND_CENTER__CHANNELS__SLACK__SIGNING_SECRET` or `signing_secret_file`.
+    /// Socket Mode: the daemon connects to Slack (no public URL needed); needs `app_token`
+    /// instead of `signing_secret`.
+    #[serde(default)]
+    pub socket_mode: bool,
+    /// The app-level token (`xapp-...`, scope `connections:write`) for Socket Mode; only from
+    /// `COMMAND_CENTER__CHANNELS__SLACK__APP_TOKEN` or `app_token_file`.
+    #[serde(default, skip_serializing)]
+    pub app_token: Option<Secret>,
+    #[serde(default)]
+    pub app_token_file: Option<PathBuf>,
+    /// For the HTTP endpoints; only from `COMMAND_CENTER__CHANNELS__SLACK__SIGNING_SECRET` or
+    /// `signing_secret_file`.
     #[serde(default, skip_serializing)]
     pub signing_secret: Option<Secret>,
     #[serde(default)]
@@ -780,6 +792,9 @@ impl Default for SlackChannelConfig {
     fn default() -> Self {
         Self {
             enabled: false,
+            socket_mode: false,
+            app_token: None,
+            app_token_file: None,
             signing_secret: None,
             signing_secret_file: None,
             bot_token: None,
@@ -1093,6 +1108,7 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("sources.tonapi.api_key", "api_key_file"),
     ("channels.slack.signing_secret", "signing_secret_file"),
     ("channels.slack.bot_token", "bot_token_file"),
+    ("channels.slack.app_token", "app_token_file"),
     ("channels.telegram.bot_token", "bot_token_file"),
     ("notify.email.password", "password_file"),
 ];

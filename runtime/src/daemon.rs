@@ -53,6 +53,7 @@ pub struct Daemon {
     http_stop: watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
     telegram_task: Option<tokio::task::JoinHandle<()>>,
+    slack_socket: Option<crate::channels::slack::socket::SocketModeHandle>,
     checkpoint_task: tokio::task::JoinHandle<()>,
     policy_task: tokio::task::JoinHandle<()>,
     sweep_task: tokio::task::JoinHandle<()>,
@@ -539,21 +540,38 @@ impl Daemon {
         let http_addr = listener.local_addr()?;
         let (http_stop, mut http_stop_rx) = watch::channel(false);
         let mut app = router(state.clone());
-        if let (Some(client), Some(signing_secret)) = (
-            slack_client.clone(),
+        let slack_service = slack_client.clone().map(|client| {
+            crate::channels::slack::SlackService::new(state.clone(), client, &config.access.users)
+        });
+        if let (Some(service), Some(signing_secret)) = (
+            slack_service.clone(),
             config.channels.slack.signing_secret.clone(),
         ) {
-            let channel = crate::channels::slack::SlackChannel::new(
-                signing_secret,
-                client,
-                &config.access.users,
-            );
             app = app.merge(crate::channels::slack::routes(
-                state.clone(),
-                std::sync::Arc::new(channel),
+                service,
+                crate::channels::slack::SlackRequestVerifier::new(signing_secret),
             ));
             tracing::info!("slack: /slack/commands and /slack/actions are served");
         }
+        let slack_socket = match (
+            slack_service,
+            &config.channels.slack.app_token,
+            config.channels.slack.socket_mode,
+        ) {
+            (Some(service), Some(app_token), true) => {
+                let settings = crate::channels::slack::socket::SocketModeSettings::new(
+                    app_token.clone(),
+                    &config.channels.slack.api_base_url,
+                    config.sources.toncenter.retry.policy(),
+                );
+                let handle =
+                    crate::channels::slack::socket::start(service, settings, http_stop.subscribe())
+                        .map_err(|error| anyhow::anyhow!("channels.slack: {error}"))?;
+                tracing::info!("slack: Socket Mode is on; connecting to Slack");
+                Some(handle)
+            }
+            _ => None,
+        };
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let http_task = tokio::spawn(async move {
             let shutdown = async move {
@@ -630,11 +648,17 @@ impl Daemon {
             http_stop,
             http_task,
             telegram_task,
+            slack_socket,
             checkpoint_task,
             policy_task,
             sweep_task,
             shutdown_grace: config.daemon.shutdown_grace,
         })
+    }
+
+    /// The Slack Socket Mode channel, when `channels.slack.socket_mode` is on.
+    pub fn slack_socket(&self) -> Option<&crate::channels::slack::socket::SocketModeHandle> {
+        self.slack_socket.as_ref()
     }
 
     /// The supervisor of an agent, by name.
@@ -684,6 +708,10 @@ impl Daemon {
         }
         let _ = self.http_stop.send(true);
         let _ = tokio::time::timeout(grace, &mut self.http_task).await;
+        if let Some(socket) = self.slack_socket.take() {
+            // Closes the WebSocket; an envelope not acknowledged yet is sent again by Slack.
+            socket.join(grace).await;
+        }
         if let Some(mut telegram) = self.telegram_task.take() {
             // A long poll in flight is abandoned: the offset is stored after every update.
             if tokio::time::timeout(Duration::from_millis(200), &mut telegram)

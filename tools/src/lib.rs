@@ -19,8 +19,9 @@
 //! - [`tonapi`]: tonapi.io v2 as an alternative provider: the validator set and accounts.
 //! - [`secret`]: [`secret::Secret`], an API key that prints as `***`.
 //! - [`slack`]: Slack request verification (v0 signatures, replay guard), slash command and
-//!   `block_actions` parsing, and a Web API client (`chat.postMessage`, `chat.update`,
-//!   `response_url`) spaced per channel.
+//!   `block_actions` parsing, a Web API client (`chat.postMessage`, `chat.update`,
+//!   `response_url`) spaced per channel, and Socket Mode's `apps.connections.open` and
+//!   envelopes ([`slack::socket`]; the WebSocket itself is `runtime::channels::slack::socket`).
 //! - [`sim`]: the simulated world, one HTTP server that speaks the same wire formats from
 //!   a scenario file, injects faults and records webhooks, for demos and tests; and
 //!   [`sim::smtp`], a simulated SMTP server (STARTTLS/TLS with a generated CA, AUTH, faults)
@@ -31,7 +32,7 @@
 //!   [`toncenter::ToncenterClient::send_boc`], which sends a signed message once and never
 //!   retries it after a connection was made, and [`slack::SlackClient`], which posts chat
 //!   messages and retries one only when Slack refused it (rate limited) or nothing was
-//!   sent. (The Telegram client lives with its bot in `runtime::channels::telegram`, the one
+//!   sent; [`slack::socket::SocketModeOpener`] only asks for a connection URL. (The Telegram client lives with its bot in `runtime::channels::telegram`, the one
 //!   place teloxide is named.) The sim is the only server here, and it only ever binds where
 //!   it is told.
 //! - No persistence: no sled, no files written. State lives with the caller.

@@ -13,6 +13,8 @@
 //! `POST /tonapi/v2/accounts/_bulk` (see `tonapi`), the Slack Web API
 //! `POST /slack/api/{chat.postMessage,chat.update}` and a `response_url` sink
 //! `POST /slack/response/{id}` (see `slack`; recorded under `slack` in `/_sim/state`),
+//! Slack Socket Mode `POST /slack/api/apps.connections.open` and the WebSocket
+//! `GET /slack/socket/{ticket}` (see `slack_socket`; under `slack_socket`),
 //! the Telegram Bot API `/telegram/bot{token}/{method}` with `POST /_sim/telegram/update`
 //! to inject updates (see `telegram`; recorded under `telegram` in `/_sim/state`),
 //! and control: `POST /_sim/advance {"seconds": f64}`, `POST /_sim/fault <Fault>`,
@@ -32,6 +34,7 @@ mod releases;
 mod scenario;
 mod server;
 mod slack;
+mod slack_socket;
 pub mod smtp;
 mod telegram;
 mod tonapi;
@@ -57,6 +60,9 @@ pub use scenario::{
     parse_sim_offset,
 };
 pub use slack::{SlackCall, SlackResponse};
+pub use slack_socket::{
+    SIM_APP_ID, SlackSocketAck, SlackSocketConnection, SlackSocketOpen, slack_envelope,
+};
 pub use smtp::{
     SimCertificates, SmtpFault, SmtpMessage, SmtpSim, SmtpSimOptions, SmtpSimSecurity, SmtpStage,
 };

@@ -14,6 +14,10 @@
 //! Slack error code, lets the HTTP core retry `ratelimited`/HTTP 429 after `Retry-After`, and
 //! spaces posts to one channel (Slack allows about one message per second per channel)
 //! without delaying other channels.
+//!
+//! Socket Mode (no public URL): [`socket`] opens connections with the app-level token and
+//! reads the envelopes; the same parsers read their payloads ([`slash_command_from_json`],
+//! [`block_actions_from_json`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -31,6 +35,8 @@ use tracing::{debug, warn};
 
 use crate::http::{Fetched, HttpAnswer, HttpCore, RetryPolicy, SourceError, join_url};
 use crate::secret::Secret;
+
+pub mod socket;
 
 const SOURCE: &str = "slack";
 
@@ -310,7 +316,7 @@ pub enum SlackPayloadError {
     MissingField { field: String },
     #[error("`{field}` in the Slack payload is invalid: {reason}")]
     InvalidField { field: String, reason: String },
-    #[error("form field `payload` is not the expected JSON (at `{path}`: {message})")]
+    #[error("the Slack `payload` is not the expected JSON (at `{path}`: {message})")]
     InvalidJson { path: String, message: String },
     #[error("Slack interaction type {found:?} is not handled here; expected \"block_actions\"")]
     UnsupportedType { found: String },
@@ -458,7 +464,40 @@ fn check_response_url(field: &str, value: &str) -> Result<Url, SlackPayloadError
 /// was verified. `text` may be absent or empty; the others are required (`user_name` is
 /// empty when absent).
 pub fn parse_slash_command(body: &[u8]) -> Result<SlashCommand, SlackPayloadError> {
-    let mut fields = form_fields(body)?;
+    slash_command_from_fields(form_fields(body)?)
+}
+
+/// Reads the `payload` of a Socket Mode `slash_commands` envelope: a JSON object with the
+/// same fields as the form body (Slack sends them as strings; a number or a boolean is read
+/// as its text). Same rules as [`parse_slash_command`].
+pub fn slash_command_from_json(payload: &Value) -> Result<SlashCommand, SlackPayloadError> {
+    let Value::Object(object) = payload else {
+        return Err(SlackPayloadError::InvalidJson {
+            path: "payload".to_owned(),
+            message: "expected a JSON object".to_owned(),
+        });
+    };
+    let mut fields = BTreeMap::new();
+    for (key, value) in object {
+        let text = match value {
+            Value::Null => continue,
+            Value::String(text) => text.clone(),
+            Value::Bool(_) | Value::Number(_) => value.to_string(),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(SlackPayloadError::InvalidField {
+                    field: format!("payload.{}", echoed_name(key)),
+                    reason: "is not a string".to_owned(),
+                });
+            }
+        };
+        fields.insert(key.clone(), text);
+    }
+    slash_command_from_fields(fields)
+}
+
+fn slash_command_from_fields(
+    mut fields: BTreeMap<String, String>,
+) -> Result<SlashCommand, SlackPayloadError> {
     let command = required(&mut fields, "command")?;
     if !command.starts_with('/') {
         return Err(SlackPayloadError::InvalidField {
@@ -548,25 +587,45 @@ pub fn parse_block_actions(body: &[u8]) -> Result<BlockAction, SlackPayloadError
     let payload = required(&mut fields, "payload")?;
     // serde would also read a struct from a JSON array; Slack sends an object.
     if !payload.trim_start().starts_with('{') {
-        return Err(SlackPayloadError::InvalidJson {
-            path: "payload".to_owned(),
-            message: "expected a JSON object".to_owned(),
-        });
+        return Err(not_an_object());
     }
-    let mut deserializer = serde_json::Deserializer::from_str(&payload);
-    let raw: RawInteraction =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            // serde_path_to_error says `?` or `.` for the top level.
-            let path = match error.path().to_string() {
-                top if top == "?" || top == "." => "payload".to_owned(),
-                index if index.starts_with('[') => format!("payload{index}"),
-                inner => format!("payload.{inner}"),
-            };
-            SlackPayloadError::InvalidJson {
-                path,
-                message: error.into_inner().to_string(),
-            }
-        })?;
+    block_actions_from(&mut serde_json::Deserializer::from_str(&payload))
+}
+
+/// Reads the `payload` of a Socket Mode `interactive` envelope of type `block_actions`: the
+/// same JSON object the HTTP form carries in its `payload` field. Same rules as
+/// [`parse_block_actions`].
+pub fn block_actions_from_json(payload: &Value) -> Result<BlockAction, SlackPayloadError> {
+    if !payload.is_object() {
+        return Err(not_an_object());
+    }
+    block_actions_from(payload)
+}
+
+fn not_an_object() -> SlackPayloadError {
+    SlackPayloadError::InvalidJson {
+        path: "payload".to_owned(),
+        message: "expected a JSON object".to_owned(),
+    }
+}
+
+fn block_actions_from<'de, D>(deserializer: D) -> Result<BlockAction, SlackPayloadError>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
+    let raw: RawInteraction = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        // serde_path_to_error says `?` or `.` for the top level.
+        let path = match error.path().to_string() {
+            top if top == "?" || top == "." => "payload".to_owned(),
+            index if index.starts_with('[') => format!("payload{index}"),
+            inner => format!("payload.{inner}"),
+        };
+        SlackPayloadError::InvalidJson {
+            path,
+            message: error.into_inner().to_string(),
+        }
+    })?;
     let missing = |field: &str| SlackPayloadError::MissingField {
         field: format!("payload.{field}"),
     };

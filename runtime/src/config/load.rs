@@ -481,6 +481,14 @@ pub fn load_text(
             &mut problems,
         );
     }
+    if let Some(path) = config.channels.slack.app_token_file.clone() {
+        config.channels.slack.app_token = read_secret_file(
+            &path,
+            "channels.slack.app_token_file",
+            &locator,
+            &mut problems,
+        );
+    }
     if let Some(path) = config.channels.slack.bot_token_file.clone() {
         config.channels.slack.bot_token = read_secret_file(
             &path,

@@ -415,3 +415,96 @@ fn the_commented_email_example_loads_once_uncommented() {
     assert_eq!(email.password.as_ref().map(Secret::expose), Some("pw"));
     assert_eq!(config.alerting.receivers[0].kind, ReceiverKind::Email);
 }
+
+#[test]
+fn slack_needs_the_signing_secret_over_http_and_the_app_token_in_socket_mode() {
+    // HTTP endpoints: signing secret and bot token; the message points at Socket Mode too.
+    let found = problems("[channels.slack]\nenabled = true\n", &[]);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0]
+            .contains("channels.slack.signing_secret: Slack is enabled but has no signing secret")
+            && found[0].contains("socket_mode = true"),
+        "{found:?}"
+    );
+    assert!(found[1].contains("channels.slack.bot_token:"), "{found:?}");
+
+    // Socket Mode: the app-level token instead of the signing secret.
+    let found = problems(
+        "[channels.slack]\nenabled = true\nsocket_mode = true\n",
+        &[("COMMAND_CENTER__CHANNELS__SLACK__BOT_TOKEN", "xoxb-1")],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("channels.slack.app_token: Slack Socket Mode (channels.slack.socket_mode = true) needs the app-level token")
+            && found[0].contains("COMMAND_CENTER__CHANNELS__SLACK__APP_TOKEN")
+            && found[0].contains("signing secret is not needed"),
+        "{found:?}"
+    );
+    let config = load_ok(
+        "[channels.slack]\nenabled = true\nsocket_mode = true\n",
+        &[
+            ("COMMAND_CENTER__CHANNELS__SLACK__BOT_TOKEN", "xoxb-1"),
+            (
+                "COMMAND_CENTER__CHANNELS__SLACK__APP_TOKEN",
+                "xapp-1-APP-SECRET",
+            ),
+        ],
+    );
+    let slack = &config.channels.slack;
+    assert!(slack.socket_mode);
+    assert_eq!(
+        slack.app_token.as_ref().map(Secret::expose),
+        Some("xapp-1-APP-SECRET")
+    );
+    assert_eq!(slack.signing_secret, None);
+    let serialized = format!("{} {config:?}", serde_json::to_string(&config).unwrap());
+    assert!(!serialized.contains("APP-SECRET"), "{serialized}");
+}
+
+#[test]
+fn the_slack_app_token_comes_from_a_file_is_never_in_the_file_and_must_be_an_app_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("slack-app.token");
+    std::fs::write(&token, "xapp-1-FROM-FILE\n").unwrap();
+    let config = load_ok(
+        &format!(
+            "[channels.slack]\nenabled = true\nsocket_mode = true\napp_token_file = {:?}\n",
+            token.display().to_string()
+        ),
+        &[("COMMAND_CENTER__CHANNELS__SLACK__BOT_TOKEN", "xoxb-1")],
+    );
+    assert_eq!(
+        config.channels.slack.app_token.as_ref().map(Secret::expose),
+        Some("xapp-1-FROM-FILE")
+    );
+
+    let found = problems(
+        "[channels.slack]\napp_token = \"xapp-1-IN-THE-FILE\"\n",
+        &[],
+    );
+    let joined = found.join("\n");
+    assert!(
+        joined.contains("test.toml:2: channels.slack.app_token: secrets are not read from the configuration file; set COMMAND_CENTER__CHANNELS__SLACK__APP_TOKEN or `app_token_file`"),
+        "{joined}"
+    );
+    assert!(!joined.contains("IN-THE-FILE"), "{joined}");
+
+    // The bot token pasted where the app token goes.
+    let found = problems(
+        "[channels.slack]\nenabled = true\nsocket_mode = true\n",
+        &[
+            ("COMMAND_CENTER__CHANNELS__SLACK__BOT_TOKEN", "xoxb-1"),
+            (
+                "COMMAND_CENTER__CHANNELS__SLACK__APP_TOKEN",
+                "xoxb-2-PASTED-SECRET",
+            ),
+        ],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("channels.slack.app_token: the value is a bot token (xoxb-...); Socket Mode needs the app-level token, which starts with xapp-"),
+        "{found:?}"
+    );
+    assert!(!found[0].contains("PASTED-SECRET"), "{found:?}");
+}

@@ -161,10 +161,17 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
 
     let slack = &config.channels.slack;
     if slack.enabled {
-        if slack.signing_secret.is_none() && slack.signing_secret_file.is_none() {
+        if slack.socket_mode {
+            if slack.app_token.is_none() && slack.app_token_file.is_none() {
+                problems.push((
+                    "channels.slack.app_token".to_owned(),
+                    "Slack Socket Mode (channels.slack.socket_mode = true) needs the app-level token: set COMMAND_CENTER__CHANNELS__SLACK__APP_TOKEN or channels.slack.app_token_file (Basic Information, App-Level Tokens, xapp-... with the connections:write scope); the signing secret is not needed in Socket Mode".to_owned(),
+                ));
+            }
+        } else if slack.signing_secret.is_none() && slack.signing_secret_file.is_none() {
             problems.push((
                 "channels.slack.signing_secret".to_owned(),
-                "Slack is enabled but has no signing secret: set COMMAND_CENTER__CHANNELS__SLACK__SIGNING_SECRET or channels.slack.signing_secret_file (the app's Basic Information page shows it)".to_owned(),
+                "Slack is enabled but has no signing secret: set COMMAND_CENTER__CHANNELS__SLACK__SIGNING_SECRET or channels.slack.signing_secret_file (the app's Basic Information page shows it), or set channels.slack.socket_mode = true with an app-level token when the daemon has no public URL".to_owned(),
             ));
         }
         if slack.bot_token.is_none() && slack.bot_token_file.is_none() {
@@ -173,6 +180,20 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
                 "Slack is enabled but has no bot token: set COMMAND_CENTER__CHANNELS__SLACK__BOT_TOKEN or channels.slack.bot_token_file (the Bot User OAuth Token, xoxb-...)".to_owned(),
             ));
         }
+    }
+    // A token of the wrong kind is a common paste mistake; the value is never repeated.
+    if let Some(token) = &slack.app_token
+        && !token.expose().trim().starts_with("xapp-")
+    {
+        let kind = match token.expose().trim().get(..5) {
+            Some("xoxb-") => "a bot token (xoxb-...)",
+            Some("xoxp-") => "a user token (xoxp-...)",
+            _ => "not an app-level token",
+        };
+        problems.push((
+            "channels.slack.app_token".to_owned(),
+            format!("the value is {kind}; Socket Mode needs the app-level token, which starts with xapp- (Basic Information, App-Level Tokens)"),
+        ));
     }
     check_url(
         &mut problems,

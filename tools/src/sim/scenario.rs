@@ -231,9 +231,9 @@ pub enum FaultKind {
     /// the answer is held for `delay_ms` real milliseconds, so a client that times out
     /// cannot know the transfer happened.
     AppliedThenTimeout { delay_ms: u64 },
-    /// Slack Web API methods only (`/slack/api/...`; other requests are not hit): HTTP 200
-    /// with `{"ok": false, "error": <error>}`, Slack's way of failing a call
-    /// (`channel_not_found`, `not_in_channel`, `invalid_auth`, ...).
+    /// Slack Web API methods only (`chat.*` and `apps.connections.open`; other requests
+    /// are not hit): HTTP 200 with `{"ok": false, "error": <error>}`, Slack's way of failing
+    /// a call (`channel_not_found`, `not_in_channel`, `invalid_auth`, ...).
     ApiError { error: String },
     /// Telegram `getUpdates` only (other requests are not hit): HTTP 409 "Conflict:
     /// terminated by other getUpdates request", what a second poller with the same token
@@ -246,7 +246,7 @@ impl FaultKind {
     pub(crate) fn hits(&self, endpoint: &str) -> bool {
         match self {
             Self::AppliedThenTimeout { .. } => endpoint == "sendBoc",
-            Self::ApiError { .. } => endpoint.starts_with("chat."),
+            Self::ApiError { .. } => endpoint.starts_with("chat.") || endpoint.starts_with("apps."),
             Self::Conflict => endpoint == "getUpdates",
             _ => true,
         }

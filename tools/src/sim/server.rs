@@ -63,6 +63,7 @@ pub(crate) fn router(world: Arc<World>) -> Router {
         .merge(super::elections_api::routes())
         .merge(super::tonapi::routes())
         .merge(super::slack::routes())
+        .merge(super::slack_socket::routes())
         .merge(super::telegram::routes())
         // Last, so it wraps every route above (the node metrics pages and GitHub, which do
         // not go through `serve`, included).
@@ -735,6 +736,7 @@ async fn control_state(State(world): Shared) -> Response {
             "webhooks_received": webhooks.len(),
             "webhooks": webhooks,
             "slack": world.slack.state_json(),
+            "slack_socket": world.slack_socket.state_json(),
             "telegram": world.telegram.state_json(),
         }),
     )

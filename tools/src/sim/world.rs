@@ -32,6 +32,8 @@ pub(crate) struct World {
     pub(crate) webhook_count: watch::Sender<usize>,
     /// What the simulated Slack workspace received (`sim::slack`); it has its own lock.
     pub(crate) slack: super::slack::SlackWorkspace,
+    /// Socket Mode connections and acknowledgements (`sim::slack_socket`); its own lock.
+    pub(crate) slack_socket: super::slack_socket::SlackSocketServer,
     /// What the simulated Telegram bot received and holds (`sim::telegram`); its own lock.
     pub(crate) telegram: super::telegram::TelegramBotState,
 }
@@ -95,6 +97,7 @@ impl World {
             }),
             webhook_count,
             slack: super::slack::SlackWorkspace::default(),
+            slack_socket: super::slack_socket::SlackSocketServer::default(),
             telegram: super::telegram::TelegramBotState::default(),
         }
     }
