@@ -730,6 +730,16 @@ pub struct TelegramChannelConfig {
     /// How long one getUpdates waits for news.
     #[serde(default = "default_long_poll", with = "agents::duration")]
     pub long_poll: Duration,
+    /// Webhook mode: the public HTTPS URL Telegram posts updates to, forwarded (by your
+    /// reverse proxy) to the daemon's `POST /telegram/webhook`. Unset: long polling.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// The `X-Telegram-Bot-Api-Secret-Token` every webhook request must carry; only from
+    /// `COMMAND_CENTER__CHANNELS__TELEGRAM__WEBHOOK_SECRET` or `webhook_secret_file`.
+    #[serde(default, skip_serializing)]
+    pub webhook_secret: Option<Secret>,
+    #[serde(default)]
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 impl Default for TelegramChannelConfig {
@@ -741,6 +751,9 @@ impl Default for TelegramChannelConfig {
             api_url: default_telegram_api_url(),
             chats: Vec::new(),
             long_poll: default_long_poll(),
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_secret_file: None,
         }
     }
 }
@@ -1110,6 +1123,7 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("channels.slack.bot_token", "bot_token_file"),
     ("channels.slack.app_token", "app_token_file"),
     ("channels.telegram.bot_token", "bot_token_file"),
+    ("channels.telegram.webhook_secret", "webhook_secret_file"),
     ("notify.email.password", "password_file"),
 ];
 

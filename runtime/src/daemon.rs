@@ -309,6 +309,12 @@ impl Daemon {
                 api_url: config.channels.telegram.api_url.clone(),
                 chats: config.channels.telegram.chats.iter().copied().collect(),
                 long_poll: config.channels.telegram.long_poll,
+                webhook: config
+                    .channels
+                    .telegram
+                    .webhook_url
+                    .clone()
+                    .zip(config.channels.telegram.webhook_secret.clone()),
             }),
             _ => None,
         };
@@ -553,6 +559,22 @@ impl Daemon {
             ));
             tracing::info!("slack: /slack/commands and /slack/actions are served");
         }
+        let telegram_webhook = match telegram_settings
+            .as_ref()
+            .and_then(|settings| settings.webhook.as_ref())
+        {
+            Some((_, secret)) => {
+                let (routes, updates) =
+                    crate::channels::telegram::webhook::routes(secret, auditor.clone());
+                app = app.merge(routes);
+                tracing::info!(
+                    "telegram: webhook mode; updates are taken at {}",
+                    crate::channels::telegram::webhook::WEBHOOK_PATH
+                );
+                Some(updates)
+            }
+            None => None,
+        };
         let slack_socket = match (
             slack_service,
             &config.channels.slack.app_token,
@@ -592,6 +614,7 @@ impl Daemon {
                     settings,
                     link,
                     &config.access.users,
+                    telegram_webhook,
                     http_stop.subscribe(),
                 )
                 .await,

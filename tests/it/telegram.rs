@@ -262,3 +262,148 @@ fn telegram_commands_refusals_and_an_approval_button() {
         sim.shutdown();
     });
 }
+
+#[test]
+fn telegram_webhook_mode_takes_only_updates_with_the_secret_token() {
+    system().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = SimWorld::start(quiet_scenario(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
+        let port = crate::support::free_port();
+        config.daemon.http_listen = format!("127.0.0.1:{port}").parse().unwrap();
+        let telegram = &mut config.channels.telegram;
+        telegram.enabled = true;
+        telegram.bot_token = Some(Secret::new("123456:TEST-token-for-the-sim"));
+        telegram.api_url = sim.telegram_api_url();
+        let hook = format!("http://127.0.0.1:{port}/telegram/webhook");
+        telegram.webhook_url = Some(hook.clone());
+        telegram.webhook_secret = Some(Secret::new("hook-secret_0123456789"));
+        config.access.users.push(
+            serde_json::from_value(
+                json!({ "name": "alice", "roles": ["operator"], "telegram_id": ALICE }),
+            )
+            .unwrap(),
+        );
+        let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
+        let store = daemon.state.store.clone();
+
+        // setWebhook with the URL, the secret token and the two update kinds the bot reads;
+        // nobody polls.
+        let set = sim.wait_for_telegram("setWebhook", 1, WAIT).await;
+        assert_eq!(set.len(), 1);
+        assert_eq!(set[0].params["url"], hook.as_str());
+        assert_eq!(set[0].params["secret_token"], "hook-secret_0123456789");
+        assert_eq!(
+            set[0].params["allowed_updates"],
+            json!(["message", "callback_query"])
+        );
+
+        // Telegram (the sim) pushes a message: answered like a polled one.
+        let update_id = sim.telegram_inject(TelegramInjected::Message {
+            chat_id: ALICE,
+            user_id: ALICE,
+            username: Some("alice".into()),
+            text: "/help".into(),
+        });
+        let sent = sim.wait_for_telegram("sendMessage", 1, WAIT).await;
+        assert_eq!(sent.len(), 1, "{:?}", sim.telegram_webhook_deliveries());
+        assert!(
+            sent[0].params["text"]
+                .as_str()
+                .unwrap()
+                .contains("validators")
+        );
+        let pushed = sim.wait_for_telegram_webhook(1, WAIT).await;
+        assert_eq!(pushed, [(update_id, 200)]);
+
+        // Forged requests: no token, a wrong token, a body that is no update.
+        let client = reqwest::Client::new();
+        let forged = json!({"update_id": 1, "message": {
+            "message_id": 1, "date": 0, "text": "/pause",
+            "chat": {"id": ALICE, "type": "private", "first_name": "A"},
+            "from": {"id": ALICE, "is_bot": false, "first_name": "A"}}});
+        let without = client.post(&hook).json(&forged).send().await.unwrap();
+        assert_eq!(without.status(), 401);
+        let wrong = client
+            .post(&hook)
+            .header("X-Telegram-Bot-Api-Secret-Token", "hook-secret_0123456780")
+            .json(&forged)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        let garbage = client
+            .post(&hook)
+            .header("X-Telegram-Bot-Api-Secret-Token", "hook-secret_0123456789")
+            .body("{\"message\": ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(garbage.status(), 400);
+        assert!(daemon.state.gate.pauses().unwrap().is_empty());
+
+        // Telegram delivering the same update twice (say, our answer was lost): handled once.
+        let mut again = forged.clone();
+        again["update_id"] = json!(update_id);
+        again["message"]["text"] = json!("/status");
+        let repeated = client
+            .post(&hook)
+            .header("X-Telegram-Bot-Api-Secret-Token", "hook-secret_0123456789")
+            .json(&again)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(repeated.status(), 200);
+        // A later update goes through, and is the second answer: the repeat was dropped.
+        sim.telegram_inject(TelegramInjected::Message {
+            chat_id: ALICE,
+            user_id: ALICE,
+            username: Some("alice".into()),
+            text: "/help".into(),
+        });
+        let sent = sim.wait_for_telegram("sendMessage", 2, WAIT).await;
+        assert_eq!(sent.len(), 2);
+        assert!(
+            sent[1].params["text"]
+                .as_str()
+                .unwrap()
+                .contains("validators")
+        );
+
+        // While the webhook is set, getUpdates would be refused: the bot never polls.
+        assert!(
+            sim.telegram_calls()
+                .iter()
+                .all(|call| call.method != "getUpdates")
+        );
+        let refused = store
+            .journal()
+            .query(&JournalQuery {
+                kind: Some("chat.refused".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let reasons: Vec<&str> = refused
+            .iter()
+            .map(|entry| entry.body["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "webhook request without the secret token",
+                "webhook request with a wrong secret token",
+                "malformed update"
+            ]
+        );
+        let journal =
+            serde_json::to_string(&store.journal().query(&JournalQuery::default()).unwrap())
+                .unwrap();
+        assert!(
+            !journal.contains("hook-secret_0123456789"),
+            "the secret is never journaled"
+        );
+        daemon.shutdown("test over").await.unwrap();
+    });
+}

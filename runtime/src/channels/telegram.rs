@@ -10,6 +10,11 @@
 //! is named.
 //! The polling offset is kept in the state store after every update, so a restart neither
 //! loses nor repeats a command.
+//!
+//! Webhook mode (`webhook_url` set) replaces polling: the bot calls setWebhook with a secret
+//! token, Telegram posts each update to `POST /telegram/webhook`, and [`webhook`] accepts only
+//! requests carrying that token (compared in constant time), answers at once and hands the
+//! update to the same handler, in order, each update id once.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -20,6 +25,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tools::secret::Secret;
 pub mod client;
+pub mod webhook;
 
 use client::{
     ButtonAction, CallbackQuery, IncomingMessage, InlineButton, InlineKeyboard, Outbox,
@@ -41,6 +47,8 @@ pub struct TelegramSettings {
     /// Group chats served besides the private chats of configured people.
     pub chats: BTreeSet<i64>,
     pub long_poll: Duration,
+    /// Webhook mode: the public URL and the secret token; `None`: long polling.
+    pub webhook: Option<(String, Secret)>,
 }
 
 struct Bot {
@@ -74,6 +82,7 @@ pub async fn start(
     settings: TelegramSettings,
     (client, outbox): (TelegramClient, Outbox),
     users: &[UserConfig],
+    webhook_updates: Option<tokio::sync::mpsc::UnboundedReceiver<Update>>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let listed: Vec<(&str, &str)> = commands::COMMANDS
@@ -94,6 +103,9 @@ pub async fn start(
             .collect(),
         chats: settings.chats.clone(),
     });
+    if let (Some((url, secret)), Some(updates)) = (&settings.webhook, webhook_updates) {
+        return webhook::serve(bot, url, secret, updates, stop);
+    }
     let initial_offset = bot
         .app
         .store

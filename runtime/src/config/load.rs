@@ -505,6 +505,14 @@ pub fn load_text(
             &mut problems,
         );
     }
+    if let Some(path) = config.channels.telegram.webhook_secret_file.clone() {
+        config.channels.telegram.webhook_secret = read_secret_file(
+            &path,
+            "channels.telegram.webhook_secret_file",
+            &locator,
+            &mut problems,
+        );
+    }
     if let Some(path) = config.sources.tonapi.api_key_file.clone() {
         config.sources.tonapi.api_key = read_secret_file(
             &path,

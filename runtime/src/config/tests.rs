@@ -508,3 +508,66 @@ fn the_slack_app_token_comes_from_a_file_is_never_in_the_file_and_must_be_an_app
     );
     assert!(!found[0].contains("PASTED-SECRET"), "{found:?}");
 }
+
+#[test]
+fn telegram_webhook_mode_needs_https_and_a_secret_token() {
+    let found = problems(
+        "[channels.telegram]\nwebhook_url = \"http://cc.example.com/telegram/webhook\"\n",
+        &[],
+    );
+    let joined = found.join("\n");
+    assert!(
+        joined.contains("channels.telegram.webhook_url: Telegram posts only to https URLs"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("channels.telegram.webhook_secret: webhook mode needs a secret token"),
+        "{joined}"
+    );
+    let found = problems(
+        "[channels.telegram]\nwebhook_url = \"https://cc.example.com/telegram/webhook\"\n",
+        &[(
+            "COMMAND_CENTER__CHANNELS__TELEGRAM__WEBHOOK_SECRET",
+            "has spaces and !",
+        )],
+    );
+    let joined = found.join("\n");
+    assert!(
+        joined.contains("Telegram accepts 1-256 characters"),
+        "{joined}"
+    );
+    assert!(
+        !joined.contains("has spaces"),
+        "the secret is not echoed: {joined}"
+    );
+    let found = problems(
+        "[channels.telegram]\nwebhook_secret = \"in-the-file\"\n",
+        &[],
+    );
+    assert!(
+        found
+            .join("\n")
+            .contains("COMMAND_CENTER__CHANNELS__TELEGRAM__WEBHOOK_SECRET"),
+        "{found:?}"
+    );
+    let config = load_ok(
+        "[channels.telegram]\nwebhook_url = \"https://cc.example.com/telegram/webhook\"\n",
+        &[(
+            "COMMAND_CENTER__CHANNELS__TELEGRAM__WEBHOOK_SECRET",
+            "0123abcd-_",
+        )],
+    );
+    let telegram = &config.channels.telegram;
+    assert_eq!(
+        telegram
+            .webhook_secret
+            .as_ref()
+            .map(tools::secret::Secret::expose),
+        Some("0123abcd-_")
+    );
+    assert!(
+        !serde_json::to_string(&config)
+            .unwrap()
+            .contains("0123abcd-_")
+    );
+}

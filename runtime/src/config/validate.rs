@@ -218,6 +218,48 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         "channels.telegram.api_url",
         &telegram.api_url,
     );
+    if let Some(url) = &telegram.webhook_url {
+        match reqwest::Url::parse(url) {
+            Ok(parsed) => {
+                let loopback = parsed.host_str().is_some_and(|host| {
+                    host == "localhost"
+                        || host
+                            .trim_matches(|c| c == '[' || c == ']')
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                });
+                if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+                    problems.push((
+                        "channels.telegram.webhook_url".to_owned(),
+                        format!("Telegram posts only to https URLs (ports 443, 80, 88 or 8443); got {:?}", parsed.scheme()),
+                    ));
+                }
+            }
+            Err(error) => problems.push((
+                "channels.telegram.webhook_url".to_owned(),
+                format!("not a URL ({error}): the public https address Telegram posts updates to"),
+            )),
+        }
+        match &telegram.webhook_secret {
+            None if telegram.webhook_secret_file.is_none() => problems.push((
+                "channels.telegram.webhook_secret".to_owned(),
+                "webhook mode needs a secret token so forged updates are refused: set COMMAND_CENTER__CHANNELS__TELEGRAM__WEBHOOK_SECRET or channels.telegram.webhook_secret_file (1-256 characters of A-Z, a-z, 0-9, _ and -; e.g. `openssl rand -hex 32`)".to_owned(),
+            )),
+            Some(secret)
+                if !(1..=256).contains(&secret.expose().len())
+                    || !secret
+                        .expose()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                problems.push((
+                    "channels.telegram.webhook_secret".to_owned(),
+                    "Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and - as a secret token (e.g. `openssl rand -hex 32`)".to_owned(),
+                ));
+            }
+            _ => {}
+        }
+    }
     if telegram.long_poll > Duration::from_secs(50) {
         problems.push((
             "channels.telegram.long_poll".to_owned(),

@@ -113,6 +113,12 @@ struct BotState {
     commands: Value,
     /// Counts `getUpdates` calls: a waiting poll that sees it move was superseded.
     poll_generation: u64,
+    /// `setWebhook`'s URL and secret token: updates are pushed there instead of polled.
+    webhook: Option<(String, Option<String>)>,
+    /// Whether the task pushing updates to the webhook runs.
+    pushing: bool,
+    /// Every push to the webhook: (update_id, HTTP status; 0 when it could not connect).
+    webhook_deliveries: Vec<(i64, u16)>,
 }
 
 impl Default for BotState {
@@ -127,6 +133,9 @@ impl Default for BotState {
             next_callback_id: 1_445_037_213_726_431_234,
             commands: json!([]),
             poll_generation: 0,
+            webhook: None,
+            pushing: false,
+            webhook_deliveries: Vec::new(),
         }
     }
 }
@@ -265,6 +274,40 @@ impl super::SimHandle {
         self.inner.world.telegram.calls()
     }
 
+    /// Webhook pushes so far: (update_id, HTTP status the bot answered; 0: no connection).
+    pub fn telegram_webhook_deliveries(&self) -> Vec<(i64, u16)> {
+        self.inner.world.telegram.state().webhook_deliveries.clone()
+    }
+
+    /// Waits until at least `count` webhook pushes were answered 2xx or `timeout` passed;
+    /// returns every push so far.
+    pub async fn wait_for_telegram_webhook(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<(i64, u16)> {
+        let telegram = &self.inner.world.telegram;
+        let mut changed = telegram.changed.subscribe();
+        let delivered = || {
+            telegram
+                .state()
+                .webhook_deliveries
+                .iter()
+                .filter(|(_, status)| (200..300).contains(status))
+                .count()
+        };
+        // Timeout or a closed channel both end the wait; the caller checks the length.
+        let _ = tokio::time::timeout(timeout, async {
+            while delivered() < count {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        self.telegram_webhook_deliveries()
+    }
+
     /// Waits until at least `count` calls of `method` were answered or `timeout` passed;
     /// returns those calls (possibly fewer than `count`).
     pub async fn wait_for_telegram(
@@ -398,7 +441,46 @@ fn params_of(headers: &HeaderMap, body: &[u8], query: BTreeMap<String, String>) 
     if is_json && let Ok(value @ Value::Object(_)) = serde_json::from_slice::<Value>(body) {
         return value;
     }
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| {
+            value
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+        .and_then(|value| value.split("boundary=").nth(1))
+        .map(|boundary| boundary.trim_matches('"').to_owned());
+    if let Some(boundary) = boundary {
+        return multipart_params(body, &boundary);
+    }
     json!(query)
+}
+
+/// The text fields of a `multipart/form-data` body (teloxide sends setWebhook so); values that
+/// hold JSON arrays or objects are read as JSON.
+fn multipart_params(body: &[u8], boundary: &str) -> Value {
+    let text = String::from_utf8_lossy(body);
+    let mut params = serde_json::Map::new();
+    for part in text.split(&format!("--{boundary}")) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let Some(name) = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        else {
+            continue;
+        };
+        let value = value.strip_suffix("\r\n").unwrap_or(value);
+        let parsed = match serde_json::from_str::<Value>(value) {
+            Ok(json @ (Value::Array(_) | Value::Object(_))) => json,
+            _ => Value::String(value.to_owned()),
+        };
+        params.insert(name.to_owned(), parsed);
+    }
+    Value::Object(params)
 }
 
 /// An integer parameter given as a JSON number or a numeric string.
@@ -741,6 +823,8 @@ async fn bot_method(
         "answerCallbackQuery",
         "setMyCommands",
         "getMe",
+        "setWebhook",
+        "deleteWebhook",
     ];
     let Some(method) = known
         .into_iter()
@@ -750,7 +834,21 @@ async fn bot_method(
         return (answer.0, axum::Json(answer.1)).into_response();
     };
     if method == "getUpdates" {
+        if world.telegram.state().webhook.is_some() {
+            let answer = api_error(
+                StatusCode::CONFLICT,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+            );
+            record(&world, method, &params, &answer.clone().into_http());
+            return answer.into_http();
+        }
         return get_updates(&world, &params).await;
+    }
+    if method == "setWebhook" || method == "deleteWebhook" {
+        let answer = set_webhook(&world, method, &params);
+        let response = answer.into_http();
+        record(&world, method, &params, &response);
+        return response;
     }
     let response = serve(&world, SimService::Telegram, method, || match method {
         "sendMessage" => send_message(&world, &params),
@@ -762,6 +860,104 @@ async fn bot_method(
     .await;
     record(&world, method, &params, &response);
     response
+}
+
+trait IntoHttp {
+    fn into_http(self) -> Response;
+}
+
+impl IntoHttp for Answer {
+    fn into_http(self) -> Response {
+        (self.0, axum::Json(self.1)).into_response()
+    }
+}
+
+/// `setWebhook` / `deleteWebhook`: while a webhook is set, updates are pushed to it (in order,
+/// each until the bot answers 2xx) with the secret token header, as Telegram does.
+fn set_webhook(world: &Arc<World>, method: &str, params: &Value) -> Answer {
+    let mut state = world.telegram.state();
+    if method == "deleteWebhook" {
+        state.webhook = None;
+        drop(state);
+        world.telegram.bump();
+        return ok(json!(true));
+    }
+    let Some(url) = params.get("url").and_then(Value::as_str) else {
+        return bad_request("parameter \"url\" is required");
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://127.0.0.1")) {
+        return bad_request("bad webhook: An HTTPS URL must be provided for webhook");
+    }
+    let secret = params
+        .get("secret_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(secret) = &secret
+        && (secret.is_empty()
+            || secret.len() > 256
+            || !secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    {
+        return bad_request("bad webhook: secret token contains unallowed characters");
+    }
+    state.webhook = Some((url.to_owned(), secret));
+    let start = !state.pushing;
+    state.pushing = true;
+    drop(state);
+    if start {
+        tokio::spawn(push_updates(world.clone()));
+    }
+    world.telegram.bump();
+    ok(json!(true))
+}
+
+/// Pushes pending updates to the webhook, oldest first, until the webhook is deleted.
+async fn push_updates(world: Arc<World>) {
+    crate::http::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let telegram = &world.telegram;
+    let mut changed = telegram.changed.subscribe();
+    loop {
+        let (hook, next) = {
+            let mut state = telegram.state();
+            let Some(hook) = state.webhook.clone() else {
+                state.pushing = false;
+                return;
+            };
+            (hook, state.pending.first().cloned())
+        };
+        let Some((update_id, update)) = next else {
+            if changed.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let (url, secret) = hook;
+        let mut request = client
+            .post(&url)
+            .timeout(Duration::from_secs(10))
+            .json(&update);
+        if let Some(secret) = &secret {
+            request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+        }
+        let status = match request.send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        };
+        {
+            let mut state = telegram.state();
+            state.webhook_deliveries.push((update_id, status));
+            if (200..300).contains(&status) {
+                state.pending.retain(|(id, _)| *id != update_id);
+            }
+        }
+        telegram.bump();
+        if !(200..300).contains(&status) {
+            // As Telegram: try again later (a new update or a second, whichever first).
+            let _ = tokio::time::timeout(Duration::from_secs(1), changed.changed()).await;
+        }
+    }
 }
 
 async fn control_update(State(world): State<Arc<World>>, body: Bytes) -> Response {

@@ -35,6 +35,7 @@ use teloxide::ApiError;
 use teloxide::RequestError;
 use teloxide::payloads::{
     AnswerCallbackQuerySetters, EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters,
+    SetWebhookSetters,
 };
 use teloxide::prelude::Requester;
 use teloxide::types::{
@@ -336,6 +337,33 @@ impl TelegramClient {
         Ok(updates.into_iter().map(map_update).collect())
     }
 
+    /// Webhook mode: Telegram posts messages and button presses to `url`, each request with
+    /// `secret` in the `X-Telegram-Bot-Api-Secret-Token` header. Updates that waited are kept.
+    pub async fn set_webhook(&self, url: &str, secret: &Secret) -> Result<(), SourceError> {
+        let url = url::Url::parse(url).map_err(|error| SourceError::InvalidInput {
+            detail: format!("telegram setWebhook: {url:?} is not a URL: {error}"),
+        })?;
+        self.bot
+            .set_webhook(url)
+            .secret_token(secret.expose().to_owned())
+            .allowed_updates(vec![
+                teloxide::types::AllowedUpdate::Message,
+                teloxide::types::AllowedUpdate::CallbackQuery,
+            ])
+            .await
+            .map_err(|error| self.map_error("setWebhook", error))?;
+        Ok(())
+    }
+
+    /// Back to getUpdates: removes the webhook (updates that waited are kept).
+    pub async fn delete_webhook(&self) -> Result<(), SourceError> {
+        self.bot
+            .delete_webhook()
+            .await
+            .map_err(|error| self.map_error("deleteWebhook", error))?;
+        Ok(())
+    }
+
     /// Sends `text` (MarkdownV2: escape with [`escape_markdown_v2`]) to `chat_id`; returns
     /// the new message's id.
     pub async fn send_message(
@@ -611,6 +639,31 @@ fn to_markup(method: &str, keyboard: &InlineKeyboard) -> Result<InlineKeyboardMa
         rows.push(buttons);
     }
     Ok(InlineKeyboardMarkup::new(rows))
+}
+
+/// One update as Telegram posts it to a webhook (the JSON of a getUpdates element).
+pub fn parse_update(body: &[u8]) -> Result<Update, String> {
+    // The id first, so even an update of a kind teloxide cannot read moves the offset.
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| format!("not JSON: {error}"))?;
+    let update_id = value
+        .get("update_id")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| "no numeric update_id".to_owned())?;
+    // From the bytes: teloxide reads some kinds only from a byte deserializer (from a
+    // `Value` a message comes out as its `Error` kind).
+    Ok(
+        match serde_json::from_slice::<teloxide::types::Update>(body) {
+            Ok(update) => map_update(update),
+            Err(error) => {
+                debug!(update_id, %error, "telegram: an update teloxide cannot read");
+                Update::Other {
+                    update_id,
+                    kind: "unreadable".to_owned(),
+                }
+            }
+        },
+    )
 }
 
 fn map_update(update: teloxide::types::Update) -> Update {

@@ -1164,3 +1164,25 @@ async fn outbox_refuses_what_telegram_would_refuse_at_enqueue() {
     assert!(drain(receipts).await.is_empty());
     assert!(fake.calls().is_empty());
 }
+
+#[test]
+fn webhook_bodies_are_read_like_polled_updates() {
+    let body = br#"{"update_id": 7, "message": {"message_id": 100, "from": {"id": 1001, "is_bot": false, "first_name": "alice", "username": "alice"}, "chat": {"id": 1001, "type": "private", "first_name": "alice"}, "date": 1795500000, "text": "/help"}}"#;
+    match parse_update(body).unwrap() {
+        Update::Message(message) => {
+            assert_eq!(message.update_id, 7);
+            assert_eq!(message.user_id, 1001);
+            assert_eq!(message.text.as_deref(), Some("/help"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A kind the bot does not read still has its id (so it is not handled twice).
+    let poll = br#"{"update_id": 8, "poll": {"id": "1"}}"#;
+    assert_eq!(parse_update(poll).unwrap().update_id(), 8);
+    assert!(
+        parse_update(b"{\"message\": {}}")
+            .unwrap_err()
+            .contains("update_id")
+    );
+    assert!(parse_update(b"<html>").unwrap_err().starts_with("not JSON"));
+}
