@@ -73,7 +73,7 @@ pub async fn execute(command: &Command, context: &Context) -> Answer {
         Command::Audit { limit } => audit(context, *limit),
         Command::Pause { agent, reason } => pause(context, agent.as_deref(), reason).await,
         Command::Resume { agent } => resume(context, agent.as_deref()).await,
-        Command::Ask(text) => ask(text),
+        Command::Ask(text) => ask(context, text),
     }
 }
 
@@ -85,7 +85,81 @@ fn help(answer: Answer) -> Answer {
     answer.table(table)
 }
 
-fn ask(text: &str) -> Answer {
+/// Words too common to say what a question is about.
+const STOPWORDS: &[&str] = &[
+    "the", "and", "for", "are", "was", "were", "what", "when", "where", "which", "who", "why",
+    "how", "did", "does", "with", "this", "that", "from", "have", "has", "had", "our", "any",
+    "about", "there", "their", "much", "many", "can", "you", "your", "today", "now", "all", "not",
+    "but", "its", "been", "will", "would", "should", "could", "into", "than", "then", "last",
+    "show", "tell", "give", "please", "some", "get",
+];
+
+/// Journal entries looked through for a question (newest first).
+const MEMORY_SCAN: usize = 5000;
+
+/// What an entry says, in a line: its summary, comment, rationale or text, else its subject.
+fn entry_line(entry: &memory::JournalEntry) -> String {
+    ["summary", "comment", "rationale", "text", "error", "reason"]
+        .iter()
+        .find_map(|field| entry.body.get(*field).and_then(|value| value.as_str()))
+        .map_or_else(|| entry.subject.clone(), str::to_owned)
+}
+
+/// The journal entries that share the most of the question's words (at least one), best
+/// first, newest first among equals.
+fn memory_matches(
+    context: &Context,
+    words: &[String],
+) -> Result<Vec<memory::JournalEntry>, memory::StoreError> {
+    let words: Vec<&str> = words
+        .iter()
+        .map(String::as_str)
+        .filter(|word| word.chars().count() >= 3 && !STOPWORDS.contains(word))
+        .collect();
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let entries = context.store.journal().query(&JournalQuery {
+        newest_first: true,
+        limit: Some(MEMORY_SCAN),
+        ..JournalQuery::default()
+    })?;
+    let mut scored: Vec<(usize, memory::JournalEntry)> = entries
+        .into_iter()
+        // What happened, not its plumbing: chat traffic would find the question itself,
+        // deliveries and raw observations repeat what the alerts already say.
+        .filter(|entry| {
+            ![
+                "chat.",
+                "notification.",
+                "router.",
+                "daemon.",
+                "policy.",
+                "observation.",
+            ]
+            .iter()
+            .any(|prefix| entry.kind.starts_with(prefix))
+        })
+        .filter_map(|entry| {
+            let haystack =
+                format!("{} {} {}", entry.kind, entry.subject, entry.body).to_lowercase();
+            let score = words.iter().filter(|word| haystack.contains(*word)).count();
+            (score > 0).then_some((score, entry))
+        })
+        .collect();
+    // Stable: among equal scores the newest stays first.
+    scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
+    let mut seen = std::collections::BTreeSet::new();
+    Ok(scored
+        .into_iter()
+        .map(|(_, entry)| entry)
+        // One line per thing remembered: the newest entry about each subject and kind.
+        .filter(|entry| seen.insert((entry.kind.clone(), entry.subject.clone())))
+        .take(3)
+        .collect())
+}
+
+fn ask(context: &Context, text: &str) -> Answer {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|word| word.len() >= 2)
@@ -122,7 +196,30 @@ fn ask(text: &str) -> Answer {
             table.row([spec.usage, spec.description]);
         }
     }
-    answer.table(table)
+    answer = answer.table(table);
+    match memory_matches(context, &words) {
+        Ok(matches) if !matches.is_empty() => {
+            let mut remembered = Table::new(["WHEN", "WHAT", "ABOUT", "SEQ"]);
+            remembered.title = Some(
+                "What I remember that matches your words (command-center audit show SEQ)"
+                    .to_owned(),
+            );
+            for entry in &matches {
+                remembered.row([
+                    time(entry.at),
+                    entry.kind.clone(),
+                    entry_line(entry),
+                    entry.seq.to_string(),
+                ]);
+            }
+            answer.table(remembered)
+        }
+        Ok(_) => answer,
+        Err(error) => {
+            tracing::warn!(%error, "reading the journal for a question failed");
+            answer.paragraph("(The journal could not be searched just now.)")
+        }
+    }
 }
 
 fn status(context: &Context, now: DateTime<Utc>) -> Answer {

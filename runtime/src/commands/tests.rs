@@ -556,6 +556,52 @@ async fn unbuilt_or_daemon_only_commands_say_so_and_free_text_lists_matching_com
     );
     let nothing = run(&h.context, "zzz qqq").await;
     assert_eq!(nothing.tables[0].rows.len(), COMMANDS.len());
+    assert_eq!(nothing.tables.len(), 1, "nothing remembered matches");
+
+    // The best memory matches come with it: what the journal holds about the question's words.
+    let journal = h.context.store.journal();
+    for (kind, subject, summary) in [
+        (
+            "alert.firing",
+            "validators.out_of_sync/validator-2",
+            "validator-2: node is 266s behind the masterchain (limit 120s)",
+        ),
+        (
+            "alert.firing",
+            "market.price_move/the-open-network",
+            "TON moved 6% in an hour",
+        ),
+        (
+            "alert.resolved",
+            "validators.out_of_sync/validator-2",
+            "validator-2 is in sync again",
+        ),
+    ] {
+        journal
+            .append_blocking(memory::NewEntry {
+                actor: "validators".into(),
+                kind: kind.into(),
+                subject: subject.into(),
+                body: serde_json::json!({ "summary": summary }),
+            })
+            .unwrap();
+    }
+    let answer = run(&h.context, "why was validator-2 behind?").await;
+    let remembered = &answer.tables[1];
+    assert_eq!(remembered.rows.len(), 2, "{remembered:?}");
+    assert_eq!(remembered.rows[0][1], "alert.firing");
+    assert!(
+        remembered.rows[0][2].contains("266s behind"),
+        "{remembered:?}"
+    );
+    assert_eq!(remembered.rows[1][1], "alert.resolved");
+    assert!(
+        remembered
+            .title
+            .as_deref()
+            .is_some_and(|title| title.starts_with("What I remember")),
+        "{remembered:?}"
+    );
 
     let help = run(&h.context, "/help").await;
     assert_eq!(help.tables[0].rows.len(), COMMANDS.len());
