@@ -22,6 +22,7 @@ pub mod health;
 pub mod market;
 pub mod prompts;
 pub mod proposals;
+pub mod reasoner;
 pub mod telemetry;
 pub mod validators;
 pub mod validators_report;

@@ -30,6 +30,7 @@
 mod chain;
 mod elections_api;
 mod node_metrics;
+pub mod openai;
 mod releases;
 mod scenario;
 mod server;

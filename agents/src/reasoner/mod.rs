@@ -1,0 +1,516 @@
+//! The reasoner: an LLM tool loop over any OpenAI-compatible endpoint (OpenAI, Azure, vLLM,
+//! llama.cpp server, Ollama), through async-openai (named nowhere else).
+//!
+//! It asks the model, runs the tools the model calls (in parallel, each with a timeout, each
+//! result cut to a byte budget) and feeds the results back, for at most `max_steps` model calls,
+//! then returns the answer with the tool results it used as citations. It only reads: the one
+//! tool that changes anything, `propose_action`, hands a proposal to the gate and returns the
+//! gate's decision.
+//!
+//! What it must never do: act, let text from outside read as instructions (the question and
+//! anything fetched are wrapped as untrusted data), spend past a token budget (each agent's
+//! tokens are counted per day in the store; over budget it refuses and the caller falls back to
+//! no-LLM answers), or put a secret in a prompt or an error.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::{
+    ChatCompletionMessageToolCalls, CreateChatCompletionRequest, CreateChatCompletionResponse,
+};
+use chrono::Utc;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tools::secret::Secret;
+
+pub mod usage;
+
+use usage::{UsageLedger, UsageTotals};
+
+/// Where and how the reasoner talks to a model.
+#[derive(Clone, Debug)]
+pub struct ReasonerConfig {
+    /// `https://api.openai.com/v1`, `http://127.0.0.1:8000/v1` (llama.cpp server), ...
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<Secret>,
+    /// Model calls per question, tool rounds included.
+    pub max_steps: u32,
+    /// One model call, retries included.
+    pub call_timeout: Duration,
+    /// One tool call.
+    pub tool_timeout: Duration,
+    /// Longest tool result fed back, in bytes (cut on a character boundary, marked).
+    pub max_tool_result_bytes: usize,
+    /// Attempts of a model call that failed transiently (5xx, connection); 429s are waited out
+    /// by the client as the server asks, `insufficient_quota` is never retried.
+    pub max_attempts: u32,
+    /// Tokens (prompt + completion) one agent may use per UTC day; `None`: no limit.
+    pub daily_token_budget: Option<u64>,
+    pub temperature: Option<f32>,
+}
+
+impl Default for ReasonerConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.openai.com/v1".to_owned(),
+            model: "gpt-4o-mini".to_owned(),
+            api_key: None,
+            max_steps: 6,
+            call_timeout: Duration::from_secs(60),
+            tool_timeout: Duration::from_secs(20),
+            max_tool_result_bytes: 8 * 1024,
+            max_attempts: 3,
+            daily_token_budget: None,
+            temperature: Some(0.2),
+        }
+    }
+}
+
+/// A tool as the model sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments (an object).
+    pub parameters: Value,
+}
+
+/// The tools a question may use. Implemented by the runtime's tool registry; a tool's failure,
+/// malformed arguments or an unknown name are values (JSON the model reads), never errors.
+pub trait ToolBox: Send + Sync {
+    fn definitions(&self) -> Vec<ToolSpec>;
+    fn call<'a>(&'a self, name: &'a str, arguments: &'a str) -> BoxFuture<'a, Value>;
+}
+
+/// One turn of earlier conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    /// `user` or `assistant`.
+    pub role: String,
+    pub text: String,
+}
+
+/// What to answer.
+#[derive(Clone, Debug)]
+pub struct Question {
+    /// Whose budget pays (`conversation`, `market`, ...).
+    pub agent: String,
+    /// The rendered system prompt (trusted: from `prompts/`).
+    pub system: String,
+    /// Earlier turns, oldest first (wrapped as untrusted when they came from people).
+    pub history: Vec<Turn>,
+    /// The question (untrusted: typed by a person or built from fetched text).
+    pub text: String,
+    /// Where the question came from, for the untrusted label (`telegram:alice`).
+    pub source: String,
+}
+
+/// A tool call the model made and what it got back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolUse {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+    pub result: Value,
+    pub duration_ms: u64,
+}
+
+/// The answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub text: String,
+    /// The model declined (its refusal is the text).
+    pub refused: bool,
+    pub model_calls: u32,
+    pub tools: Vec<ToolUse>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Reply {
+    /// `tool(arguments)` for each tool result the answer rests on, in call order.
+    pub fn citations(&self) -> Vec<String> {
+        self.tools
+            .iter()
+            .map(|tool| format!("{}({})", tool.name, tool.arguments))
+            .collect()
+    }
+}
+
+/// Why there is no answer. Texts never hold the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum ReasonerError {
+    #[error("the model endpoint is unavailable: {0}")]
+    Unavailable(String),
+    #[error(
+        "the model endpoint is out of quota (insufficient_quota): {0}; add credit or lower the use"
+    )]
+    Quota(String),
+    #[error("the model endpoint refused the request: {0}")]
+    InvalidRequest(String),
+    #[error("no answer from the model within {0:?}")]
+    Timeout(Duration),
+    #[error(
+        "agent {agent} used {used} of its {budget} tokens for today; answers without the model until midnight UTC"
+    )]
+    BudgetExceeded {
+        agent: String,
+        used: u64,
+        budget: u64,
+    },
+    #[error("no answer after {0} model calls (the step limit); ask something narrower")]
+    StepLimit(u32),
+    #[error("the model's answer could not be read: {0}")]
+    Malformed(String),
+    #[error("usage ledger: {0}")]
+    Store(#[from] memory::StoreError),
+}
+
+impl ReasonerError {
+    /// Worth trying again later (as opposed to fixing something first).
+    pub fn transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Timeout(_))
+    }
+}
+
+/// Wraps text from outside (a chat message, a fetched page, a news item) so the model reads it
+/// as data: `<untrusted source="...">...</untrusted>`, any tag inside neutralised.
+pub fn untrusted(text: &str, source: &str) -> String {
+    let clean = text
+        .replace("<untrusted", "&lt;untrusted")
+        .replace("</untrusted", "&lt;/untrusted");
+    let source: String = source
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '/' | '@'))
+        .collect();
+    format!("<untrusted source=\"{source}\">\n{clean}\n</untrusted>")
+}
+
+/// Cuts `text` to at most `budget` bytes on a character boundary, saying how much was cut.
+pub fn truncate(text: &str, budget: usize) -> String {
+    if text.len() <= budget {
+        return text.to_owned();
+    }
+    let mut end = budget;
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}…[truncated: {} of {} bytes shown]",
+        &text[..end],
+        end,
+        text.len()
+    )
+}
+
+/// The running reasoner.
+pub struct Reasoner {
+    config: ReasonerConfig,
+    client: Client<OpenAIConfig>,
+    ledger: UsageLedger,
+}
+
+impl std::fmt::Debug for Reasoner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reasoner")
+            .field("base_url", &self.config.base_url)
+            .field("model", &self.config.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reasoner {
+    pub fn new(config: ReasonerConfig, store: memory::Store) -> Result<Self, ReasonerError> {
+        tools::http::install_crypto_provider();
+        let url = reqwest::Url::parse(&config.base_url).map_err(|error| {
+            ReasonerError::InvalidRequest(format!(
+                "base_url {:?} is not a URL: {error}",
+                config.base_url
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ReasonerError::InvalidRequest(format!(
+                "base_url must be http or https, got {:?}",
+                url.scheme()
+            )));
+        }
+        let mut openai = OpenAIConfig::new().with_api_base(config.base_url.trim_end_matches('/'));
+        if let Some(key) = &config.api_key {
+            openai = openai.with_api_key(key.expose());
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.call_timeout)
+            .build()
+            .map_err(|error| ReasonerError::Unavailable(error.without_url().to_string()))?;
+        Ok(Self {
+            client: Client::with_config(openai).with_http_client(http),
+            ledger: UsageLedger::new(store),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &ReasonerConfig {
+        &self.config
+    }
+
+    /// Tokens `agent` used today.
+    pub fn usage_today(&self, agent: &str) -> Result<UsageTotals, ReasonerError> {
+        Ok(self.ledger.day(agent, Utc::now().date_naive())?)
+    }
+
+    fn check_budget(&self, agent: &str) -> Result<(), ReasonerError> {
+        if let Some(budget) = self.config.daily_token_budget {
+            let used = self.ledger.day(agent, Utc::now().date_naive())?.total();
+            if used >= budget {
+                return Err(ReasonerError::BudgetExceeded {
+                    agent: agent.to_owned(),
+                    used,
+                    budget,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers `question` with `tools`.
+    pub async fn answer(
+        &self,
+        question: &Question,
+        tools: &dyn ToolBox,
+    ) -> Result<Reply, ReasonerError> {
+        let definitions = tools.definitions();
+        let offered: Vec<Value> = definitions
+            .iter()
+            .map(|tool| {
+                json!({"type": "function", "function": {
+                    "name": tool.name, "description": tool.description, "parameters": tool.parameters}})
+            })
+            .collect();
+        let mut messages = vec![json!({"role": "system", "content": question.system})];
+        for turn in &question.history {
+            let content = if turn.role == "assistant" {
+                turn.text.clone()
+            } else {
+                untrusted(&turn.text, &question.source)
+            };
+            let role = if turn.role == "assistant" {
+                "assistant"
+            } else {
+                "user"
+            };
+            messages.push(json!({"role": role, "content": content}));
+        }
+        messages
+            .push(json!({"role": "user", "content": untrusted(&question.text, &question.source)}));
+        let mut reply = Reply {
+            text: String::new(),
+            refused: false,
+            model_calls: 0,
+            tools: Vec::new(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        };
+        while reply.model_calls < self.config.max_steps {
+            self.check_budget(&question.agent)?;
+            let mut body = json!({"model": self.config.model, "messages": messages});
+            if !offered.is_empty() {
+                body["tools"] = Value::Array(offered.clone());
+                body["parallel_tool_calls"] = json!(true);
+            }
+            if let Some(temperature) = self.config.temperature {
+                body["temperature"] = json!(temperature);
+            }
+            let response = self.call_model(body).await?;
+            reply.model_calls += 1;
+            if let Some(usage) = &response.usage {
+                reply.prompt_tokens += u64::from(usage.prompt_tokens);
+                reply.completion_tokens += u64::from(usage.completion_tokens);
+                self.ledger.add(
+                    &question.agent,
+                    Utc::now().date_naive(),
+                    u64::from(usage.prompt_tokens),
+                    u64::from(usage.completion_tokens),
+                )?;
+            }
+            let Some(choice) = response.choices.into_iter().next() else {
+                return Err(ReasonerError::Malformed(
+                    "the answer has no choices".to_owned(),
+                ));
+            };
+            let message = choice.message;
+            if let Some(refusal) = message.refusal {
+                reply.text = refusal;
+                reply.refused = true;
+                return Ok(reply);
+            }
+            let calls: Vec<(String, String, String)> = message
+                .tool_calls
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|call| match call {
+                    ChatCompletionMessageToolCalls::Function(call) => {
+                        Some((call.id, call.function.name, call.function.arguments))
+                    }
+                    ChatCompletionMessageToolCalls::Custom(_) => None,
+                })
+                .collect();
+            if calls.is_empty() {
+                reply.text = message.content.unwrap_or_default().trim().to_owned();
+                return Ok(reply);
+            }
+            // The assistant turn goes back with its calls; content "" (not null: llama.cpp's
+            // server answers 500 to a null content next to tool_calls).
+            messages.push(json!({
+                "role": "assistant",
+                "content": message.content.unwrap_or_default(),
+                "tool_calls": calls.iter().map(|(id, name, arguments)| json!({
+                    "id": id, "type": "function", "function": {"name": name, "arguments": arguments}
+                })).collect::<Vec<_>>(),
+            }));
+            let results = futures::future::join_all(
+                calls
+                    .iter()
+                    .map(|(id, name, arguments)| self.run_tool(tools, id, name, arguments)),
+            )
+            .await;
+            for used in results {
+                let text = truncate(&used.result.to_string(), self.config.max_tool_result_bytes);
+                messages.push(json!({"role": "tool", "tool_call_id": used.id, "content": text}));
+                reply.tools.push(used);
+            }
+        }
+        Err(ReasonerError::StepLimit(self.config.max_steps))
+    }
+
+    async fn run_tool(
+        &self,
+        tools: &dyn ToolBox,
+        id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> ToolUse {
+        let started = Instant::now();
+        let result =
+            match tokio::time::timeout(self.config.tool_timeout, tools.call(name, arguments)).await
+            {
+                Ok(result) => result,
+                Err(_) => json!({"error": format!(
+                    "tool {name} gave no answer within {:?}", self.config.tool_timeout
+                )}),
+            };
+        tracing::debug!(
+            tool = name,
+            ms = started.elapsed().as_millis() as u64,
+            "reasoner: tool called"
+        );
+        ToolUse {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            arguments: arguments.to_owned(),
+            result,
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// One model call with the retries transient failures deserve.
+    async fn call_model(&self, body: Value) -> Result<CreateChatCompletionResponse, ReasonerError> {
+        let request: CreateChatCompletionRequest =
+            serde_json::from_value(body).map_err(|error| {
+                ReasonerError::InvalidRequest(format!("building the request: {error}"))
+            })?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = tokio::time::timeout(
+                self.config.call_timeout,
+                self.client.chat().create(request.clone()),
+            )
+            .await;
+            let error = match outcome {
+                Err(_) => ReasonerError::Timeout(self.config.call_timeout),
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(error)) => self.classify(error),
+            };
+            if !error.transient() || attempt >= self.config.max_attempts {
+                return Err(error);
+            }
+            let delay = Duration::from_millis(250 * 2u64.saturating_pow(attempt - 1))
+                .min(Duration::from_secs(8));
+            tracing::warn!(%error, attempt, "reasoner: model call failed; trying again");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn classify(&self, error: OpenAIError) -> ReasonerError {
+        let scrub = |text: String| match &self.config.api_key {
+            Some(key) if !key.expose().is_empty() => text.replace(key.expose(), "***"),
+            _ => text,
+        };
+        match error {
+            OpenAIError::ApiError(response) => {
+                let status = response.status_code.as_u16();
+                let api = &response.api_error;
+                let text = scrub(format!("HTTP {status}: {}", api.message));
+                let quota = api.r#type.as_deref() == Some("insufficient_quota")
+                    || api.code.as_deref() == Some("insufficient_quota");
+                if quota {
+                    ReasonerError::Quota(text)
+                } else if status == 429 || status >= 500 {
+                    ReasonerError::Unavailable(text)
+                } else {
+                    ReasonerError::InvalidRequest(text)
+                }
+            }
+            OpenAIError::Reqwest(error) => {
+                if error.is_timeout() {
+                    ReasonerError::Timeout(self.config.call_timeout)
+                } else {
+                    ReasonerError::Unavailable(scrub(error.without_url().to_string()))
+                }
+            }
+            OpenAIError::JSONDeserialize(error, content) => {
+                let snippet: String = content.chars().take(160).collect();
+                ReasonerError::Malformed(scrub(format!("{error}; the body starts {snippet:?}")))
+            }
+            other => ReasonerError::Unavailable(scrub(other.to_string())),
+        }
+    }
+}
+
+/// A [`ToolBox`] from plain functions, for tests and small uses.
+pub struct FnTools {
+    specs: Vec<ToolSpec>,
+    #[allow(clippy::type_complexity)]
+    call: Arc<dyn Fn(&str, &str) -> Value + Send + Sync>,
+}
+
+impl FnTools {
+    pub fn new(
+        specs: Vec<ToolSpec>,
+        call: impl Fn(&str, &str) -> Value + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            specs,
+            call: Arc::new(call),
+        }
+    }
+}
+
+impl ToolBox for FnTools {
+    fn definitions(&self) -> Vec<ToolSpec> {
+        self.specs.clone()
+    }
+
+    fn call<'a>(&'a self, name: &'a str, arguments: &'a str) -> BoxFuture<'a, Value> {
+        let result = (self.call)(name, arguments);
+        Box::pin(async move { result })
+    }
+}
+
+#[cfg(test)]
+mod tests;
