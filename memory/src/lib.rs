@@ -8,7 +8,8 @@
 //!   ([`SeriesStore`]);
 //! - **state**: small JSON documents by string key ([`StateStore`]);
 //! - consistent online **snapshots** and offline **restore** ([`Store::snapshot`],
-//!   [`Store::restore`]).
+//!   [`Store::restore`]);
+//! - the **local embedder** ([`minilm`]): all-MiniLM-L6-v2 on the CPU through candle.
 //!
 //! What it must never do:
 //! - let any other crate see sled: this is the only crate that names it, so the backend can be
@@ -22,6 +23,7 @@ mod checkpoint;
 mod error;
 mod gate;
 mod journal;
+pub mod minilm;
 mod series;
 mod state;
 mod store;
