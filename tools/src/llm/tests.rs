@@ -101,6 +101,7 @@ fn definitions_are_openai_function_schemas_in_name_order() {
     assert_eq!(echo["required"], serde_json::json!(["name"]));
     assert_eq!(echo["additionalProperties"], false);
     assert!(echo.to_string().contains("fancy"), "{echo}");
+    assert!(!echo.to_string().contains("oneOf"), "{echo}");
     let slow = &definitions[1].parameters;
     assert_eq!(slow["type"], "object");
     assert!(slow["properties"].is_object(), "{slow}");
