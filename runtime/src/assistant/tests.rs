@@ -49,6 +49,15 @@ fn user(name: &str, roles: &[&str], token_sha256: Option<String>) -> UserConfig 
 }
 
 async fn harness() -> Harness {
+    build_harness(false).await
+}
+
+/// With a `ton_transfer` executor, whose key derivation takes seconds in a debug build.
+async fn harness_with_wallet() -> Harness {
+    build_harness(true).await
+}
+
+async fn build_harness(wallet: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = memory::Store::open(&dir.path().join("data")).unwrap();
     let auditor = Auditor::new(store.clone(), Telemetry::default());
@@ -79,7 +88,7 @@ async fn harness() -> Harness {
                 },
             )]),
         },
-        ton_transfer: Some(TonTransferExecutorConfig {
+        ton_transfer: wallet.then(|| TonTransferExecutorConfig {
             wallet_version: ::tools::ton::WalletKind::V4r2,
             mnemonic_file: mnemonic_fixture(),
             // Never contacted: nothing here is executed.
@@ -472,7 +481,7 @@ async fn large_results_are_truncated_with_a_marker() {
 
 #[tokio::test]
 async fn propose_action_returns_the_gates_decision_and_executes_nothing() {
-    let h = harness().await;
+    let h = harness_with_wallet().await;
     let restart = call(
         &h,
         "propose_action",
@@ -573,7 +582,7 @@ async fn propose_action_returns_the_gates_decision_and_executes_nothing() {
 
 #[tokio::test]
 async fn no_secret_reaches_a_tool_result() {
-    let h = harness().await;
+    let h = harness_with_wallet().await;
     seed(&h.context.store);
     let _ = call(
         &h,

@@ -933,7 +933,13 @@ impl Tool for ProposeAction {
                 "conversation": self.conversation,
             }),
         };
-        let record = match self.gate.submit(proposal).await {
+        // On its own task: a caller that stops waiting (the registry's timeout) must not cut
+        // the gate off between two of its journaled steps.
+        let gate = self.gate.clone();
+        let submitted = tokio::spawn(async move { gate.submit(proposal).await })
+            .await
+            .map_err(|error| unavailable("the gate", error))?;
+        let record = match submitted {
             Ok(record) => record,
             Err(GateError::Invalid(message)) => return Err(ToolError::InvalidArguments(message)),
             Err(error) => return Err(unavailable("the gate", error)),
