@@ -2,13 +2,15 @@
 //!
 //! This crate holds configuration ([`config`]), the supervision tree ([`supervisor`]), the
 //! alert router ([`router`]), the notifier ([`notifier`]), the HTTP port ([`http`]), the chat
-//! command layer shared by Telegram, Slack, the CLI and the API ([`commands`]), the daemon's
+//! command layer shared by Telegram, Slack, the CLI and the API ([`commands`]), the reasoner's
+//! read-only tools and `propose_action` ([`assistant`]), the daemon's
 //! wiring ([`daemon`]) and the command line ([`cli`]). It is the only crate that executes
 //! effects; agents only read and propose.
 //!
 //! What it must never do: put a secret in a log line, an audit entry or an error message, or
 //! act before the journal has recorded why.
 
+pub mod assistant;
 pub mod channels;
 pub mod cli;
 pub mod commands;

@@ -7,6 +7,7 @@
 mod support;
 
 mod alerting;
+mod assistant_tools;
 mod audit_cli;
 mod binary;
 mod chat_flow;

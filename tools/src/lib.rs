@@ -22,6 +22,9 @@
 //!   `block_actions` parsing, a Web API client (`chat.postMessage`, `chat.update`,
 //!   `response_url`) spaced per channel, and Socket Mode's `apps.connections.open` and
 //!   envelopes ([`slack::socket`]; the WebSocket itself is `runtime::channels::slack::socket`).
+//! - [`llm`]: the typed, read-only tools a language model calls: the [`llm::Tool`] trait and
+//!   its object-safe twin [`llm::DynTool`] with generated JSON Schemas, the
+//!   [`llm::ToolRegistry`], and [`llm::untrusted`] for text from outside.
 //! - [`sim`]: the simulated world, one HTTP server that speaks the same wire formats from
 //!   a scenario file, injects faults and records webhooks, for demos and tests; and
 //!   [`sim::smtp`], a simulated SMTP server (STARTTLS/TLS with a generated CA, AUTH, faults)
@@ -43,6 +46,7 @@ pub mod coingecko;
 pub mod elections;
 pub mod github;
 pub mod http;
+pub mod llm;
 pub mod prometheus;
 pub mod secret;
 pub mod sim;

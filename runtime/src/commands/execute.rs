@@ -571,14 +571,31 @@ fn ranking(context: &Context, now: DateTime<Utc>) -> Answer {
     Answer::new("Ranking").table(table)
 }
 
-fn market(context: &Context, now: DateTime<Utc>) -> Answer {
-    let series = context.store.series();
-    let keys = match series.list() {
-        Ok(keys) => keys,
-        Err(error) => return failed("the prices", error),
-    };
-    let mut table = Table::new(["COIN", "PRICE", "24H", "AT"]);
-    for key in keys
+/// The latest price of one coin, as the market agent stored it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MarketQuote {
+    /// The CoinGecko id (`the-open-network`).
+    pub coin: String,
+    /// `TON`, `BTC`, ...
+    pub symbol: String,
+    /// The currency it is quoted in (`usd`).
+    pub vs: String,
+    pub price: f64,
+    pub at: DateTime<Utc>,
+    /// Change against the oldest sample of the last 24 hours, in percent.
+    pub change_24h_percent: Option<f64>,
+}
+
+/// Every coin's latest price and 24-hour change, from the series the market agent writes
+/// (what `/market` shows and the reasoner's `market_prices` tool answers).
+pub fn market_quotes(
+    store: &memory::Store,
+    now: DateTime<Utc>,
+) -> Result<Vec<MarketQuote>, memory::StoreError> {
+    let series = store.series();
+    let mut quotes = Vec::new();
+    for key in series
+        .list()?
         .iter()
         .filter(|key| key.name == agents::market::PRICE_SERIES)
     {
@@ -587,26 +604,39 @@ fn market(context: &Context, now: DateTime<Utc>) -> Answer {
         };
         // The same key the market agent writes.
         let key = agents::market::price_key(coin, vs);
-        let latest = match series.latest(&key) {
-            Ok(Some(latest)) => latest,
-            Ok(None) => continue,
-            Err(error) => return failed("the prices", error),
+        let Some(latest) = series.latest(&key)? else {
+            continue;
         };
         let day_ago = series
             .range(&key, now - Duration::hours(24), now + Duration::seconds(1))
             .ok()
             .and_then(|samples| samples.first().copied())
             .filter(|first| first.at < latest.at && first.value != 0.0);
+        quotes.push(MarketQuote {
+            coin: coin.clone(),
+            symbol: agents::market::symbol(coin),
+            vs: vs.clone(),
+            price: latest.value,
+            at: latest.at,
+            change_24h_percent: day_ago
+                .map(|first| (latest.value - first.value) / first.value * 100.0),
+        });
+    }
+    Ok(quotes)
+}
+
+fn market(context: &Context, now: DateTime<Utc>) -> Answer {
+    let quotes = match market_quotes(&context.store, now) {
+        Ok(quotes) => quotes,
+        Err(error) => return failed("the prices", error),
+    };
+    let mut table = Table::new(["COIN", "PRICE", "24H", "AT"]);
+    for quote in &quotes {
         table.row([
-            agents::market::symbol(coin),
-            format!("{} {}", price(latest.value), vs.to_uppercase()),
-            or_dash(day_ago, |first| {
-                format!(
-                    "{:+.1}%",
-                    (latest.value - first.value) / first.value * 100.0
-                )
-            }),
-            latest.at.format("%H:%M").to_string(),
+            quote.symbol.clone(),
+            format!("{} {}", price(quote.price), quote.vs.to_uppercase()),
+            or_dash(quote.change_24h_percent, |change| format!("{change:+.1}%")),
+            quote.at.format("%H:%M").to_string(),
         ]);
     }
     if table.rows.is_empty() {

@@ -25,7 +25,7 @@ mod parse;
 pub mod render;
 
 pub use answer::{Action, ActionStyle, AlertLine, Answer, Fact, Outcome, Table};
-pub use execute::{OPERATOR_ROLE, execute};
+pub use execute::{MarketQuote, OPERATOR_ROLE, execute, market_quotes};
 pub use parse::{DEFAULT_AUDIT_ENTRIES, MAX_AUDIT_ENTRIES, MAX_INPUT_BYTES, ParseError, parse};
 
 /// A parsed command.
