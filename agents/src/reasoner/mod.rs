@@ -12,7 +12,6 @@
 //! tokens are counted per day in the store; over budget it refuses and the caller falls back to
 //! no-LLM answers), or put a secret in a prompt or an error.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_openai::Client;
@@ -25,6 +24,7 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+pub use tools::llm::{ToolDefinition, ToolRegistry, truncate, untrusted};
 use tools::secret::Secret;
 
 pub mod usage;
@@ -71,20 +71,21 @@ impl Default for ReasonerConfig {
     }
 }
 
-/// A tool as the model sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ToolSpec {
-    pub name: String,
-    pub description: String,
-    /// JSON Schema of the arguments (an object).
-    pub parameters: Value,
+/// The tools a question may use: the runtime's [`ToolRegistry`]. A tool's failure, malformed
+/// arguments or an unknown name are values (JSON text the model reads), never errors.
+pub trait ToolBox: Send + Sync {
+    fn definitions(&self) -> Vec<ToolDefinition>;
+    fn call<'a>(&'a self, name: &'a str, arguments: &'a str) -> BoxFuture<'a, String>;
 }
 
-/// The tools a question may use. Implemented by the runtime's tool registry; a tool's failure,
-/// malformed arguments or an unknown name are values (JSON the model reads), never errors.
-pub trait ToolBox: Send + Sync {
-    fn definitions(&self) -> Vec<ToolSpec>;
-    fn call<'a>(&'a self, name: &'a str, arguments: &'a str) -> BoxFuture<'a, Value>;
+impl ToolBox for ToolRegistry {
+    fn definitions(&self) -> Vec<ToolDefinition> {
+        ToolRegistry::definitions(self)
+    }
+
+    fn call<'a>(&'a self, name: &'a str, arguments: &'a str) -> BoxFuture<'a, String> {
+        Box::pin(async move { ToolRegistry::call(self, name, arguments).await.content })
+    }
 }
 
 /// One turn of earlier conversation.
@@ -176,36 +177,6 @@ impl ReasonerError {
     pub fn transient(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::Timeout(_))
     }
-}
-
-/// Wraps text from outside (a chat message, a fetched page, a news item) so the model reads it
-/// as data: `<untrusted source="...">...</untrusted>`, any tag inside neutralised.
-pub fn untrusted(text: &str, source: &str) -> String {
-    let clean = text
-        .replace("<untrusted", "&lt;untrusted")
-        .replace("</untrusted", "&lt;/untrusted");
-    let source: String = source
-        .chars()
-        .filter(|c| c.is_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '/' | '@'))
-        .collect();
-    format!("<untrusted source=\"{source}\">\n{clean}\n</untrusted>")
-}
-
-/// Cuts `text` to at most `budget` bytes on a character boundary, saying how much was cut.
-pub fn truncate(text: &str, budget: usize) -> String {
-    if text.len() <= budget {
-        return text.to_owned();
-    }
-    let mut end = budget;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}…[truncated: {} of {} bytes shown]",
-        &text[..end],
-        end,
-        text.len()
-    )
 }
 
 /// The running reasoner.
@@ -379,7 +350,8 @@ impl Reasoner {
             )
             .await;
             for used in results {
-                let text = truncate(&used.result.to_string(), self.config.max_tool_result_bytes);
+                let (text, _) =
+                    truncate(&used.result.to_string(), self.config.max_tool_result_bytes);
                 messages.push(json!({"role": "tool", "tool_call_id": used.id, "content": text}));
                 reply.tools.push(used);
             }
@@ -398,10 +370,11 @@ impl Reasoner {
         let result =
             match tokio::time::timeout(self.config.tool_timeout, tools.call(name, arguments)).await
             {
-                Ok(result) => result,
+                // Registry results are JSON; anything else is kept as a string.
+                Ok(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
                 Err(_) => json!({"error": format!(
                     "tool {name} gave no answer within {:?}", self.config.tool_timeout
-                )}),
+                ), "kind": "timeout"}),
             };
         tracing::debug!(
             tool = name,
@@ -479,36 +452,6 @@ impl Reasoner {
             }
             other => ReasonerError::Unavailable(scrub(other.to_string())),
         }
-    }
-}
-
-/// A [`ToolBox`] from plain functions, for tests and small uses.
-pub struct FnTools {
-    specs: Vec<ToolSpec>,
-    #[allow(clippy::type_complexity)]
-    call: Arc<dyn Fn(&str, &str) -> Value + Send + Sync>,
-}
-
-impl FnTools {
-    pub fn new(
-        specs: Vec<ToolSpec>,
-        call: impl Fn(&str, &str) -> Value + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            specs,
-            call: Arc::new(call),
-        }
-    }
-}
-
-impl ToolBox for FnTools {
-    fn definitions(&self) -> Vec<ToolSpec> {
-        self.specs.clone()
-    }
-
-    fn call<'a>(&'a self, name: &'a str, arguments: &'a str) -> BoxFuture<'a, Value> {
-        let result = (self.call)(name, arguments);
-        Box::pin(async move { result })
     }
 }
 
