@@ -689,7 +689,85 @@ pub struct Config {
     #[serde(default)]
     pub channels: ChannelsConfig,
     #[serde(default)]
+    pub reasoner: ReasonerSection,
+    #[serde(default)]
     pub demo: DemoConfig,
+}
+
+/// `[reasoner]`: the language model that answers free questions (OpenAI-compatible: OpenAI,
+/// Azure, vLLM, llama.cpp server, Ollama). Off by default: everything but free questions works
+/// without it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonerSection {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_reasoner_url")]
+    pub base_url: String,
+    #[serde(default = "default_reasoner_model")]
+    pub model: String,
+    /// Only from `COMMAND_CENTER__REASONER__API_KEY` or `api_key_file`.
+    #[serde(default, skip_serializing)]
+    pub api_key: Option<Secret>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    #[serde(default = "default_reasoner_steps")]
+    pub max_steps: u32,
+    #[serde(default = "default_reasoner_call_timeout", with = "agents::duration")]
+    pub call_timeout: Duration,
+    #[serde(default = "default_reasoner_tool_timeout", with = "agents::duration")]
+    pub tool_timeout: Duration,
+    /// Tokens each agent may use per UTC day (the conversation agent included); 0: no limit.
+    #[serde(default)]
+    pub daily_token_budget: u64,
+}
+
+fn default_reasoner_url() -> String {
+    "https://api.openai.com/v1".to_owned()
+}
+fn default_reasoner_model() -> String {
+    "gpt-4o-mini".to_owned()
+}
+fn default_reasoner_steps() -> u32 {
+    6
+}
+fn default_reasoner_call_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_reasoner_tool_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+
+impl Default for ReasonerSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            base_url: default_reasoner_url(),
+            model: default_reasoner_model(),
+            api_key: None,
+            api_key_file: None,
+            max_steps: default_reasoner_steps(),
+            call_timeout: default_reasoner_call_timeout(),
+            tool_timeout: default_reasoner_tool_timeout(),
+            daily_token_budget: 0,
+        }
+    }
+}
+
+impl ReasonerSection {
+    /// The reasoner's settings.
+    pub fn settings(&self) -> agents::reasoner::ReasonerConfig {
+        agents::reasoner::ReasonerConfig {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            api_key: self.api_key.clone(),
+            max_steps: self.max_steps,
+            call_timeout: self.call_timeout,
+            tool_timeout: self.tool_timeout,
+            daily_token_budget: (self.daily_token_budget > 0).then_some(self.daily_token_budget),
+            ..agents::reasoner::ReasonerConfig::default()
+        }
+    }
 }
 
 /// `[channels]`: where people talk to Command Center.
@@ -1125,6 +1203,7 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("channels.telegram.bot_token", "bot_token_file"),
     ("channels.telegram.webhook_secret", "webhook_secret_file"),
     ("notify.email.password", "password_file"),
+    ("reasoner.api_key", "api_key_file"),
 ];
 
 mod load;

@@ -534,6 +534,13 @@ impl Daemon {
             policies: policies.clone(),
             gate: gate.clone(),
             router: alert_router.clone(),
+            conversation: crate::assistant::conversation::Conversation::start(
+                &config.reasoner,
+                &config.daemon.prompts_dir,
+                store.clone(),
+            )
+            .map_err(|error| anyhow::anyhow!("reasoner: {error}"))?
+            .map(Arc::new),
         };
         let listener = tokio::net::TcpListener::bind(config.daemon.http_listen)
             .await

@@ -36,6 +36,8 @@ pub struct AppState {
     pub policies: Arc<crate::policy_watch::PolicyHolder>,
     pub gate: Arc<crate::gate::Gatekeeper>,
     pub router: Arc<crate::router::AlertRouter>,
+    /// Free questions through the language model, when `[reasoner]` is on.
+    pub conversation: Option<Arc<crate::assistant::conversation::Conversation>>,
 }
 
 /// `GET /v1/status`

@@ -12,6 +12,7 @@ mod audit_cli;
 mod binary;
 mod chat_flow;
 mod commands;
+mod conversation;
 mod email;
 mod faults;
 mod gate_api;

@@ -70,5 +70,7 @@ pub fn registry(context: &AssistantContext) -> ToolRegistry {
     registry
 }
 
+pub mod conversation;
+
 #[cfg(test)]
 mod tests;

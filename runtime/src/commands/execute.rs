@@ -73,7 +73,7 @@ pub async fn execute(command: &Command, context: &Context) -> Answer {
         Command::Audit { limit } => audit(context, *limit),
         Command::Pause { agent, reason } => pause(context, agent.as_deref(), reason).await,
         Command::Resume { agent } => resume(context, agent.as_deref()).await,
-        Command::Ask(text) => ask(context, text),
+        Command::Ask(text) => converse(context, text).await,
     }
 }
 
@@ -83,6 +83,42 @@ fn help(answer: Answer) -> Answer {
         table.row([spec.usage, spec.description]);
     }
     answer.table(table)
+}
+
+/// A free question: the conversation agent when the language model is on, else (or when it
+/// fails) the matching commands and journal entries.
+async fn converse(context: &Context, text: &str) -> Answer {
+    let Some((app, conversation)) = context.app.as_ref().and_then(|app| {
+        app.conversation
+            .as_ref()
+            .map(|conversation| (app, conversation))
+    }) else {
+        return ask(context, text);
+    };
+    match conversation.answer(app, &context.caller, text).await {
+        Ok(reply) => {
+            let mut answer = Answer::new("Answer").paragraph(reply.text.clone());
+            if !reply.tools.is_empty() {
+                let mut sources = Table::new(["SOURCE", "ARGUMENTS"]);
+                sources.title = Some("From".to_owned());
+                for tool in &reply.tools {
+                    sources.row([tool.name.clone(), tool.arguments.clone()]);
+                }
+                answer = answer.table(sources);
+            }
+            answer
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the conversation agent could not answer; answering without it");
+            let mut answer = ask(context, text);
+            answer.title = "Answered without the language model".to_owned();
+            // In place of "no language model is configured".
+            if let Some(first) = answer.paragraphs.first_mut() {
+                *first = format!("The language model could not answer: {error}.");
+            }
+            answer
+        }
+    }
 }
 
 /// Words too common to say what a question is about.

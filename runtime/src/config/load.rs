@@ -261,6 +261,7 @@ const SECTIONS: &[&str] = &[
     "executors",
     "alerting",
     "channels",
+    "reasoner",
     "demo",
 ];
 
@@ -453,6 +454,7 @@ pub fn load_text(
         ),
         alerting: section::<super::AlertingConfig>(&table, "alerting", &locator, &mut problems),
         channels: section::<super::ChannelsConfig>(&table, "channels", &locator, &mut problems),
+        reasoner: section::<super::ReasonerSection>(&table, "reasoner", &locator, &mut problems),
         demo: section::<DemoConfig>(&table, "demo", &locator, &mut problems),
     };
 
@@ -512,6 +514,10 @@ pub fn load_text(
             &locator,
             &mut problems,
         );
+    }
+    if let Some(path) = config.reasoner.api_key_file.clone() {
+        config.reasoner.api_key =
+            read_secret_file(&path, "reasoner.api_key_file", &locator, &mut problems);
     }
     if let Some(path) = config.sources.tonapi.api_key_file.clone() {
         config.sources.tonapi.api_key = read_secret_file(

@@ -571,3 +571,41 @@ fn telegram_webhook_mode_needs_https_and_a_secret_token() {
             .contains("0123abcd-_")
     );
 }
+
+#[test]
+fn the_reasoner_section_is_checked_and_its_key_never_read_from_the_file() {
+    let found = problems(
+        "[reasoner]\nenabled = true\nbase_url = \"not a url\"\nmodel = \" \"\nmax_steps = 0\napi_key = \"sk-in-the-file\"\n",
+        &[],
+    );
+    let joined = found.join("\n");
+    assert!(joined.contains("reasoner.base_url"), "{joined}");
+    assert!(
+        joined.contains("reasoner.model: name the model"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("reasoner.max_steps: must be 1 to 20"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("COMMAND_CENTER__REASONER__API_KEY"),
+        "{joined}"
+    );
+    assert!(!joined.contains("sk-in-the-file"), "{joined}");
+    let config = load_ok(
+        "[reasoner]\nenabled = true\nbase_url = \"http://127.0.0.1:8000/v1\"\nmodel = \"smollm2\"\ndaily_token_budget = 50000\n",
+        &[("COMMAND_CENTER__REASONER__API_KEY", "sk-from-env")],
+    );
+    let settings = config.reasoner.settings();
+    assert_eq!(settings.daily_token_budget, Some(50_000));
+    assert_eq!(
+        settings.api_key.as_ref().map(tools::secret::Secret::expose),
+        Some("sk-from-env")
+    );
+    assert!(
+        !serde_json::to_string(&config)
+            .unwrap()
+            .contains("sk-from-env")
+    );
+}

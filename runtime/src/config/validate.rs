@@ -260,6 +260,22 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
             _ => {}
         }
     }
+    let reasoner = &config.reasoner;
+    if reasoner.enabled {
+        check_url(&mut problems, "reasoner.base_url", &reasoner.base_url);
+        if reasoner.model.trim().is_empty() {
+            problems.push((
+                "reasoner.model".to_owned(),
+                "name the model (gpt-4o-mini, or what your server serves)".to_owned(),
+            ));
+        }
+        if !(1..=20).contains(&reasoner.max_steps) {
+            problems.push((
+                "reasoner.max_steps".to_owned(),
+                "must be 1 to 20 model calls per question".to_owned(),
+            ));
+        }
+    }
     if telegram.long_poll > Duration::from_secs(50) {
         problems.push((
             "channels.telegram.long_poll".to_owned(),

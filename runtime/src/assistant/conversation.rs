@@ -1,0 +1,132 @@
+//! The conversation agent: free questions from chat, the console, the CLI and the API answered
+//! by the reasoner over the read-only tools (and `propose_action`, which asks the gate), with a
+//! short history per person. With no `[reasoner]`, or when the model fails or the day's token
+//! budget is spent, the command layer answers without it.
+
+use std::path::Path;
+
+use agents::reasoner::{Question, Reasoner, ReasonerError, Reply, Turn};
+use chrono::Utc;
+use serde_json::json;
+
+use super::{AssistantContext, registry};
+use crate::commands::Caller;
+use crate::config::ReasonerSection;
+use crate::http::AppState;
+
+/// Turns kept per person (question and answer each count one).
+const HISTORY_TURNS: usize = 6;
+const HISTORY_PREFIX: &str = "conversation/history/";
+
+/// The running conversation agent.
+pub struct Conversation {
+    reasoner: Reasoner,
+    prompt: agents::prompts::Prompt,
+}
+
+impl std::fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversation")
+            .field("reasoner", &self.reasoner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conversation {
+    /// Builds it from `[reasoner]` and `prompts/conversation.md`; `None` when the section is off.
+    pub fn start(
+        section: &ReasonerSection,
+        prompts_dir: &Path,
+        store: memory::Store,
+    ) -> Result<Option<Self>, String> {
+        if !section.enabled {
+            return Ok(None);
+        }
+        let path = prompts_dir.join("conversation.md");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| format!("{}: cannot read: {error}", path.display()))?;
+        let prompt = agents::prompts::parse(&path, &text).map_err(|problems| {
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let reasoner = Reasoner::new(section.settings(), store)
+            .map_err(|error| format!("reasoner: {error}"))?;
+        Ok(Some(Self { reasoner, prompt }))
+    }
+
+    /// Answers `text` for `caller`, remembering the exchange.
+    pub async fn answer(
+        &self,
+        app: &AppState,
+        caller: &Caller,
+        text: &str,
+    ) -> Result<Reply, ReasonerError> {
+        let source = format!("user:{}", caller.name);
+        let roles = if caller.roles.is_empty() {
+            "none".to_owned()
+        } else {
+            caller.roles.join(", ")
+        };
+        let now = Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+        let system = self
+            .prompt
+            .render(&[("user", &caller.name), ("roles", &roles), ("now", &now)])
+            .map_err(ReasonerError::InvalidRequest)?;
+        let key = format!("{HISTORY_PREFIX}{}", caller.name);
+        let history: Vec<Turn> = app.store.state().get(&key)?.unwrap_or_default();
+        let question = Question {
+            agent: "conversation".to_owned(),
+            system,
+            history: history.clone(),
+            text: text.to_owned(),
+            source: source.clone(),
+        };
+        let tools = registry(&AssistantContext::from_app(app, caller.clone(), source));
+        let outcome = self.reasoner.answer(&question, &tools).await;
+        let record = match &outcome {
+            Ok(reply) => json!({
+                "user": caller.name,
+                "question": text,
+                "answer": reply.text,
+                "refused": reply.refused,
+                "tools": reply.citations(),
+                "model_calls": reply.model_calls,
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+            }),
+            Err(error) => {
+                json!({ "user": caller.name, "question": text, "error": error.to_string() })
+            }
+        };
+        let kind = if outcome.is_ok() {
+            "conversation.answered"
+        } else {
+            "conversation.failed"
+        };
+        if let Err(error) = app
+            .auditor
+            .record("conversation", kind, &caller.name, &record)
+            .await
+        {
+            tracing::error!(%error, "could not journal a conversation");
+        }
+        if let Ok(reply) = &outcome {
+            let mut history = history;
+            history.push(Turn {
+                role: "user".to_owned(),
+                text: text.to_owned(),
+            });
+            history.push(Turn {
+                role: "assistant".to_owned(),
+                text: reply.text.clone(),
+            });
+            let keep = history.len().saturating_sub(HISTORY_TURNS);
+            history.drain(..keep);
+            app.store.state().put(&key, &history)?;
+        }
+        outcome
+    }
+}
