@@ -107,6 +107,7 @@ impl EmbeddedStore {
             })?;
         let active = match read_meta(&root)? {
             Some(meta) => {
+                remove_other_generations(&root, meta.generation);
                 let path = generation_path(&root, meta.generation);
                 let shard = EdgeShard::load(&path, None)
                     .map_err(|error| engine("loading the shard", &path, error))?;
@@ -607,6 +608,30 @@ fn engine(
 
 fn generation_path(root: &Path, generation: u64) -> PathBuf {
     root.join(format!("gen-{generation}"))
+}
+
+/// Removes shards a crash left behind: an unfinished reindex target, or the replaced shard of a
+/// finished one. Failures only warn: the live shard is untouched either way.
+fn remove_other_generations(root: &Path, live: u64) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(generation) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("gen-"))
+            .and_then(|number| number.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if generation != live {
+            let path = entry.path();
+            if let Err(error) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), %error, "could not remove a stale vector shard");
+            }
+        }
+    }
 }
 
 fn read_meta(root: &Path) -> Result<Option<Meta>, VectorError> {

@@ -151,3 +151,19 @@ fn the_store_lives_under_vectors_and_records_its_embedder() {
     assert!(!store.needs_reindex());
     assert_eq!(store.stats().unwrap().dims, 32);
 }
+
+#[test]
+fn reopening_removes_shards_an_interrupted_reindex_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = MemoryRecord::new("kept across the restart", "ops", Kind::Note, suite::t0());
+    {
+        let store = EmbeddedStore::open(dir.path(), Arc::new(HashingEmbedder::new())).unwrap();
+        store.upsert(vec![record.clone()]).unwrap();
+    }
+    let stale = dir.path().join("vectors/gen-7");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("leftover"), b"x").unwrap();
+    let store = EmbeddedStore::open(dir.path(), Arc::new(HashingEmbedder::new())).unwrap();
+    assert!(!stale.exists());
+    assert_eq!(store.get(&record.id).unwrap(), Some(record));
+}
