@@ -7,13 +7,18 @@
 //! - **series**: numeric samples by metric name and labels, with hour/day downsampling
 //!   ([`SeriesStore`]);
 //! - **state**: small JSON documents by string key ([`StateStore`]);
+//! - **vector memory**: documents with provenance, searched by meaning and keywords, in the
+//!   Qdrant engine embedded in process under `<data_dir>/vectors/` ([`vector::MemoryStore`],
+//!   [`vector::EmbeddedStore`], [`vector::Embedder`]);
 //! - consistent online **snapshots** and offline **restore** ([`Store::snapshot`],
 //!   [`Store::restore`]);
 //! - the **local embedder** ([`minilm`]): all-MiniLM-L6-v2 on the CPU through candle.
 //!
 //! What it must never do:
-//! - let any other crate see sled: this is the only crate that names it, so the backend can be
-//!   replaced here alone;
+//! - let any other crate see sled or Qdrant: this is the only crate that names them, so a
+//!   backend can be replaced here alone;
+//! - mix vector spaces: a vector store holds the vectors of one embedder, and a different one
+//!   needs a reindex first;
 //! - rewrite or delete journal entries, or acknowledge an append before it is flushed to disk;
 //! - hold secrets: callers put no credentials in entries, series labels or state, and errors
 //!   here only name paths, seqs and keys;
@@ -27,6 +32,7 @@ pub mod minilm;
 mod series;
 mod state;
 mod store;
+pub mod vector;
 
 pub use checkpoint::{Checkpoint, read_checkpoints};
 pub use error::StoreError;

@@ -1,0 +1,883 @@
+//! The embedded backend: the Qdrant engine in process (`qdrant-edge` 0.7.2), one shard under
+//! `<data_dir>/vectors/gen-<N>/`, and `<data_dir>/vectors/meta.json` naming the live generation
+//! and the embedder that made its vectors.
+//!
+//! Each point holds a dense vector `dense` (cosine) and a sparse vector `bm25` (Qdrant's own BM25
+//! document embedding with the IDF modifier, so keyword scores are real BM25 over the whole
+//! collection). The payload holds the record's fields plus millisecond timestamps for range
+//! filters. qdrant-edge does not replay its WAL on load, so every write is flushed before it
+//! returns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
+use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
+use qdrant_edge::external::uuid::Uuid;
+use qdrant_edge::{
+    CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
+    EdgeVectorParamsBuilder, FieldIndexOperations, Filter, JsonPath, Modifier, NamedQuery, Payload,
+    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
+    PointStructPersisted, QueryEnum, ScrollRequest, SearchRequest, SparseVector, UpdateOperation,
+    VectorInternal, VectorStructInternal, VectorStructPersisted, WalOptions, WithPayloadInterface,
+    WithVector,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::embed::check_vectors;
+use super::{
+    Embedder, ExpireReport, MemoryRecord, MemoryStats, MemoryStore, ReindexReport, Retention,
+    SearchHit, SearchQuery, UpsertReport, VectorError, rank,
+};
+
+const DENSE: &str = "dense";
+const SPARSE: &str = "bm25";
+const META_FILE: &str = "meta.json";
+const META_FORMAT: u32 = 1;
+/// Records embedded and written per engine update.
+const BATCH: usize = 256;
+/// Records read per scroll page.
+const PAGE: usize = 512;
+
+/// What `meta.json` records: which shard generation is live and whose vectors it holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    format: u32,
+    generation: u64,
+    embedder_id: String,
+    dims: usize,
+}
+
+/// The live shard and what its vectors are. Replaced whole by a reindex.
+struct Active {
+    shard: EdgeShard,
+    meta: Meta,
+    /// The configured embedder; differs from `meta.embedder_id` until a reindex.
+    embedder: Arc<dyn Embedder>,
+}
+
+impl Active {
+    fn mismatch(&self, location: &Path) -> Option<VectorError> {
+        (self.meta.embedder_id != self.embedder.id() || self.meta.dims != self.embedder.dims())
+            .then(|| VectorError::EmbedderMismatch {
+                location: location.display().to_string(),
+                stored: format!("{} ({} dims)", self.meta.embedder_id, self.meta.dims),
+                configured: format!("{} ({} dims)", self.embedder.id(), self.embedder.dims()),
+            })
+    }
+}
+
+/// Vector memory in process, persisted under `<data_dir>/vectors/`.
+pub struct EmbeddedStore {
+    root: PathBuf,
+    bm25: EdgeBm25,
+    active: RwLock<Active>,
+    /// Serializes writes: the engine's flush must not run beside another update, and a reindex
+    /// must see every record.
+    writes: Mutex<()>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store under `<data_dir>/vectors/`. A store whose vectors were made
+    /// by another embedder opens, but refuses search and upsert until [`MemoryStore::reindex`];
+    /// an empty one simply switches to `embedder`.
+    pub fn open(data_dir: &Path, embedder: Arc<dyn Embedder>) -> Result<Self, VectorError> {
+        let root = data_dir.join("vectors");
+        std::fs::create_dir_all(&root).map_err(|source| VectorError::Io {
+            action: "create the vector memory directory",
+            path: root.clone(),
+            source,
+        })?;
+        let bm25 =
+            EdgeBm25::new(EdgeBm25Config::default()).map_err(|error| VectorError::Engine {
+                action: "building the BM25 tokenizer",
+                location: root.display().to_string(),
+                message: error.to_string(),
+            })?;
+        let active = match read_meta(&root)? {
+            Some(meta) => {
+                remove_other_generations(&root, meta.generation);
+                let path = generation_path(&root, meta.generation);
+                let shard = EdgeShard::load(&path, None)
+                    .map_err(|error| engine("loading the shard", &path, error))?;
+                Active {
+                    shard,
+                    meta,
+                    embedder,
+                }
+            }
+            None => {
+                let meta = Meta {
+                    format: META_FORMAT,
+                    generation: 1,
+                    embedder_id: embedder.id().to_owned(),
+                    dims: embedder.dims(),
+                };
+                let shard = create_shard(&root, &meta)?;
+                write_meta(&root, &meta)?;
+                Active {
+                    shard,
+                    meta,
+                    embedder,
+                }
+            }
+        };
+        let store = Self {
+            root,
+            bm25,
+            active: RwLock::new(active),
+            writes: Mutex::new(()),
+        };
+        let empty_with_other_embedder = {
+            let active = store.active.read();
+            active.mismatch(&store.root).is_some() && store.count(&active)? == 0
+        };
+        if empty_with_other_embedder {
+            let embedder = store.active.read().embedder.clone();
+            store.reindex(embedder)?;
+        }
+        Ok(store)
+    }
+
+    /// Where the store lives (`<data_dir>/vectors`).
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Builds the HNSW index of segments that have grown past the engine's indexing threshold
+    /// (and merges and vacuums). Blocking CPU work: call it from a background task after bulk
+    /// loads; search is exact (brute force) over segments not yet indexed. Returns whether
+    /// anything was optimized.
+    pub fn optimize(&self) -> Result<bool, VectorError> {
+        let _writes = self.writes.lock();
+        let active = self.active.read();
+        let location = self.shard_path(&active);
+        let optimized = active
+            .shard
+            .optimize()
+            .map_err(|error| engine("optimizing", &location, error))?;
+        active.shard.flush();
+        Ok(optimized)
+    }
+
+    /// Whether the stored vectors were made by another embedder than the configured one.
+    pub fn needs_reindex(&self) -> bool {
+        self.active.read().mismatch(&self.root).is_some()
+    }
+
+    fn shard_path(&self, active: &Active) -> PathBuf {
+        generation_path(&self.root, active.meta.generation)
+    }
+
+    fn count(&self, active: &Active) -> Result<usize, VectorError> {
+        active
+            .shard
+            .count(qdrant_edge::CountRequest {
+                filter: None,
+                exact: true,
+            })
+            .map_err(|error| engine("counting records", &self.shard_path(active), error))
+    }
+
+    /// Builds engine points for records, embedding their texts with `embedder`.
+    fn points(
+        &self,
+        embedder: &dyn Embedder,
+        records: &[MemoryRecord],
+    ) -> Result<Vec<PointStructPersisted>, VectorError> {
+        let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+        let vectors = embedder.embed(&texts)?;
+        check_vectors(embedder, texts.len(), &vectors)?;
+        records
+            .iter()
+            .zip(vectors)
+            .map(|(record, dense)| {
+                let sparse = self.bm25.embed_document(&record.text);
+                let mut named = HashMap::new();
+                named.insert(DENSE.to_owned(), VectorInternal::Dense(dense));
+                named.insert(SPARSE.to_owned(), VectorInternal::Sparse(sparse));
+                Ok(PointStructPersisted {
+                    id: point_id(&record.id)?,
+                    vector: VectorStructPersisted::from(VectorStructInternal::Named(named)),
+                    payload: Some(to_payload(record)?),
+                })
+            })
+            .collect()
+    }
+
+    fn write_points(
+        &self,
+        shard: &EdgeShard,
+        location: &Path,
+        points: Vec<PointStructPersisted>,
+    ) -> Result<(), VectorError> {
+        shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+            ))
+            .map_err(|error| engine("writing records", location, error))
+    }
+
+    fn delete_points(&self, active: &Active, ids: Vec<PointId>) -> Result<(), VectorError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        active
+            .shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePoints { ids },
+            ))
+            .map_err(|error| engine("deleting records", &self.shard_path(active), error))?;
+        active.shard.flush();
+        Ok(())
+    }
+
+    /// One scroll page of records after `offset`, and the offset of the next page.
+    fn page(
+        &self,
+        active: &Active,
+        offset: Option<PointId>,
+    ) -> Result<(Vec<MemoryRecord>, Option<PointId>), VectorError> {
+        let (points, next) = active
+            .shard
+            .scroll(ScrollRequest {
+                offset,
+                limit: Some(PAGE),
+                filter: None,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: WithVector::Bool(false),
+                order_by: None,
+            })
+            .map_err(|error| engine("reading records", &self.shard_path(active), error))?;
+        let records = points
+            .into_iter()
+            .map(|point| from_payload(point.payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, next))
+    }
+
+    fn all_records(&self, active: &Active) -> Result<Vec<MemoryRecord>, VectorError> {
+        let mut records = Vec::new();
+        let mut offset = None;
+        loop {
+            let (page, next) = self.page(active, offset)?;
+            records.extend(page);
+            match next {
+                Some(next) => offset = Some(next),
+                None => return Ok(records),
+            }
+        }
+    }
+
+    fn search_engine(
+        &self,
+        active: &Active,
+        query: QueryEnum,
+        filter: Option<Filter>,
+        limit: usize,
+        with_dense: bool,
+    ) -> Result<Vec<qdrant_edge::ScoredPoint>, VectorError> {
+        active
+            .shard
+            .search(SearchRequest {
+                query,
+                filter,
+                params: None,
+                limit,
+                offset: 0,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: Some(if with_dense {
+                    WithVector::Selector(vec![DENSE.to_owned()])
+                } else {
+                    WithVector::Bool(false)
+                }),
+                score_threshold: None,
+            })
+            .map_err(|error| engine("searching", &self.shard_path(active), error))
+    }
+}
+
+impl MemoryStore for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn upsert(&self, records: Vec<MemoryRecord>) -> Result<UpsertReport, VectorError> {
+        for (index, record) in records.iter().enumerate() {
+            record.validate(index)?;
+        }
+        // the same document twice in one call is one record
+        let mut unique: BTreeMap<&str, &MemoryRecord> = BTreeMap::new();
+        for record in &records {
+            unique.insert(record.id.as_str(), record);
+        }
+        let records: Vec<MemoryRecord> = unique.into_values().cloned().collect();
+        let _writes = self.writes.lock();
+        let active = self.active.read();
+        if let Some(mismatch) = active.mismatch(&self.root) {
+            return Err(mismatch);
+        }
+        let location = self.shard_path(&active);
+        let mut report = UpsertReport::default();
+        for batch in records.chunks(BATCH) {
+            let ids = batch
+                .iter()
+                .map(|r| point_id(&r.id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let existing = active
+                .shard
+                .retrieve(&ids, Some(WithPayloadInterface::Bool(false)), None)
+                .map_err(|error| engine("looking up records", &location, error))?
+                .len();
+            let points = self.points(active.embedder.as_ref(), batch)?;
+            self.write_points(&active.shard, &location, points)?;
+            report.replaced += existing;
+            report.inserted += batch.len() - existing;
+        }
+        active.shard.flush();
+        Ok(report)
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, VectorError> {
+        query.validate()?;
+        let now = query.now.unwrap_or_else(Utc::now);
+        let active = self.active.read();
+        if let Some(mismatch) = active.mismatch(&self.root) {
+            return Err(mismatch);
+        }
+        let embedder = active.embedder.as_ref();
+        let query_vectors = embedder.embed(&[query.text.as_str()])?;
+        check_vectors(embedder, 1, &query_vectors)?;
+        let query_vector = query_vectors.into_iter().next().unwrap_or_default();
+        let filter = filter_for(query, now)?;
+        let candidates = (query.limit * 4).clamp(40, 1000);
+
+        // candidate id -> (record, dense cosine, raw BM25)
+        let mut found: HashMap<PointId, (MemoryRecord, f32, f32)> = HashMap::new();
+        let dense_hits = self.search_engine(
+            &active,
+            QueryEnum::Nearest(NamedQuery {
+                query: VectorInternal::Dense(query_vector.clone()),
+                using: Some(DENSE.to_owned()),
+            }),
+            filter.clone(),
+            candidates,
+            false,
+        )?;
+        for point in dense_hits {
+            let record = from_payload(point.payload)?;
+            found.insert(point.id, (record, point.score, 0.0));
+        }
+        let sparse_query = self.bm25.embed_query(&query.text);
+        if !sparse_query.indices.is_empty() && query.weights.keyword > 0.0 {
+            let keyword_hits = self.search_engine(
+                &active,
+                QueryEnum::Nearest(NamedQuery {
+                    query: VectorInternal::Sparse(SparseVector {
+                        indices: sparse_query.indices,
+                        values: sparse_query.values,
+                    }),
+                    using: Some(SPARSE.to_owned()),
+                }),
+                filter,
+                candidates,
+                true,
+            )?;
+            for point in keyword_hits {
+                if let Some(entry) = found.get_mut(&point.id) {
+                    entry.2 = point.score;
+                } else {
+                    let dense = dense_of(point.vector.as_ref())
+                        .map(|stored| cosine(&query_vector, stored))
+                        .unwrap_or(0.0);
+                    let record = from_payload(point.payload)?;
+                    found.insert(point.id, (record, dense, point.score));
+                }
+            }
+        }
+        let best_keyword = found.values().map(|entry| entry.2).fold(0.0f32, f32::max);
+        let mut hits: Vec<SearchHit> = found
+            .into_values()
+            .map(|(record, dense, keyword_raw)| {
+                let keyword = if best_keyword > 0.0 {
+                    (keyword_raw / best_keyword).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                SearchHit {
+                    score: query.combine(dense, keyword, record.fetched_at, now),
+                    dense_score: dense,
+                    keyword_score: keyword,
+                    record,
+                }
+            })
+            .collect();
+        rank(&mut hits);
+        hits.truncate(query.limit);
+        Ok(hits)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<MemoryRecord>, VectorError> {
+        let point = point_id(id)?;
+        let active = self.active.read();
+        let mut found = active
+            .shard
+            .retrieve(&[point], Some(WithPayloadInterface::Bool(true)), None)
+            .map_err(|error| engine("reading a record", &self.shard_path(&active), error))?;
+        match found.pop() {
+            Some(point) => from_payload(point.payload).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn delete(&self, id: &str) -> Result<bool, VectorError> {
+        let point = point_id(id)?;
+        let _writes = self.writes.lock();
+        let active = self.active.read();
+        let existed = !active
+            .shard
+            .retrieve(&[point], Some(WithPayloadInterface::Bool(false)), None)
+            .map_err(|error| engine("reading a record", &self.shard_path(&active), error))?
+            .is_empty();
+        if existed {
+            self.delete_points(&active, vec![point])?;
+        }
+        Ok(existed)
+    }
+
+    fn stats(&self) -> Result<MemoryStats, VectorError> {
+        let active = self.active.read();
+        let mut by_domain = BTreeMap::new();
+        let mut by_kind = BTreeMap::new();
+        let records = self.all_records(&active)?;
+        for record in &records {
+            *by_domain.entry(record.domain.clone()).or_insert(0) += 1;
+            *by_kind.entry(record.kind).or_insert(0) += 1;
+        }
+        Ok(MemoryStats {
+            backend: self.backend(),
+            records: records.len(),
+            by_domain,
+            by_kind,
+            embedder_id: active.meta.embedder_id.clone(),
+            dims: active.meta.dims,
+            configured_embedder_id: active.embedder.id().to_owned(),
+            needs_reindex: active.mismatch(&self.root).is_some(),
+            disk_bytes: disk_bytes(&self.root),
+        })
+    }
+
+    fn expire(
+        &self,
+        now: DateTime<Utc>,
+        retention: &Retention,
+    ) -> Result<ExpireReport, VectorError> {
+        let _writes = self.writes.lock();
+        let active = self.active.read();
+        let mut report = ExpireReport::default();
+        let mut due = Vec::new();
+        for record in self.all_records(&active)? {
+            if retention.is_due(&record, now) {
+                *report.removed_by_kind.entry(record.kind).or_insert(0) += 1;
+                due.push(point_id(&record.id)?);
+            }
+        }
+        report.removed = due.len();
+        for batch in due.chunks(BATCH) {
+            self.delete_points(&active, batch.to_vec())?;
+        }
+        Ok(report)
+    }
+
+    fn export(
+        &self,
+    ) -> Result<Box<dyn Iterator<Item = Result<MemoryRecord, VectorError>> + '_>, VectorError> {
+        Ok(Box::new(Export {
+            store: self,
+            buffer: Vec::new().into_iter(),
+            next: None,
+            done: false,
+        }))
+    }
+
+    fn reindex(&self, embedder: Arc<dyn Embedder>) -> Result<ReindexReport, VectorError> {
+        let _writes = self.writes.lock();
+        let (records, from, generation) = {
+            let active = self.active.read();
+            let records = self.all_records(&active)?;
+            let from = (!records.is_empty()).then(|| active.meta.embedder_id.clone());
+            (records, from, active.meta.generation)
+        };
+        let meta = Meta {
+            format: META_FORMAT,
+            generation: generation + 1,
+            embedder_id: embedder.id().to_owned(),
+            dims: embedder.dims(),
+        };
+        // searches keep using the old shard until the new one is complete
+        let shard = create_shard(&self.root, &meta)?;
+        let location = generation_path(&self.root, meta.generation);
+        for batch in records.chunks(BATCH) {
+            let points = self.points(embedder.as_ref(), batch)?;
+            self.write_points(&shard, &location, points)?;
+        }
+        shard.flush();
+        write_meta(&self.root, &meta)?;
+        let old = {
+            let mut active = self.active.write();
+            std::mem::replace(
+                &mut *active,
+                Active {
+                    shard,
+                    meta,
+                    embedder: embedder.clone(),
+                },
+            )
+        };
+        let old_path = generation_path(&self.root, old.meta.generation);
+        drop(old);
+        if let Err(error) = std::fs::remove_dir_all(&old_path) {
+            tracing::warn!(path = %old_path.display(), %error, "could not remove the replaced vector shard");
+        }
+        Ok(ReindexReport {
+            records: records.len(),
+            from_embedder: from,
+            to_embedder: embedder.id().to_owned(),
+        })
+    }
+}
+
+/// Pages through the store; each page is read under the lock, so a reindex between pages is
+/// seen as a switch to the new shard (with the same ids).
+struct Export<'a> {
+    store: &'a EmbeddedStore,
+    buffer: std::vec::IntoIter<MemoryRecord>,
+    next: Option<PointId>,
+    done: bool,
+}
+
+impl Iterator for Export<'_> {
+    type Item = Result<MemoryRecord, VectorError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.buffer.next() {
+                return Some(Ok(record));
+            }
+            if self.done {
+                return None;
+            }
+            let active = self.store.active.read();
+            match self.store.page(&active, self.next) {
+                Ok((records, next)) => {
+                    self.buffer = records.into_iter();
+                    self.done = next.is_none();
+                    self.next = next;
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
+fn engine(
+    action: &'static str,
+    location: &Path,
+    error: qdrant_edge::OperationError,
+) -> VectorError {
+    VectorError::Engine {
+        action,
+        location: location.display().to_string(),
+        message: error.to_string(),
+    }
+}
+
+fn generation_path(root: &Path, generation: u64) -> PathBuf {
+    root.join(format!("gen-{generation}"))
+}
+
+/// Removes shards a crash left behind: an unfinished reindex target, or the replaced shard of a
+/// finished one. Failures only warn: the live shard is untouched either way.
+fn remove_other_generations(root: &Path, live: u64) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(generation) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("gen-"))
+            .and_then(|number| number.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if generation != live {
+            let path = entry.path();
+            if let Err(error) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), %error, "could not remove a stale vector shard");
+            }
+        }
+    }
+}
+
+fn read_meta(root: &Path) -> Result<Option<Meta>, VectorError> {
+    let path = root.join(META_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(VectorError::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
+    };
+    let meta: Meta = serde_json::from_slice(&bytes).map_err(|error| VectorError::Corrupt {
+        what: path.display().to_string(),
+        message: error.to_string(),
+    })?;
+    if meta.format != META_FORMAT {
+        return Err(VectorError::Corrupt {
+            what: path.display().to_string(),
+            message: format!(
+                "format {} is not the supported format {META_FORMAT}",
+                meta.format
+            ),
+        });
+    }
+    Ok(Some(meta))
+}
+
+/// Writes `meta.json` through a temporary file and a rename, so a crash leaves the old or the
+/// new generation live, never a torn file.
+fn write_meta(root: &Path, meta: &Meta) -> Result<(), VectorError> {
+    let path = root.join(META_FILE);
+    let temporary = root.join(format!("{META_FILE}.tmp"));
+    let bytes = serde_json::to_vec_pretty(meta).map_err(|error| VectorError::Corrupt {
+        what: "vector memory metadata".to_owned(),
+        message: error.to_string(),
+    })?;
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| VectorError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&temporary).map_err(io("create", &temporary))?;
+        file.write_all(&bytes).map_err(io("write", &temporary))?;
+        file.sync_all().map_err(io("sync", &temporary))?;
+    }
+    std::fs::rename(&temporary, &path).map_err(io("rename into place", &path))
+}
+
+/// A fresh shard for `meta`'s generation (a leftover directory of an interrupted reindex is
+/// removed first), with keyword and integer indexes on the filtered payload fields.
+fn create_shard(root: &Path, meta: &Meta) -> Result<EdgeShard, VectorError> {
+    let path = generation_path(root, meta.generation);
+    if path.exists() {
+        std::fs::remove_dir_all(&path).map_err(|source| VectorError::Io {
+            action: "remove the unfinished shard",
+            path: path.clone(),
+            source,
+        })?;
+    }
+    std::fs::create_dir_all(&path).map_err(|source| VectorError::Io {
+        action: "create the shard directory",
+        path: path.clone(),
+        source,
+    })?;
+    let config = EdgeConfigBuilder::new()
+        .vector(
+            DENSE,
+            EdgeVectorParamsBuilder::new(meta.dims, Distance::Cosine).build(),
+        )
+        .sparse_vector(
+            SPARSE,
+            EdgeSparseVectorParamsBuilder::new()
+                .modifier(Modifier::Idf)
+                .build(),
+        )
+        .wal_options(WalOptions {
+            // the default 32 MiB per WAL segment is much more than a memory of notes needs
+            segment_capacity: 4 * 1024 * 1024,
+            ..WalOptions::default()
+        })
+        .build();
+    let shard = EdgeShard::new(&path, config)
+        .map_err(|error| engine("creating the shard", &path, error))?;
+    let indexes = [
+        ("domain", PayloadSchemaType::Keyword),
+        ("kind", PayloadSchemaType::Keyword),
+        ("trust", PayloadSchemaType::Keyword),
+        ("fetched_at_ms", PayloadSchemaType::Integer),
+        ("expires_at_ms", PayloadSchemaType::Integer),
+    ];
+    for (field, schema) in indexes {
+        let field_name = JsonPath::try_from(field).map_err(|()| VectorError::InvalidInput {
+            field: "payload index",
+            message: format!("{field} is not a payload path"),
+        })?;
+        shard
+            .update(UpdateOperation::FieldIndexOperation(
+                FieldIndexOperations::CreateIndex(CreateIndex {
+                    field_name,
+                    field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+                }),
+            ))
+            .map_err(|error| engine("creating a payload index", &path, error))?;
+    }
+    shard.flush();
+    Ok(shard)
+}
+
+/// The engine's point id: the first 16 bytes of the record's SHA-256 id as a UUID.
+fn point_id(id: &str) -> Result<PointId, VectorError> {
+    let bytes = hex::decode(id)
+        .ok()
+        .filter(|bytes| bytes.len() == 32)
+        .ok_or_else(|| VectorError::InvalidInput {
+            field: "id",
+            message: format!("{id:?} is not a record id (64 hex digits)"),
+        })?;
+    let mut uuid = [0u8; 16];
+    uuid.copy_from_slice(&bytes[..16]);
+    Ok(PointId::Uuid(Uuid::from_bytes(uuid)))
+}
+
+fn to_payload(record: &MemoryRecord) -> Result<Payload, VectorError> {
+    let mut value = serde_json::to_value(record).map_err(|error| VectorError::Corrupt {
+        what: format!("record {}", record.id),
+        message: error.to_string(),
+    })?;
+    if let Value::Object(map) = &mut value {
+        map.insert(
+            "fetched_at_ms".to_owned(),
+            json!(record.fetched_at.timestamp_millis()),
+        );
+        if let Some(expires_at) = record.expires_at {
+            map.insert(
+                "expires_at_ms".to_owned(),
+                json!(expires_at.timestamp_millis()),
+            );
+        }
+    }
+    match value {
+        Value::Object(map) => Ok(Payload(map.into_iter().collect())),
+        _ => Err(VectorError::Corrupt {
+            what: format!("record {}", record.id),
+            message: "did not serialize to a JSON object".to_owned(),
+        }),
+    }
+}
+
+fn from_payload(payload: Option<Payload>) -> Result<MemoryRecord, VectorError> {
+    let payload = payload.ok_or_else(|| VectorError::Corrupt {
+        what: "a stored point".to_owned(),
+        message: "it has no payload".to_owned(),
+    })?;
+    let map: serde_json::Map<String, Value> = payload.0.into_iter().collect();
+    serde_json::from_value(Value::Object(map)).map_err(|error| VectorError::Corrupt {
+        what: "a stored record".to_owned(),
+        message: error.to_string(),
+    })
+}
+
+/// The engine filter for a query's filters, hiding records already past their own expiry.
+fn filter_for(query: &SearchQuery, now: DateTime<Utc>) -> Result<Option<Filter>, VectorError> {
+    let filter = &query.filter;
+    let mut must = Vec::new();
+    if !filter.domains.is_empty() {
+        let domains: Vec<String> = filter
+            .domains
+            .iter()
+            .map(|d| d.trim().to_lowercase())
+            .collect();
+        must.push(json!({ "key": "domain", "match": { "any": domains } }));
+    }
+    if !filter.kinds.is_empty() {
+        let kinds: Vec<&str> = filter.kinds.iter().map(|k| k.as_str()).collect();
+        must.push(json!({ "key": "kind", "match": { "any": kinds } }));
+    }
+    if let Some(trust) = filter.trust {
+        must.push(json!({ "key": "trust", "match": { "value": trust.as_str() } }));
+    }
+    if filter.since.is_some() || filter.until.is_some() {
+        let mut range = serde_json::Map::new();
+        if let Some(since) = filter.since {
+            range.insert("gte".to_owned(), json!(since.timestamp_millis()));
+        }
+        if let Some(until) = filter.until {
+            range.insert("lte".to_owned(), json!(until.timestamp_millis()));
+        }
+        must.push(json!({ "key": "fetched_at_ms", "range": range }));
+    }
+    let mut spec = json!({
+        "must_not": [ { "key": "expires_at_ms", "range": { "lte": now.timestamp_millis() } } ]
+    });
+    if !must.is_empty()
+        && let Value::Object(map) = &mut spec
+    {
+        map.insert("must".to_owned(), Value::Array(must));
+    }
+    serde_json::from_value(spec)
+        .map(Some)
+        .map_err(|error| VectorError::InvalidInput {
+            field: "filter",
+            message: format!("the engine rejected the filter: {error}"),
+        })
+}
+
+fn dense_of(vector: Option<&VectorStructInternal>) -> Option<&[f32]> {
+    match vector? {
+        VectorStructInternal::Named(named) => match named.get(DENSE)? {
+            VectorInternal::Dense(values) => Some(values),
+            _ => None,
+        },
+        VectorStructInternal::Single(values) => Some(values),
+        VectorStructInternal::MultiDense(_) => None,
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm_a = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let norm_b = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm_a == 0.0 || norm_b == 0.0 {
+        0.0
+    } else {
+        dot / (norm_a * norm_b)
+    }
+}
+
+fn disk_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(metadata) if metadata.is_dir() => disk_bytes(&entry.path()),
+            Ok(metadata) => metadata.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
