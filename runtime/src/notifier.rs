@@ -242,6 +242,64 @@ pub fn chat_text(dispatch: &Dispatch) -> String {
     lines.join("\n")
 }
 
+/// Deliveries under way at once (each holds a permit while it waits for the one before it in
+/// its lane, so the queue is read only as fast as deliveries finish).
+const CONCURRENT_DELIVERIES: usize = 32;
+
+/// Deliveries under way, each in its lane ([`Notifier::lane`]): a dispatch waits for the one
+/// before it in its lane, so a group's notifications arrive in the order the router made them.
+/// Dropping it (the notifier aborted at the end of the grace period) aborts them all; what they
+/// had not delivered is still pending, and goes out on the next start.
+struct Lanes {
+    deliveries: JoinSet<()>,
+    /// Per lane, closed when its last delivery so far is over.
+    last: std::collections::HashMap<Option<(String, String)>, tokio::sync::oneshot::Receiver<()>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Lanes {
+    fn new() -> Self {
+        Self {
+            deliveries: JoinSet::new(),
+            last: std::collections::HashMap::new(),
+            permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DELIVERIES)),
+        }
+    }
+
+    async fn start(&mut self, notifier: &Arc<Notifier>, dispatch: Dispatch) {
+        // The semaphore is never closed; without a permit the delivery still goes out.
+        let permit = Arc::clone(&self.permits).acquire_owned().await.ok();
+        let lane = notifier.lane(&dispatch);
+        let (over, next) = tokio::sync::oneshot::channel::<()>();
+        let before = self.last.insert(lane, next);
+        let notifier = Arc::clone(notifier);
+        self.deliveries.spawn(async move {
+            let _permit = permit;
+            if let Some(before) = before {
+                // Closed, never sent: the one before is over (delivered, or it panicked).
+                let _ = before.await;
+            }
+            notifier.deliver(&dispatch).await;
+            drop(over);
+        });
+        while self.deliveries.try_join_next().is_some() {}
+        // Unfinished deliveries hold permits, so at most CONCURRENT_DELIVERIES lanes stay.
+        if self.last.len() > 4 * CONCURRENT_DELIVERIES {
+            self.last.retain(|_, last| {
+                matches!(
+                    last.try_recv(),
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+                )
+            });
+        }
+    }
+
+    /// Waits for every delivery started.
+    async fn finish(mut self) {
+        while self.deliveries.join_next().await.is_some() {}
+    }
+}
+
 /// Delivers dispatches; built from `[notify]` and `[alerting.receivers]`.
 pub struct Notifier {
     chat: ChatSenders,
@@ -338,6 +396,21 @@ impl Notifier {
         Ok(self.replay.len())
     }
 
+    /// The lane a dispatch is delivered in: its group's own when every target of its receiver
+    /// is a webhook or the log (as Alertmanager delivers each group on its own), one lane for
+    /// all the rest, so chats and mail servers get their messages one at a time, in order.
+    fn lane(&self, dispatch: &Dispatch) -> Option<(String, String)> {
+        let parallel = self
+            .receivers
+            .get(&dispatch.receiver)
+            .is_some_and(|targets| {
+                targets
+                    .iter()
+                    .all(|target| matches!(target, Target::Log | Target::Webhook(_)))
+            });
+        parallel.then(|| (dispatch.receiver.clone(), dispatch.group_key.clone()))
+    }
+
     /// Delivers `telegram` and `slack` receivers through these senders.
     pub fn with_chat(mut self, chat: ChatSenders) -> Self {
         self.chat = chat;
@@ -376,6 +449,8 @@ impl Notifier {
             .await;
             self.deliver_to(&dispatch, &done).await;
         }
+        let notifier = Arc::new(self);
+        let mut lanes = Lanes::new();
         loop {
             let next = tokio::select! {
                 biased;
@@ -387,15 +462,16 @@ impl Notifier {
                 }
             };
             match next {
-                Some(dispatch) => self.deliver(&dispatch).await,
+                Some(dispatch) => lanes.start(&notifier, dispatch).await,
                 None => break,
             }
         }
         while let Ok(dispatch) = queue.try_recv() {
-            self.deliver(&dispatch).await;
+            lanes.start(&notifier, dispatch).await;
         }
+        lanes.finish().await;
         let mut receipts = std::mem::take(
-            &mut *self
+            &mut *notifier
                 .receipts
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),

@@ -2,7 +2,7 @@
 //! clock of its own: every call names `now`, so tests drive it with explicit times and a
 //! restart rebuilds it from the persisted state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use agents::{Alert, AlertStatus};
@@ -306,9 +306,41 @@ pub struct Engine {
     state: RouterState,
     /// Each silence's matchers, compiled once (regexes are not cheap to build).
     silence_matchers: BTreeMap<String, Vec<Matcher>>,
+    /// The groups holding each alert key: `state.groups` seen from the alerts, kept in step
+    /// with it here and never persisted, so an alert's groups are found without walking them
+    /// all (one per alert with `group_by` a unique label).
+    memberships: HashMap<String, BTreeSet<String>>,
     /// State-store keys changed since the last `take_changes`.
     dirty: BTreeSet<String>,
     events: Vec<EngineEvent>,
+}
+
+/// `group_key` holds `alert_key` now.
+fn hold(memberships: &mut HashMap<String, BTreeSet<String>>, alert_key: &str, group_key: &str) {
+    memberships
+        .entry(alert_key.to_owned())
+        .or_default()
+        .insert(group_key.to_owned());
+}
+
+/// `group_key` no longer holds `alert_key`.
+fn release(memberships: &mut HashMap<String, BTreeSet<String>>, alert_key: &str, group_key: &str) {
+    if let Some(groups) = memberships.get_mut(alert_key) {
+        groups.remove(group_key);
+        if groups.is_empty() {
+            memberships.remove(alert_key);
+        }
+    }
+}
+
+fn memberships_of(groups: &BTreeMap<String, GroupState>) -> HashMap<String, BTreeSet<String>> {
+    let mut memberships = HashMap::new();
+    for (group_key, group) in groups {
+        for alert_key in group.alerts.keys() {
+            hold(&mut memberships, alert_key, group_key);
+        }
+    }
+    memberships
 }
 
 fn plus(time: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
@@ -374,6 +406,7 @@ impl Engine {
             escalations,
             windows,
             silence_reminder_before: config.silence_reminder_before,
+            memberships: memberships_of(&state.groups),
             state,
             silence_matchers,
             dirty: BTreeSet::new(),
@@ -383,6 +416,12 @@ impl Engine {
 
     pub fn state(&self) -> &RouterState {
         &self.state
+    }
+
+    /// The membership index agrees with the groups.
+    #[cfg(test)]
+    pub fn memberships_agree(&self) -> bool {
+        self.memberships == memberships_of(&self.state.groups)
     }
 
     /// Changed state-store keys with their new value (None: delete), and the events to journal.
@@ -454,10 +493,15 @@ impl Engine {
     }
 
     fn acked(&self, alert_key: &str, group_key: Option<&str>) -> bool {
+        // Through the acknowledgements (few), not the groups (one per alert, say): the clock
+        // asks this of every firing alert.
         self.state.acks.contains_key(alert_key)
             || group_key.is_some_and(|group| self.state.acks.contains_key(group))
-            || self.state.groups.values().any(|group| {
-                group.alerts.contains_key(alert_key) && self.state.acks.contains_key(&group.key)
+            || self.state.acks.keys().any(|acked| {
+                self.state
+                    .groups
+                    .get(acked)
+                    .is_some_and(|group| group.alerts.contains_key(alert_key))
             })
     }
 
@@ -538,11 +582,12 @@ impl Engine {
         // a label changed): a resolution still reaches them; a firing moves to the new group.
         let placed: BTreeSet<&String> = placements.iter().map(|(key, ..)| key).collect();
         let elsewhere: Vec<String> = self
-            .state
-            .groups
-            .values()
-            .filter(|group| group.alerts.contains_key(&key) && !placed.contains(&group.key))
-            .map(|group| group.key.clone())
+            .memberships
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter(|group_key| !placed.contains(group_key))
+            .cloned()
             .collect();
         for group_key in elsewhere {
             let Some(group) = self.state.groups.get_mut(&group_key) else {
@@ -557,6 +602,7 @@ impl Engine {
                 }
                 AlertStatus::Firing => {
                     group.alerts.remove(&key);
+                    release(&mut self.memberships, &key, &group_key);
                     if group.alerts.is_empty() {
                         self.state.groups.remove(&group_key);
                     }
@@ -592,6 +638,7 @@ impl Engine {
                             sent: None,
                         },
                     );
+                    hold(&mut self.memberships, &key, &group_key);
                 }
                 None => continue,
             }
@@ -658,6 +705,9 @@ impl Engine {
     }
 
     fn escalate(&mut self, now: DateTime<Utc>) -> Vec<Dispatch> {
+        if self.escalations.is_empty() {
+            return Vec::new();
+        }
         let mut due = Vec::new();
         for (key, record) in &self.state.alerts {
             let Some(first) = record.first_sent_at else {
@@ -760,6 +810,7 @@ impl Engine {
         let group = self.state.groups.get_mut(group_key)?;
         for key in &dropped {
             group.alerts.remove(key);
+            release(&mut self.memberships, key, group_key);
         }
         let mut dispatch = None;
         if send {
@@ -770,6 +821,7 @@ impl Engine {
             }
             for alert in &resolved {
                 group.alerts.remove(&alert.key);
+                release(&mut self.memberships, &alert.key, group_key);
             }
             group.last_flush = Some(now);
             let status = if firing.is_empty() {
@@ -906,11 +958,11 @@ impl Engine {
                 let silenced_by = self.silenced_by(alert, now);
                 let maintenance = self.in_maintenance(alert, now);
                 let groups: Vec<String> = self
-                    .state
-                    .groups
-                    .values()
-                    .filter(|group| group.alerts.contains_key(&alert.key))
-                    .map(|group| group.key.clone())
+                    .memberships
+                    .get(&alert.key)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
                     .collect();
                 let acknowledged = self.state.acks.get(&alert.key).cloned().or_else(|| {
                     groups

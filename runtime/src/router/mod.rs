@@ -131,6 +131,31 @@ fn next_dispatch_id() -> u64 {
     }
 }
 
+/// Runs `futures` together, each first polled in the given order, and returns their outputs in
+/// that order. A journal append submits its entry when first polled, so the entries keep this
+/// order and the journal's writer commits them under one flush instead of one flush each.
+async fn in_order<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    use futures::future::{MaybeDone, maybe_done};
+    use std::pin::Pin;
+    use std::task::Poll;
+    let mut futures: Vec<Pin<Box<MaybeDone<F>>>> = futures
+        .into_iter()
+        .map(|future| Box::pin(maybe_done(future)))
+        .collect();
+    std::future::poll_fn(|context| {
+        let mut done = true;
+        for future in &mut futures {
+            done &= future.as_mut().poll(context).is_ready();
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    futures
+        .iter_mut()
+        .filter_map(|future| future.as_mut().take_output())
+        .collect()
+}
+
 /// The running router.
 pub struct AlertRouter {
     engine: Mutex<Engine>,
@@ -199,37 +224,56 @@ impl AlertRouter {
                 .record("router", event.kind, &event.subject, &event.body)
                 .await?;
         }
-        for mut dispatch in dispatches {
+        // Each dispatch is kept until every target has it (a run killed before delivery sends
+        // it on start), stored before its journal entry, whose flush makes both durable. The
+        // entries go to the journal together, sharing one flush, and a dispatch goes to the
+        // notifier only once its own entry is durable.
+        let mut dispatches = dispatches;
+        for dispatch in &mut dispatches {
+            dispatch.id = next_dispatch_id();
+            crate::notifier::pending::keep(state, dispatch)?;
+        }
+        let journaled = in_order(dispatches.iter().map(|dispatch| {
             let keys: Vec<&str> = dispatch
                 .alerts
                 .iter()
                 .map(|alert| alert.key.as_str())
                 .collect();
-            // Kept until every target has it: a run killed before delivery sends it on start.
-            // Stored before the journal entry, whose flush makes both durable.
-            dispatch.id = next_dispatch_id();
-            crate::notifier::pending::keep(state, &dispatch)?;
-            self.auditor
-                .record(
-                    "router",
-                    "router.dispatched",
-                    &dispatch.group_key,
-                    &serde_json::json!({
-                        "kind": dispatch.kind,
-                        "receiver": dispatch.receiver,
-                        "status": dispatch.status,
-                        "group_labels": dispatch.group_labels,
-                        "alerts": keys,
-                        "silence": dispatch.silence.as_ref().map(|silence| &silence.id),
-                        "dispatch_id": dispatch.id,
-                    }),
-                )
-                .await?;
-            if self.deliveries.send(dispatch).is_err() {
-                tracing::error!("notifier queue closed; dispatch kept in the journal only");
+            let body = serde_json::json!({
+                "kind": dispatch.kind,
+                "receiver": dispatch.receiver,
+                "status": dispatch.status,
+                "group_labels": dispatch.group_labels,
+                "alerts": keys,
+                "silence": dispatch.silence.as_ref().map(|silence| &silence.id),
+                "dispatch_id": dispatch.id,
+            });
+            let subject = dispatch.group_key.clone();
+            async move {
+                self.auditor
+                    .record("router", "router.dispatched", &subject, &body)
+                    .await
+            }
+        }))
+        .await;
+        let mut failed = None;
+        for (dispatch, journaled) in dispatches.into_iter().zip(journaled) {
+            match journaled {
+                Ok(_) => {
+                    if self.deliveries.send(dispatch).is_err() {
+                        tracing::error!("notifier queue closed; dispatch kept in the journal only");
+                    }
+                }
+                // Not sent: the pending record stays, so the next start delivers it.
+                Err(error) => {
+                    failed.get_or_insert(error);
+                }
             }
         }
-        Ok(())
+        match failed {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
     }
 
     /// Routes one alert event.
@@ -249,9 +293,16 @@ impl AlertRouter {
     ) -> Result<ingest::Received, RouterError> {
         let mut received = ingest::Received::default();
         let mut engine = self.engine.lock().await;
-        let mut dispatches = Vec::new();
+        // What each alert is, as if the ones before it in the request had been routed already
+        // (an alert may come twice in one request).
+        let mut firing_now: std::collections::HashMap<String, bool> =
+            std::collections::HashMap::new();
+        let mut routed = Vec::with_capacity(alerts.len());
         for alert in alerts {
-            let firing = engine.state().alerts.contains_key(&alert.key);
+            let firing = firing_now
+                .get(&alert.key)
+                .copied()
+                .unwrap_or_else(|| engine.state().alerts.contains_key(&alert.key));
             let kind = match (alert.status, firing) {
                 (AlertStatus::Firing, true) => {
                     received.refreshed += 1;
@@ -270,11 +321,19 @@ impl AlertRouter {
                     continue;
                 }
             };
-            if let Some(kind) = kind {
-                self.auditor
-                    .record(sender, kind, &alert.key, &alert)
-                    .await?;
-            }
+            firing_now.insert(alert.key.clone(), alert.status == AlertStatus::Firing);
+            routed.push((kind, alert));
+        }
+        // One flush for the request's starts and ends, all durable before any is routed.
+        let journaled = in_order(routed.iter().filter_map(|(kind, alert)| {
+            kind.map(|kind| self.auditor.record(sender, kind, &alert.key, alert))
+        }))
+        .await;
+        for result in journaled {
+            result?;
+        }
+        let mut dispatches = Vec::new();
+        for (_, alert) in routed {
             dispatches.extend(engine.ingest(alert, now));
         }
         self.commit(&mut engine, dispatches).await?;

@@ -273,6 +273,40 @@ fn an_alert_whose_labels_move_it_to_another_route_is_not_left_behind() {
 }
 
 #[test]
+fn the_groups_each_alert_is_in_stay_known_through_moves_flushes_and_restarts() {
+    for config in [grouped_config(), routed_config(true), routed_config(false)] {
+        let mut engine = engine(&config);
+        let mut steps = Vec::new();
+        let mut news = firing("validators.out_of_sync/v1", V1);
+        news.severity = Severity::Info;
+        steps.push(engine.ingest(news.clone(), at(0)));
+        steps.push(engine.ingest(firing("validators.disk_full/v2", V2), at(5)));
+        assert!(engine.memberships_agree());
+        // Its severity moves it to another route.
+        news.severity = Severity::Critical;
+        steps.push(engine.ingest(news.clone(), at(10)));
+        assert!(engine.memberships_agree());
+        steps.push(engine.tick(at(40)));
+        steps.push(engine.ingest(resolved("validators.disk_full/v2", V2), at(50)));
+        assert!(engine.memberships_agree());
+        // A restart rebuilds it from the persisted groups.
+        let mut engine = Engine::new(&config, engine.state().clone()).unwrap();
+        assert!(engine.memberships_agree());
+        let mut over = resolved("validators.out_of_sync/v1", V1);
+        over.severity = Severity::Critical;
+        steps.push(engine.ingest(over, at(60)));
+        steps.push(engine.tick(at(1_000)));
+        assert!(engine.memberships_agree());
+        assert!(
+            engine.state().groups.is_empty(),
+            "{:?}",
+            engine.state().groups
+        );
+        assert!(steps.iter().flatten().count() >= 2, "{steps:?}");
+    }
+}
+
+#[test]
 fn the_first_matching_route_wins_unless_it_says_continue() {
     let mut stop = engine(&routed_config(false));
     let sent = stop.ingest(firing("validators.out_of_sync/v1", V1), at(0));
