@@ -24,3 +24,5 @@ pub mod notifier;
 pub mod policy_watch;
 pub mod router;
 pub mod supervisor;
+#[cfg(test)]
+mod test_support;

@@ -3,20 +3,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agents::alert::{ActiveAlert, Alert, AlertStatus, Severity, active_key};
-use agents::audit::Auditor;
-use agents::telemetry::Telemetry;
 use agents::validators::round::{REWARD_SERIES, validator_series};
 use agents::validators::{balance_key, in_set_key, sync_lag_key};
 use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::config::{AccessConfig, AlertingConfig, UserConfig};
-use crate::executors::{
-    CommandExecutorConfig, CommandProgramConfig, ExecutorRegistry, ExecutorsConfig,
-    TonTransferExecutorConfig,
-};
-use crate::policy_watch::PolicyHolder;
+use crate::config::{AlertingConfig, UserConfig};
+use crate::executors::{CommandExecutorConfig, ExecutorsConfig, TonTransferExecutorConfig};
 
 const NANOTON: u64 = 1_000_000_000;
 /// A user's API token: its hash is in the configuration, and neither may reach a model.
@@ -58,65 +52,44 @@ async fn harness_with_wallet() -> Harness {
 }
 
 async fn build_harness(wallet: bool) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = memory::Store::open(&dir.path().join("data")).unwrap();
-    let auditor = Auditor::new(store.clone(), Telemetry::default());
-    let (sink, _alerts) = tokio::sync::mpsc::unbounded_channel();
-    let policies_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let holder = PolicyHolder::start(
-        &policies_dir,
-        PolicyHolder::read(&policies_dir).unwrap(),
-        auditor.clone(),
-        sink.clone(),
-    )
-    .await
-    .unwrap();
-    let executors = ExecutorsConfig {
-        command: CommandExecutorConfig {
-            programs: BTreeMap::from([(
-                "restart_validator".to_owned(),
-                CommandProgramConfig {
-                    program: PathBuf::from("/usr/bin/touch"),
-                    args: vec![
-                        dir.path()
-                            .join("restarted-{validator}")
-                            .display()
-                            .to_string(),
-                    ],
-                    timeout: Duration::from_secs(10),
-                    max_output_bytes: 4096,
-                },
-            )]),
-        },
-        ton_transfer: wallet.then(|| TonTransferExecutorConfig {
-            wallet_version: ::tools::ton::WalletKind::V4r2,
-            mnemonic_file: mnemonic_fixture(),
-            // Never contacted: nothing here is executed.
-            base_url: "http://127.0.0.1:9/api/v2".to_owned(),
-            requests_per_second: 1.0,
-            confirm_timeout: Duration::from_secs(60),
-            poll_interval: Duration::from_millis(100),
-            max_amount_nanoton: 100_000 * NANOTON,
-            send: false,
-        }),
-        ..ExecutorsConfig::default()
-    };
-    let registry = ExecutorRegistry::new(&executors, sink.clone()).unwrap();
     let token_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(TOKEN));
-    let access = AccessConfig {
-        users: vec![
+    let fixture = crate::test_support::gate_fixture(
+        |dir| ExecutorsConfig {
+            command: CommandExecutorConfig {
+                programs: BTreeMap::from([(
+                    "restart_validator".to_owned(),
+                    crate::test_support::program(
+                        "/usr/bin/touch",
+                        vec![dir.join("restarted-{validator}").display().to_string()],
+                    ),
+                )]),
+            },
+            ton_transfer: wallet.then(|| TonTransferExecutorConfig {
+                wallet_version: ::tools::ton::WalletKind::V4r2,
+                mnemonic_file: mnemonic_fixture(),
+                // Never contacted: nothing here is executed.
+                base_url: "http://127.0.0.1:9/api/v2".to_owned(),
+                requests_per_second: 1.0,
+                confirm_timeout: Duration::from_secs(60),
+                poll_interval: Duration::from_millis(100),
+                max_amount_nanoton: 100_000 * NANOTON,
+                send: false,
+            }),
+            ..ExecutorsConfig::default()
+        },
+        vec![
             user("alice", &["operator"], Some(token_hash)),
             user("bob", &["treasurer"], None),
         ],
-        ..AccessConfig::default()
-    };
-    let gate = Gatekeeper::new(holder, auditor.clone(), Arc::new(registry), access, sink);
+    )
+    .await;
     let (deliveries, _queue) = tokio::sync::mpsc::unbounded_channel();
-    let router =
-        Arc::new(AlertRouter::open(&AlertingConfig::default(), auditor, deliveries).unwrap());
+    let router = Arc::new(
+        AlertRouter::open(&AlertingConfig::default(), fixture.auditor, deliveries).unwrap(),
+    );
     let context = AssistantContext {
-        store,
-        gate: Arc::new(gate),
+        store: fixture.store,
+        gate: Arc::new(fixture.gate),
         router: Some(router.clone()),
         caller: Caller {
             name: "alice".into(),
@@ -128,7 +101,7 @@ async fn build_harness(wallet: bool) -> Harness {
         registry: registry_for(&context),
         context,
         router,
-        _dir: dir,
+        _dir: fixture.dir,
     }
 }
 

@@ -1,21 +1,13 @@
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use agents::alert::{ActiveAlert, Alert, AlertStatus, Severity, active_key};
-use agents::audit::Auditor;
-use agents::telemetry::Telemetry;
 use agents::validators::round::{REWARD_SERIES, validator_series};
 use agents::validators::{balance_key, disk_key, in_set_key, sync_lag_key};
 use chrono::Utc;
 use policies::{Operation, Proposal, Proposer, Risk};
 
 use super::*;
-use crate::config::AccessConfig;
-use crate::executors::{
-    CommandExecutorConfig, CommandProgramConfig, ExecutorRegistry, ExecutorsConfig,
-};
-use crate::policy_watch::PolicyHolder;
+use crate::executors::{CommandExecutorConfig, ExecutorsConfig};
 
 /// `check(input, expected)`: `Ok(command)` or `Err(words the error must contain)`.
 fn check(input: &str, expected: Result<Command, &[&str]>) {
@@ -217,43 +209,23 @@ fn user(name: &str, roles: &[&str]) -> crate::config::UserConfig {
 }
 
 async fn harness(caller: &str, roles: &[&str]) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = memory::Store::open(&dir.path().join("data")).unwrap();
-    let auditor = Auditor::new(store.clone(), Telemetry::default());
-    let (sink, _alerts) = tokio::sync::mpsc::unbounded_channel();
-    let policies_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let holder = PolicyHolder::start(
-        &policies_dir,
-        PolicyHolder::read(&policies_dir).unwrap(),
-        auditor.clone(),
-        sink.clone(),
-    )
-    .await
-    .unwrap();
-    let executors = ExecutorsConfig {
-        command: CommandExecutorConfig {
-            programs: BTreeMap::from([(
-                "mark".to_owned(),
-                CommandProgramConfig {
-                    program: PathBuf::from("/usr/bin/touch"),
-                    args: vec!["{path}".into()],
-                    timeout: Duration::from_secs(10),
-                    max_output_bytes: 4096,
-                },
-            )]),
+    let fixture = crate::test_support::gate_fixture(
+        |_| ExecutorsConfig {
+            command: CommandExecutorConfig {
+                programs: BTreeMap::from([(
+                    "mark".to_owned(),
+                    crate::test_support::program("/usr/bin/touch", vec!["{path}".into()]),
+                )]),
+            },
+            ..ExecutorsConfig::default()
         },
-        ..ExecutorsConfig::default()
-    };
-    let registry = ExecutorRegistry::new(&executors, sink.clone()).unwrap();
-    let access = AccessConfig {
-        users: vec![user("alice", &["operator"]), user("bob", &["treasurer"])],
-        ..AccessConfig::default()
-    };
-    let gate = Gatekeeper::new(holder, auditor, Arc::new(registry), access, sink);
+        vec![user("alice", &["operator"]), user("bob", &["treasurer"])],
+    )
+    .await;
     Harness {
         context: Context {
-            store,
-            gate: Arc::new(gate),
+            store: fixture.store,
+            gate: Arc::new(fixture.gate),
             health: HealthRegistry::default(),
             caller: Caller {
                 name: caller.into(),
@@ -261,7 +233,7 @@ async fn harness(caller: &str, roles: &[&str]) -> Harness {
             },
             app: None,
         },
-        _dir: dir,
+        _dir: fixture.dir,
     }
 }
 

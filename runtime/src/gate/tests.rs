@@ -1,13 +1,12 @@
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use agents::telemetry::Telemetry;
 use policies::{Operation, Risk};
 use tokio::sync::mpsc;
 
 use super::*;
 use crate::config::UserConfig;
-use crate::executors::{CommandExecutorConfig, CommandProgramConfig, ExecutorsConfig};
+use crate::executors::{CommandExecutorConfig, ExecutorsConfig};
 
 struct Harness {
     gate: Gatekeeper,
@@ -27,50 +26,30 @@ fn user(name: &str, roles: &[&str]) -> UserConfig {
 }
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = memory::Store::open(&dir.path().join("data")).unwrap();
-    let auditor = Auditor::new(store.clone(), Telemetry::default());
-    let (sink, alerts) = mpsc::unbounded_channel();
-    let policies_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let holder = PolicyHolder::start(
-        &policies_dir,
-        PolicyHolder::read(&policies_dir).unwrap(),
-        auditor.clone(),
-        sink.clone(),
-    )
-    .await
-    .unwrap();
-    let executors = ExecutorsConfig {
-        command: CommandExecutorConfig {
-            programs: BTreeMap::from([(
-                "mark".to_owned(),
-                CommandProgramConfig {
-                    program: PathBuf::from("/usr/bin/touch"),
-                    args: vec!["{path}".into()],
-                    timeout: Duration::from_secs(10),
-                    max_output_bytes: 4096,
-                },
-            )]),
+    let fixture = crate::test_support::gate_fixture(
+        |_| ExecutorsConfig {
+            command: CommandExecutorConfig {
+                programs: BTreeMap::from([(
+                    "mark".to_owned(),
+                    crate::test_support::program("/usr/bin/touch", vec!["{path}".into()]),
+                )]),
+            },
+            ..ExecutorsConfig::default()
         },
-        ..ExecutorsConfig::default()
-    };
-    let registry = ExecutorRegistry::new(&executors, sink.clone()).unwrap();
-    let access = AccessConfig {
-        users: vec![
+        vec![
             user("alice", &["operator"]),
             user("bob", &["treasurer"]),
             user("carol", &["treasurer"]),
             user("dave", &["treasurer"]),
             user("mallory", &[]),
         ],
-        ..AccessConfig::default()
-    };
-    let gate = Gatekeeper::new(holder, auditor, Arc::new(registry), access, sink);
+    )
+    .await;
     Harness {
-        gate,
-        alerts,
-        store,
-        dir,
+        gate: fixture.gate,
+        alerts: fixture.alerts,
+        store: fixture.store,
+        dir: fixture.dir,
     }
 }
 
