@@ -46,12 +46,7 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 
 /// Equal tokens, compared without an early exit (over digests, so lengths leak nothing).
 fn same_token(expected: &[u8; 32], given: &[u8]) -> bool {
-    let given = digest(given);
-    expected
-        .iter()
-        .zip(given.iter())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+    crate::config::constant_time_eq(expected, &digest(given))
 }
 
 /// The webhook route, and the queue of the updates it accepts (for [`super::start`]).
