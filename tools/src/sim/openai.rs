@@ -1,17 +1,16 @@
-//! A scripted OpenAI-compatible server for the reasoner's tests and benchmarks: each
-//! `POST /v1/chat/completions` (or `/v1/embeddings`) takes the next scripted answer, in order,
+//! A scripted OpenAI-compatible server for the reasoner's tests: each
+//! `POST /v1/chat/completions` takes the next scripted answer, in order,
 //! and every request body is kept so a test can check what the client sent (the tools offered,
 //! the tool results fed back, how untrusted text was wrapped).
 //!
 //! Answers are recorded exchanges: a plain reply, tool calls (several at once for parallel
-//! calls), a refusal, an error with its HTTP status (429 rate limit, 429 `insufficient_quota`,
-//! 400, 500), or a streamed reply (server-sent events). When the script runs out the server
+//! calls), a refusal, or an error with its HTTP status (429 rate limit, 429
+//! `insufficient_quota`, 400, 500). When the script runs out the server
 //! answers 500 with `script exhausted`, which a test sees as a failure of its own script.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -19,7 +18,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -30,8 +28,6 @@ pub enum Scripted {
         body: Value,
         headers: Vec<(String, String)>,
     },
-    /// A `text/event-stream` answer: each chunk is sent as `data: <json>`, then `data: [DONE]`.
-    Stream { chunks: Vec<Value> },
 }
 
 impl Scripted {
@@ -101,35 +97,6 @@ impl Scripted {
             headers: vec![("retry-after".to_owned(), seconds.to_string())],
         }
     }
-
-    /// A streamed final answer, split into `parts`.
-    pub fn streamed(parts: &[&str]) -> Self {
-        let mut chunks: Vec<Value> = parts
-            .iter()
-            .map(|part| {
-                json!({"id": "chatcmpl-sim", "object": "chat.completion.chunk", "created": 0, "model": "sim",
-                    "choices": [{"index": 0, "delta": {"content": part}, "finish_reason": null}]})
-            })
-            .collect();
-        chunks.push(json!({"id": "chatcmpl-sim", "object": "chat.completion.chunk", "created": 0, "model": "sim",
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
-        Self::Stream { chunks }
-    }
-
-    /// An embeddings answer.
-    pub fn embeddings(vectors: &[Vec<f32>]) -> Self {
-        let data: Vec<Value> = vectors
-            .iter()
-            .enumerate()
-            .map(|(index, vector)| json!({"object": "embedding", "index": index, "embedding": vector}))
-            .collect();
-        Self::Json {
-            status: 200,
-            body: json!({"object": "list", "data": data, "model": "sim-embed",
-                "usage": {"prompt_tokens": 8, "total_tokens": 8}}),
-            headers: Vec::new(),
-        }
-    }
 }
 
 fn completion(message: Value, finish: &str, prompt_tokens: u32, completion_tokens: u32) -> Value {
@@ -164,7 +131,6 @@ struct ScriptState {
 #[derive(Clone)]
 struct Shared {
     state: Arc<Mutex<ScriptState>>,
-    changed: Arc<watch::Sender<u64>>,
 }
 
 impl Shared {
@@ -193,14 +159,11 @@ impl ScriptedOpenAi {
     pub async fn start() -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let (changed, _) = watch::channel(0);
         let shared = Shared {
             state: Arc::default(),
-            changed: Arc::new(changed),
         };
         let app = Router::new()
             .route("/v1/chat/completions", post(answer))
-            .route("/v1/embeddings", post(answer))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -227,20 +190,6 @@ impl ScriptedOpenAi {
     pub fn remaining(&self) -> usize {
         self.shared.state().script.len()
     }
-
-    /// Waits until `count` requests arrived or `timeout` passed; returns them.
-    pub async fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<ScriptedRequest> {
-        let mut changed = self.shared.changed.subscribe();
-        let _ = tokio::time::timeout(timeout, async {
-            while self.shared.state().requests.len() < count {
-                if changed.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
-        self.requests()
-    }
 }
 
 async fn answer(
@@ -263,7 +212,6 @@ async fn answer(
         });
         state.script.pop_front()
     };
-    shared.changed.send_modify(|count| *count += 1);
     match next {
         Some(Scripted::Json {
             status,
@@ -281,19 +229,6 @@ async fn answer(
                 }
             }
             response
-        }
-        Some(Scripted::Stream { chunks }) => {
-            let mut text = String::new();
-            for chunk in chunks {
-                text.push_str(&format!("data: {chunk}\n\n"));
-            }
-            text.push_str("data: [DONE]\n\n");
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "text/event-stream")],
-                text,
-            )
-                .into_response()
         }
         None => (
             StatusCode::INTERNAL_SERVER_ERROR,
