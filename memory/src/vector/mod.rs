@@ -13,7 +13,7 @@
 mod embed;
 mod embedded;
 mod record;
-#[cfg(any(test, feature = "test-support"))]
+#[cfg(test)]
 pub mod suite;
 #[cfg(test)]
 mod tests;

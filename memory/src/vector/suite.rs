@@ -2,7 +2,7 @@
 //!
 //! Each case takes a [`StoreFactory`] over one fresh, empty location; opening it again returns
 //! a store over the same data (a restart). Cases panic with a message on failure, like tests.
-//! Compiled for this crate's tests and, with the `test-support` feature, for other test crates.
+//! Compiled for this crate's tests (the backends live in this crate).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
