@@ -151,6 +151,39 @@ impl MiniLm {
     }
 }
 
+/// Texts embedded in one forward pass; longer lists go in several, so memory stays bounded.
+const BATCH: usize = 32;
+
+impl crate::vector::Embedder for MiniLm {
+    fn id(&self) -> &str {
+        EMBEDDER_ID
+    }
+
+    fn dims(&self) -> usize {
+        DIMENSIONS
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, crate::vector::EmbedError> {
+        if let Some(index) = texts.iter().position(|text| text.trim().is_empty()) {
+            return Err(crate::vector::EmbedError::InvalidInput {
+                index,
+                reason: "the text is empty".to_owned(),
+            });
+        }
+        let mut vectors = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(BATCH) {
+            let embedded = MiniLm::embed(self, chunk).map_err(|error| {
+                crate::vector::EmbedError::BadOutput {
+                    embedder: EMBEDDER_ID.to_owned(),
+                    message: error.to_string(),
+                }
+            })?;
+            vectors.extend(embedded);
+        }
+        Ok(vectors)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +275,58 @@ mod tests {
             "padding changed the vector"
         );
         assert!(model.embed(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_model_is_an_embedder_a_store_searches_by_meaning() {
+        use crate::vector::{
+            EmbeddedStore, Embedder, Kind, MemoryRecord, MemoryStore, SearchQuery,
+        };
+        let dir = model_dir();
+        let model = std::sync::Arc::new(MiniLm::load(&dir).unwrap());
+        assert_eq!(Embedder::id(model.as_ref()), EMBEDDER_ID);
+        assert!(matches!(
+            Embedder::embed(model.as_ref(), &["fine", "  "]),
+            Err(crate::vector::EmbedError::InvalidInput { index: 1, .. })
+        ));
+        // More texts than one batch come back in order.
+        let many: Vec<String> = (0..70).map(|i| format!("sentence number {i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let vectors = Embedder::embed(model.as_ref(), &many).unwrap();
+        assert_eq!(vectors.len(), 70);
+        assert_eq!(vectors[69], MiniLm::embed(&model, &[many[69]]).unwrap()[0]);
+
+        let data = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(data.path(), model).unwrap();
+        let now = chrono::Utc::now();
+        store
+            .upsert(vec![
+                MemoryRecord::new(
+                    "The disk on validator-2 is nearly full",
+                    "validators",
+                    Kind::Incident,
+                    now,
+                ),
+                MemoryRecord::new(
+                    "Toncoin lost a tenth of its value within an hour",
+                    "market",
+                    Kind::News,
+                    now,
+                ),
+                MemoryRecord::new(
+                    "Customers asked for a discount on inference hours",
+                    "operations",
+                    Kind::Note,
+                    now,
+                ),
+            ])
+            .unwrap();
+        // No word in common with the stored text: only meaning can find it.
+        let hits = store
+            .search(&SearchQuery::new("TON price crash").limit(3))
+            .unwrap();
+        assert_eq!(hits[0].record.domain, "market", "{hits:?}");
+        assert_eq!(store.stats().unwrap().embedder_id, EMBEDDER_ID);
     }
 
     #[test]
