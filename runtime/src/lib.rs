@@ -11,6 +11,7 @@
 //! act before the journal has recorded why.
 
 pub mod assistant;
+pub mod briefing;
 pub mod channels;
 pub mod cli;
 pub mod commands;
@@ -26,3 +27,4 @@ pub mod router;
 pub mod supervisor;
 #[cfg(test)]
 mod test_support;
+pub mod vectors;

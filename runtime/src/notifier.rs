@@ -65,6 +65,7 @@ pub struct WebhookPayload<'a> {
 fn event_kind(dispatch: &Dispatch) -> &'static str {
     match (dispatch.kind, dispatch.status) {
         (DispatchKind::SilenceExpiring, _) => "silence.expiring",
+        (DispatchKind::Briefing, _) => "briefing",
         (_, AlertStatus::Firing) => "alert.firing",
         (_, AlertStatus::Resolved) => "alert.resolved",
     }
@@ -211,6 +212,20 @@ fn slack_blocks(dispatch: &Dispatch, text: &str) -> Option<serde_json::Value> {
 
 /// What a person reads in a chat: one line per alert, news first, the rest as context.
 pub fn chat_text(dispatch: &Dispatch) -> String {
+    if dispatch.kind == DispatchKind::Briefing {
+        return dispatch
+            .alerts
+            .iter()
+            .map(|alert| {
+                format!(
+                    "📋 {}\n\n{}",
+                    alert.summary,
+                    alert.evidence["text"].as_str().unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
+    }
     if let Some(silence) = &dispatch.silence {
         return format!(
             "⏰ Silence {} ({}) ends at {} — set by {}: {}",
@@ -481,6 +496,12 @@ impl Notifier {
     }
 
     fn log(dispatch: &Dispatch) {
+        if dispatch.kind == DispatchKind::Briefing {
+            for alert in &dispatch.alerts {
+                tracing::info!(group = %dispatch.group_key, "BRIEFING {}", alert.summary);
+            }
+            return;
+        }
         if let Some(silence) = &dispatch.silence {
             tracing::warn!(
                 silence = %silence.id,

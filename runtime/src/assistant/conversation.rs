@@ -22,6 +22,7 @@ const HISTORY_PREFIX: &str = "conversation/history/";
 pub struct Conversation {
     reasoner: Reasoner,
     prompt: agents::prompts::Prompt,
+    briefing_prompt: agents::prompts::Prompt,
 }
 
 impl std::fmt::Debug for Conversation {
@@ -30,6 +31,19 @@ impl std::fmt::Debug for Conversation {
             .field("reasoner", &self.reasoner)
             .finish_non_exhaustive()
     }
+}
+
+fn read_prompt(prompts_dir: &Path, file: &str) -> Result<agents::prompts::Prompt, String> {
+    let path = prompts_dir.join(file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| format!("{}: cannot read: {error}", path.display()))?;
+    agents::prompts::parse(&path, &text).map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 impl Conversation {
@@ -42,19 +56,40 @@ impl Conversation {
         if !section.enabled {
             return Ok(None);
         }
-        let path = prompts_dir.join("conversation.md");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|error| format!("{}: cannot read: {error}", path.display()))?;
-        let prompt = agents::prompts::parse(&path, &text).map_err(|problems| {
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+        let prompt = read_prompt(prompts_dir, "conversation.md")?;
+        let briefing_prompt = read_prompt(prompts_dir, "briefing.md")?;
         let reasoner = Reasoner::new(section.settings(), store)
             .map_err(|error| format!("reasoner: {error}"))?;
-        Ok(Some(Self { reasoner, prompt }))
+        Ok(Some(Self {
+            reasoner,
+            prompt,
+            briefing_prompt,
+        }))
+    }
+
+    /// Writes `domain`'s daily briefing from `facts` (the chat commands' answers), with no
+    /// tools, on the domain's own token budget.
+    pub async fn brief(
+        &self,
+        domain: &str,
+        date: chrono::NaiveDate,
+        facts: &str,
+    ) -> Result<Reply, ReasonerError> {
+        let date = date.to_string();
+        let system = self
+            .briefing_prompt
+            .render(&[("domain", domain), ("date", &date)])
+            .map_err(ReasonerError::InvalidRequest)?;
+        let question = Question {
+            agent: domain.to_owned(),
+            system,
+            history: Vec::new(),
+            text: facts.to_owned(),
+            source: format!("facts:{domain}"),
+        };
+        self.reasoner
+            .answer(&question, &::tools::llm::ToolRegistry::new())
+            .await
     }
 
     /// Answers `text` for `caller`, remembering the exchange.

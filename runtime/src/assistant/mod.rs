@@ -25,8 +25,8 @@ use crate::router::AlertRouter;
 mod tools;
 
 pub use self::tools::{
-    AuditSearch, FiringAlerts, MarketPrices, MetricsQuery, PendingApprovals, ProposeAction,
-    REASONER, ValidatorEarnings, ValidatorStatus,
+    AuditSearch, FiringAlerts, MarketPrices, MemorySearch, MetricsQuery, PendingApprovals,
+    ProposeAction, REASONER, ValidatorEarnings, ValidatorStatus,
 };
 
 /// What the tools read, and for whom: one per conversation.
@@ -41,6 +41,8 @@ pub struct AssistantContext {
     pub caller: Caller,
     /// Names the conversation in proposals and audit entries (`telegram:42`, `slack:C1`).
     pub conversation: String,
+    /// The vector memory, when `[memory]` is on: `memory_search` is offered only then.
+    pub memory: Option<Arc<crate::vectors::VectorMemory>>,
 }
 
 impl AssistantContext {
@@ -51,6 +53,7 @@ impl AssistantContext {
             router: Some(state.router.clone()),
             caller,
             conversation: conversation.into(),
+            memory: state.memory.clone(),
         }
     }
 }
@@ -67,6 +70,9 @@ pub fn registry(context: &AssistantContext) -> ToolRegistry {
         .register(AuditSearch::new(context))
         .register(MetricsQuery::new(context))
         .register(ProposeAction::new(context));
+    if let Some(memory) = &context.memory {
+        registry.register(MemorySearch::new(memory.clone()));
+    }
     registry
 }
 

@@ -551,6 +551,177 @@ impl Tool for AuditSearch {
 
 // ---------------------------------------------------------------------------------------------
 
+/// `memory_search`
+pub struct MemorySearch {
+    memory: Arc<crate::vectors::VectorMemory>,
+}
+
+impl MemorySearch {
+    pub fn new(memory: Arc<crate::vectors::VectorMemory>) -> Self {
+        Self { memory }
+    }
+}
+
+/// Most records one memory search returns.
+pub const MAX_MEMORY_RESULTS: usize = 20;
+/// A record's text is cut to this many bytes.
+const MAX_MEMORY_TEXT_BYTES: usize = 1500;
+
+fn default_memory_limit() -> usize {
+    5
+}
+
+/// Kinds of remembered documents.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryKindArg {
+    News,
+    Release,
+    Report,
+    Incident,
+    Conversation,
+    Note,
+}
+
+impl From<MemoryKindArg> for memory::vector::Kind {
+    fn from(kind: MemoryKindArg) -> Self {
+        use memory::vector::Kind;
+        match kind {
+            MemoryKindArg::News => Kind::News,
+            MemoryKindArg::Release => Kind::Release,
+            MemoryKindArg::Report => Kind::Report,
+            MemoryKindArg::Incident => Kind::Incident,
+            MemoryKindArg::Conversation => Kind::Conversation,
+            MemoryKindArg::Note => Kind::Note,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySearchArgs {
+    /// What to look for, in words; matched by meaning and by exact words.
+    pub query: String,
+    /// Only this domain (`validators`, `market`, `finance`, `operations`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Only these kinds.
+    #[serde(default)]
+    pub kinds: Vec<MemoryKindArg>,
+    /// Only records fetched at or after this: RFC 3339, or a duration back from now (`7d`).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Only `internal` (our own reports and incidents) or `external` (fetched, or typed by people).
+    #[serde(default)]
+    pub trust: Option<TrustArg>,
+    /// At most this many records, best first (1 to 20, default 5).
+    #[serde(default = "default_memory_limit")]
+    #[schemars(range(min = 1, max = 20))]
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustArg {
+    Internal,
+    External,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemoryHitView {
+    /// Cite it as this (`memory:0123456789ab`).
+    pub citation: String,
+    pub kind: &'static str,
+    pub domain: String,
+    pub trust: &'static str,
+    pub fetched_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    pub score: f32,
+    /// The remembered text: documents from outside can hold anything, so it is data.
+    pub text: Untrusted,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemorySearchOutput {
+    pub hits: Vec<MemoryHitView>,
+}
+
+impl Tool for MemorySearch {
+    const NAME: &'static str = "memory_search";
+    const DESCRIPTION: &'static str = "Searches what Command Center remembers (incidents, \
+        releases, news, daily reports, past conversations, notes) by meaning and by words, \
+        newer first among equals. Cite the records you use by their `citation`.";
+    type Args = MemorySearchArgs;
+    type Output = MemorySearchOutput;
+
+    async fn call(&self, args: MemorySearchArgs) -> Result<MemorySearchOutput, ToolError> {
+        if !(1..=MAX_MEMORY_RESULTS).contains(&args.limit) {
+            return Err(ToolError::InvalidArguments(format!(
+                "at `limit`: {} is not between 1 and {MAX_MEMORY_RESULTS}",
+                args.limit
+            )));
+        }
+        if args.query.trim().is_empty() {
+            return Err(ToolError::InvalidArguments(
+                "at `query`: say what to look for".to_owned(),
+            ));
+        }
+        let since = args
+            .since
+            .as_deref()
+            .map(|text| parse_time("since", text, Utc::now()))
+            .transpose()?;
+        let filter = memory::vector::SearchFilter {
+            domains: args.domain.into_iter().collect(),
+            kinds: args.kinds.into_iter().map(Into::into).collect(),
+            since,
+            until: None,
+            trust: args.trust.map(|trust| match trust {
+                TrustArg::Internal => memory::vector::Trust::Internal,
+                TrustArg::External => memory::vector::Trust::External,
+            }),
+        };
+        let query = self
+            .memory
+            .query(args.query)
+            .limit(args.limit)
+            .filter(filter);
+        let hits = self
+            .memory
+            .search(query)
+            .await
+            .map_err(|error| match error {
+                memory::vector::VectorError::InvalidInput { field, message } => {
+                    ToolError::InvalidArguments(format!("at `{field}`: {message}"))
+                }
+                other => unavailable("the memory", other),
+            })?;
+        Ok(MemorySearchOutput {
+            hits: hits
+                .into_iter()
+                .map(|hit| {
+                    let record = hit.record;
+                    let citation = crate::vectors::citation(&record.id);
+                    let (text, _) = ::tools::llm::truncate(&record.text, MAX_MEMORY_TEXT_BYTES);
+                    MemoryHitView {
+                        text: Untrusted::new(text, citation.clone()),
+                        citation,
+                        kind: record.kind.as_str(),
+                        domain: record.domain,
+                        trust: record.trust.as_str(),
+                        fetched_at: record.fetched_at,
+                        source_url: record.source_url,
+                        score: hit.score,
+                    }
+                })
+                .collect(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 /// `metrics_query`
 pub struct MetricsQuery {
     store: Store,

@@ -61,7 +61,7 @@ impl Access {
         }
     }
 
-    async fn remote_json<T: serde::de::DeserializeOwned>(
+    pub(super) async fn remote_json<T: serde::de::DeserializeOwned>(
         client: &reqwest::Client,
         request: reqwest::RequestBuilder,
         what: &str,

@@ -292,3 +292,29 @@ pub fn restore(config: Config, args: &RestoreArgs) -> Result<(), Exit> {
     );
     Ok(())
 }
+
+/// `command-center briefing DOMAIN [--send]`: through the running daemon.
+pub async fn briefing(config: Config, domain: &str, send: bool, json: bool) -> Result<(), Exit> {
+    let url = daemon_url(&config);
+    let client = reqwest::Client::new();
+    let briefing: crate::briefing::Briefing = super::audit::Access::remote_json(
+        &client,
+        client
+            .post(format!("{url}/v1/briefings/{domain}"))
+            .json(&crate::briefing::BriefRequest { send }),
+        "briefing",
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&briefing).map_err(fail)?);
+        return Ok(());
+    }
+    println!("{}\n\n{}", briefing.title, briefing.text);
+    let mut footer = format!("\n(written by the {}", briefing.written_by);
+    if let Some(reason) = &briefing.fallback_reason {
+        footer.push_str(&format!(": the model could not write it: {reason}"));
+    }
+    footer.push(')');
+    println!("{footer}");
+    Ok(())
+}

@@ -262,6 +262,8 @@ const SECTIONS: &[&str] = &[
     "alerting",
     "channels",
     "reasoner",
+    "memory",
+    "briefings",
     "demo",
 ];
 
@@ -455,6 +457,8 @@ pub fn load_text(
         alerting: section::<super::AlertingConfig>(&table, "alerting", &locator, &mut problems),
         channels: section::<super::ChannelsConfig>(&table, "channels", &locator, &mut problems),
         reasoner: section::<super::ReasonerSection>(&table, "reasoner", &locator, &mut problems),
+        memory: section::<super::MemorySection>(&table, "memory", &locator, &mut problems),
+        briefings: section::<super::BriefingsSection>(&table, "briefings", &locator, &mut problems),
         demo: section::<DemoConfig>(&table, "demo", &locator, &mut problems),
     };
 
@@ -518,6 +522,14 @@ pub fn load_text(
     if let Some(path) = config.reasoner.api_key_file.clone() {
         config.reasoner.api_key =
             read_secret_file(&path, "reasoner.api_key_file", &locator, &mut problems);
+    }
+    if let Some(path) = config.memory.qdrant.api_key_file.clone() {
+        config.memory.qdrant.api_key =
+            read_secret_file(&path, "memory.qdrant.api_key_file", &locator, &mut problems);
+    }
+    if let Some(path) = config.memory.openai.api_key_file.clone() {
+        config.memory.openai.api_key =
+            read_secret_file(&path, "memory.openai.api_key_file", &locator, &mut problems);
     }
     if let Some(path) = config.sources.tonapi.api_key_file.clone() {
         config.sources.tonapi.api_key = read_secret_file(

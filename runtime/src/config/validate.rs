@@ -357,6 +357,8 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         validate_email(email, &mut problems);
     }
     validate_alerting(config, &mut problems);
+    validate_memory(config, &mut problems);
+    validate_briefings(config, &mut problems);
 
     if !(config.demo.speed.is_finite() && config.demo.speed > 0.0) {
         problems.push((
@@ -635,6 +637,95 @@ fn validate_alerting(config: &Config, problems: &mut Vec<(String, String)>) {
             "alerting.evaluation_interval".to_owned(),
             "must be at least 100ms".to_owned(),
         ));
+    }
+}
+
+/// `[memory]`: the chosen backend and embedder have what they need.
+fn validate_memory(config: &Config, problems: &mut Vec<(String, String)>) {
+    use super::{EmbedderChoice, MemoryBackend};
+
+    let memory = &config.memory;
+    if !memory.enabled {
+        return;
+    }
+    if memory.backend == MemoryBackend::Qdrant {
+        check_url(problems, "memory.qdrant.url", &memory.qdrant.url);
+        if memory.qdrant.collection.trim().is_empty()
+            || !memory
+                .qdrant
+                .collection
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            problems.push((
+                "memory.qdrant.collection".to_owned(),
+                "use letters, digits, _ and - (e.g. \"command_center_memory\")".to_owned(),
+            ));
+        }
+    }
+    if memory.embedder == EmbedderChoice::Openai {
+        check_url(problems, "memory.openai.base_url", &memory.openai.base_url);
+        if memory.openai.model.trim().is_empty() {
+            problems.push((
+                "memory.openai.model".to_owned(),
+                "name the embeddings model (text-embedding-3-small, or what your server serves)"
+                    .to_owned(),
+            ));
+        }
+    }
+    if memory.recency_half_life.is_zero() {
+        problems.push((
+            "memory.recency_half_life".to_owned(),
+            "must be longer than 0s (e.g. \"7d\")".to_owned(),
+        ));
+    }
+    if memory.expire_interval < std::time::Duration::from_secs(60) {
+        problems.push((
+            "memory.expire_interval".to_owned(),
+            "must be at least 1m".to_owned(),
+        ));
+    }
+}
+
+/// `[briefings]`: a time of day, known domains, existing receivers.
+fn validate_briefings(config: &Config, problems: &mut Vec<(String, String)>) {
+    let briefings = &config.briefings;
+    if !briefings.enabled {
+        return;
+    }
+    if let Err(message) = briefings.time() {
+        problems.push(("briefings.at".to_owned(), message));
+    }
+    for (index, domain) in briefings.domains.iter().enumerate() {
+        if !crate::briefing::DOMAINS.contains(&domain.as_str()) {
+            problems.push((
+                format!("briefings.domains[{index}]"),
+                format!(
+                    "no domain agent {domain:?}; known: {}",
+                    crate::briefing::DOMAINS.join(", ")
+                ),
+            ));
+        }
+    }
+    if briefings.receivers.is_empty() {
+        problems.push((
+            "briefings.receivers".to_owned(),
+            "name at least one receiver of [[alerting.receivers]] (or \"default\")".to_owned(),
+        ));
+    }
+    for (index, name) in briefings.receivers.iter().enumerate() {
+        if name != super::DEFAULT_RECEIVER
+            && !config
+                .alerting
+                .receivers
+                .iter()
+                .any(|receiver| &receiver.name == name)
+        {
+            problems.push((
+                format!("briefings.receivers[{index}]"),
+                format!("no receiver named {name:?} in [[alerting.receivers]]"),
+            ));
+        }
     }
 }
 

@@ -414,7 +414,14 @@ fn group_name(dispatch: &Dispatch) -> String {
 /// `[FIRING:2] validator=bravo: bravo is short of stake` (the first firing alert's summary),
 /// `[RESOLVED] ...`, `[FIRING:1, escalated] ...`, `[SILENCE EXPIRING] ...`.
 pub fn subject(dispatch: &Dispatch) -> String {
-    let text = if let Some(silence) = &dispatch.silence {
+    let text = if dispatch.kind == DispatchKind::Briefing {
+        let title = dispatch
+            .alerts
+            .first()
+            .map(|alert| alert.summary.as_str())
+            .unwrap_or_default();
+        format!("[BRIEFING] {title}")
+    } else if let Some(silence) = &dispatch.silence {
         format!(
             "[SILENCE EXPIRING] {} ends {}",
             silence.matchers.join(", "),
@@ -481,6 +488,10 @@ fn links(value: &serde_json::Value, limit: usize, found: &mut Vec<String>) {
 /// then how to acknowledge or silence from the CLI.
 pub fn body(dispatch: &Dispatch) -> String {
     let mut out = super::chat_text(dispatch);
+    if dispatch.kind == DispatchKind::Briefing {
+        out.push('\n');
+        return out;
+    }
     out.push_str("\n\n");
     if dispatch.silence.is_none() {
         out.push_str(&format!(

@@ -31,6 +31,8 @@ pub enum DispatchKind {
     Escalation,
     /// A silence is about to expire.
     SilenceExpiring,
+    /// A domain agent's daily briefing (its one alert carries the text in `evidence.text`).
+    Briefing,
 }
 
 impl DispatchKind {
@@ -40,6 +42,7 @@ impl DispatchKind {
             DispatchKind::Repeat => "repeat",
             DispatchKind::Escalation => "escalation",
             DispatchKind::SilenceExpiring => "silence_expiring",
+            DispatchKind::Briefing => "briefing",
         }
     }
 }

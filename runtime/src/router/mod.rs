@@ -276,6 +276,47 @@ impl AlertRouter {
         }
     }
 
+    /// Sends a briefing to one receiver, kept and journaled like every dispatch (so a run
+    /// killed before delivery sends it on the next start).
+    pub async fn send_briefing(
+        &self,
+        receiver: &str,
+        title: &str,
+        text: &str,
+        domain: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RouterError> {
+        let key = format!("briefing/{domain}/{}", now.date_naive());
+        let alert = Alert {
+            key: key.clone(),
+            rule: "briefing".to_owned(),
+            status: AlertStatus::Resolved,
+            severity: agents::Severity::Info,
+            summary: title.to_owned(),
+            labels: [("domain".to_owned(), domain.to_owned())]
+                .into_iter()
+                .collect(),
+            evidence: serde_json::json!({ "text": text }),
+            starts_at: now,
+            at: now,
+            observed_at: now,
+        };
+        let dispatch = Dispatch {
+            id: 0,
+            kind: DispatchKind::Briefing,
+            receiver: receiver.to_owned(),
+            group_key: key.clone(),
+            group_labels: alert.labels.clone(),
+            status: AlertStatus::Resolved,
+            alerts: vec![alert],
+            silence: None,
+            changed: vec![key],
+            at: now,
+        };
+        let mut engine = self.engine.lock().await;
+        self.commit(&mut engine, vec![dispatch]).await
+    }
+
     /// Routes one alert event.
     pub async fn ingest(&self, alert: Alert, now: DateTime<Utc>) -> Result<(), RouterError> {
         let mut engine = self.engine.lock().await;
