@@ -95,7 +95,7 @@ pub async fn write(app: &AppState, domain: &str, now: DateTime<Utc>) -> Briefing
         memory_id: None,
     };
     if let Some(conversation) = &app.conversation {
-        match conversation.brief(domain, date, &facts).await {
+        match conversation.brief(app, domain, date, &facts).await {
             Ok(reply) if !reply.refused && !reply.text.trim().is_empty() => {
                 briefing.text = reply.text;
                 briefing.written_by = "reasoner".to_owned();

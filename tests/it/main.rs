@@ -17,6 +17,7 @@ mod email;
 mod faults;
 mod gate_api;
 mod market_flow;
+mod memory;
 mod policy_reload;
 mod slack;
 mod telegram;

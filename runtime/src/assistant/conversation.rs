@@ -23,6 +23,8 @@ pub struct Conversation {
     reasoner: Reasoner,
     prompt: agents::prompts::Prompt,
     briefing_prompt: agents::prompts::Prompt,
+    /// Agents whose budget alert fires (resolved by their next answer from the model).
+    over_budget: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Conversation {
@@ -31,6 +33,37 @@ impl std::fmt::Debug for Conversation {
             .field("reasoner", &self.reasoner)
             .finish_non_exhaustive()
     }
+}
+
+/// The memory records an answer rests on: every hit of its `memory_search` calls, once each,
+/// in call order (`citation`, `kind`, `domain`, `fetched_at`, `source_url`).
+pub fn memory_citations(reply: &Reply) -> Vec<serde_json::Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cited = Vec::new();
+    for tool in reply
+        .tools
+        .iter()
+        .filter(|tool| tool.name == "memory_search")
+    {
+        let Some(hits) = tool.result["hits"].as_array() else {
+            continue;
+        };
+        for hit in hits {
+            let Some(citation) = hit["citation"].as_str() else {
+                continue;
+            };
+            if seen.insert(citation.to_owned()) {
+                cited.push(json!({
+                    "citation": citation,
+                    "kind": hit["kind"],
+                    "domain": hit["domain"],
+                    "fetched_at": hit["fetched_at"],
+                    "source_url": hit["source_url"],
+                }));
+            }
+        }
+    }
+    cited
 }
 
 fn read_prompt(prompts_dir: &Path, file: &str) -> Result<agents::prompts::Prompt, String> {
@@ -64,6 +97,7 @@ impl Conversation {
             reasoner,
             prompt,
             briefing_prompt,
+            over_budget: std::sync::Mutex::default(),
         }))
     }
 
@@ -71,6 +105,7 @@ impl Conversation {
     /// tools, on the domain's own token budget.
     pub async fn brief(
         &self,
+        app: &AppState,
         domain: &str,
         date: chrono::NaiveDate,
         facts: &str,
@@ -87,9 +122,73 @@ impl Conversation {
             text: facts.to_owned(),
             source: format!("facts:{domain}"),
         };
-        self.reasoner
+        let outcome = self
+            .reasoner
             .answer(&question, &::tools::llm::ToolRegistry::new())
-            .await
+            .await;
+        self.watch_budget(app, domain, &outcome).await;
+        outcome
+    }
+
+    /// Fires `reasoner.budget_exceeded/<agent>` when an agent's daily token budget is spent
+    /// (it answers without the model until midnight UTC), and resolves it at its next answer.
+    async fn watch_budget(
+        &self,
+        app: &AppState,
+        agent: &str,
+        outcome: &Result<Reply, ReasonerError>,
+    ) {
+        let status = match outcome {
+            Err(ReasonerError::BudgetExceeded { .. }) => agents::AlertStatus::Firing,
+            Ok(_) => agents::AlertStatus::Resolved,
+            Err(_) => return,
+        };
+        {
+            let mut over = self
+                .over_budget
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let changed = match status {
+                agents::AlertStatus::Firing => over.insert(agent.to_owned()),
+                agents::AlertStatus::Resolved => over.remove(agent),
+            };
+            if !changed {
+                return;
+            }
+        }
+        let now = Utc::now();
+        let (summary, evidence) = match outcome {
+            Err(error @ ReasonerError::BudgetExceeded { used, budget, .. }) => (
+                format!(
+                    "{agent}: the language model budget for today is spent; answering without it"
+                ),
+                json!({ "used": used, "budget": budget, "message": error.to_string() }),
+            ),
+            _ => (
+                format!("{agent}: the language model answers again"),
+                json!({}),
+            ),
+        };
+        let alert = agents::Alert {
+            key: format!("reasoner.budget_exceeded/{agent}"),
+            rule: "budget_exceeded".to_owned(),
+            status,
+            severity: agents::Severity::Warning,
+            summary,
+            labels: [
+                ("domain".to_owned(), "operations".to_owned()),
+                ("agent".to_owned(), agent.to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            evidence,
+            starts_at: now,
+            at: now,
+            observed_at: now,
+        };
+        if let Err(error) = app.router.receive(vec![alert], "reasoner", now).await {
+            tracing::error!(%error, agent, "could not raise the token budget alert");
+        }
     }
 
     /// Answers `text` for `caller`, remembering the exchange.
@@ -121,6 +220,7 @@ impl Conversation {
         };
         let tools = registry(&AssistantContext::from_app(app, caller.clone(), source));
         let outcome = self.reasoner.answer(&question, &tools).await;
+        self.watch_budget(app, "conversation", &outcome).await;
         let record = match &outcome {
             Ok(reply) => json!({
                 "user": caller.name,
@@ -128,6 +228,7 @@ impl Conversation {
                 "answer": reply.text,
                 "refused": reply.refused,
                 "tools": reply.citations(),
+                "memory": memory_citations(reply),
                 "model_calls": reply.model_calls,
                 "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens,

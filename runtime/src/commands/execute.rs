@@ -106,6 +106,22 @@ async fn converse(context: &Context, text: &str) -> Answer {
                 }
                 answer = answer.table(sources);
             }
+            let cited = crate::assistant::conversation::memory_citations(&reply);
+            if !cited.is_empty() {
+                let mut records = Table::new(["RECORD", "KIND", "DOMAIN", "DATE", "SOURCE"]);
+                records.title = Some("Remembered".to_owned());
+                for record in &cited {
+                    let field = |key: &str| record[key].as_str().unwrap_or_default().to_owned();
+                    records.row([
+                        field("citation"),
+                        field("kind"),
+                        field("domain"),
+                        field("fetched_at").get(..10).unwrap_or_default().to_owned(),
+                        field("source_url"),
+                    ]);
+                }
+                answer = answer.table(records);
+            }
             answer
         }
         Err(error) => {
