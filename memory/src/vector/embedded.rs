@@ -8,14 +8,13 @@
 //! filters. qdrant-edge does not replay its WAL on load, so every write is flushed before it
 //! returns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
-use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
-use qdrant_edge::external::uuid::Uuid;
+use qdrant_edge::bm25_embed::EdgeBm25;
 use qdrant_edge::{
     CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
     EdgeVectorParamsBuilder, FieldIndexOperations, Filter, JsonPath, Modifier, NamedQuery, Payload,
@@ -24,32 +23,19 @@ use qdrant_edge::{
     VectorInternal, VectorStructInternal, VectorStructPersisted, WalOptions, WithPayloadInterface,
     WithVector,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::embed::check_vectors;
+use super::points::{
+    self, BATCH, Candidates, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, META_FORMAT, Meta, PAGE,
+    RecordFilter, SPARSE,
+};
 use super::{
     Embedder, ExpireReport, MemoryRecord, MemoryStats, MemoryStore, ReindexReport, Retention,
-    SearchHit, SearchQuery, UpsertReport, VectorError, rank,
+    SearchHit, SearchQuery, UpsertReport, VectorError,
 };
 
-const DENSE: &str = "dense";
-const SPARSE: &str = "bm25";
+/// Names the live generation and its embedder ([`Meta`]).
 const META_FILE: &str = "meta.json";
-const META_FORMAT: u32 = 1;
-/// Records embedded and written per engine update.
-const BATCH: usize = 256;
-/// Records read per scroll page.
-const PAGE: usize = 512;
-
-/// What `meta.json` records: which shard generation is live and whose vectors it holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Meta {
-    format: u32,
-    generation: u64,
-    embedder_id: String,
-    dims: usize,
-}
 
 /// The live shard and what its vectors are. Replaced whole by a reindex.
 struct Active {
@@ -61,12 +47,8 @@ struct Active {
 
 impl Active {
     fn mismatch(&self, location: &Path) -> Option<VectorError> {
-        (self.meta.embedder_id != self.embedder.id() || self.meta.dims != self.embedder.dims())
-            .then(|| VectorError::EmbedderMismatch {
-                location: location.display().to_string(),
-                stored: format!("{} ({} dims)", self.meta.embedder_id, self.meta.dims),
-                configured: format!("{} ({} dims)", self.embedder.id(), self.embedder.dims()),
-            })
+        self.meta
+            .mismatch(&location.display().to_string(), self.embedder.as_ref())
     }
 }
 
@@ -99,12 +81,7 @@ impl EmbeddedStore {
             path: root.clone(),
             source,
         })?;
-        let bm25 =
-            EdgeBm25::new(EdgeBm25Config::default()).map_err(|error| VectorError::Engine {
-                action: "building the BM25 tokenizer",
-                location: root.display().to_string(),
-                message: error.to_string(),
-            })?;
+        let bm25 = points::bm25(&root.display().to_string())?;
         let active = match read_meta(&root)? {
             Some(meta) => {
                 remove_other_generations(&root, meta.generation);
@@ -118,12 +95,7 @@ impl EmbeddedStore {
                 }
             }
             None => {
-                let meta = Meta {
-                    format: META_FORMAT,
-                    generation: 1,
-                    embedder_id: embedder.id().to_owned(),
-                    dims: embedder.dims(),
-                };
+                let meta = Meta::new(1, embedder.as_ref());
                 let shard = create_shard(&root, &meta)?;
                 write_meta(&root, &meta)?;
                 Active {
@@ -196,9 +168,7 @@ impl EmbeddedStore {
         embedder: &dyn Embedder,
         records: &[MemoryRecord],
     ) -> Result<Vec<PointStructPersisted>, VectorError> {
-        let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
-        let vectors = embedder.embed(&texts)?;
-        check_vectors(embedder, texts.len(), &vectors)?;
+        let vectors = points::embed_records(embedder, records)?;
         records
             .iter()
             .zip(vectors)
@@ -314,15 +284,7 @@ impl MemoryStore for EmbeddedStore {
     }
 
     fn upsert(&self, records: Vec<MemoryRecord>) -> Result<UpsertReport, VectorError> {
-        for (index, record) in records.iter().enumerate() {
-            record.validate(index)?;
-        }
-        // the same document twice in one call is one record
-        let mut unique: BTreeMap<&str, &MemoryRecord> = BTreeMap::new();
-        for record in &records {
-            unique.insert(record.id.as_str(), record);
-        }
-        let records: Vec<MemoryRecord> = unique.into_values().cloned().collect();
+        let records = points::unique_valid(records)?;
         let _writes = self.writes.lock();
         let active = self.active.read();
         if let Some(mismatch) = active.mismatch(&self.root) {
@@ -356,15 +318,10 @@ impl MemoryStore for EmbeddedStore {
         if let Some(mismatch) = active.mismatch(&self.root) {
             return Err(mismatch);
         }
-        let embedder = active.embedder.as_ref();
-        let query_vectors = embedder.embed(&[query.text.as_str()])?;
-        check_vectors(embedder, 1, &query_vectors)?;
-        let query_vector = query_vectors.into_iter().next().unwrap_or_default();
-        let filter = filter_for(query, now)?;
-        let candidates = (query.limit * 4).clamp(40, 1000);
-
-        // candidate id -> (record, dense cosine, raw BM25)
-        let mut found: HashMap<PointId, (MemoryRecord, f32, f32)> = HashMap::new();
+        let query_vector = points::embed_query(active.embedder.as_ref(), &query.text)?;
+        let filter = filter_for(&RecordFilter::new(query, now))?;
+        let candidates = points::candidate_count(query);
+        let mut found = Candidates::default();
         let dense_hits = self.search_engine(
             &active,
             QueryEnum::Nearest(NamedQuery {
@@ -376,8 +333,7 @@ impl MemoryStore for EmbeddedStore {
             false,
         )?;
         for point in dense_hits {
-            let record = from_payload(point.payload)?;
-            found.insert(point.id, (record, point.score, 0.0));
+            found.add_dense(from_payload(point.payload)?, point.score);
         }
         let sparse_query = self.bm25.embed_query(&query.text);
         if !sparse_query.indices.is_empty() && query.weights.keyword > 0.0 {
@@ -395,37 +351,16 @@ impl MemoryStore for EmbeddedStore {
                 true,
             )?;
             for point in keyword_hits {
-                if let Some(entry) = found.get_mut(&point.id) {
-                    entry.2 = point.score;
-                } else {
-                    let dense = dense_of(point.vector.as_ref())
-                        .map(|stored| cosine(&query_vector, stored))
-                        .unwrap_or(0.0);
-                    let record = from_payload(point.payload)?;
-                    found.insert(point.id, (record, dense, point.score));
-                }
+                let stored = dense_of(point.vector.as_ref());
+                found.add_keyword(
+                    from_payload(point.payload)?,
+                    point.score,
+                    stored,
+                    &query_vector,
+                );
             }
         }
-        let best_keyword = found.values().map(|entry| entry.2).fold(0.0f32, f32::max);
-        let mut hits: Vec<SearchHit> = found
-            .into_values()
-            .map(|(record, dense, keyword_raw)| {
-                let keyword = if best_keyword > 0.0 {
-                    (keyword_raw / best_keyword).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
-                SearchHit {
-                    score: query.combine(dense, keyword, record.fetched_at, now),
-                    dense_score: dense,
-                    keyword_score: keyword,
-                    record,
-                }
-            })
-            .collect();
-        rank(&mut hits);
-        hits.truncate(query.limit);
-        Ok(hits)
+        Ok(found.ranked(query, now))
     }
 
     fn get(&self, id: &str) -> Result<Option<MemoryRecord>, VectorError> {
@@ -458,13 +393,8 @@ impl MemoryStore for EmbeddedStore {
 
     fn stats(&self) -> Result<MemoryStats, VectorError> {
         let active = self.active.read();
-        let mut by_domain = BTreeMap::new();
-        let mut by_kind = BTreeMap::new();
         let records = self.all_records(&active)?;
-        for record in &records {
-            *by_domain.entry(record.domain.clone()).or_insert(0) += 1;
-            *by_kind.entry(record.kind).or_insert(0) += 1;
-        }
+        let (by_domain, by_kind) = points::tally(&records);
         Ok(MemoryStats {
             backend: self.backend(),
             records: records.len(),
@@ -485,15 +415,12 @@ impl MemoryStore for EmbeddedStore {
     ) -> Result<ExpireReport, VectorError> {
         let _writes = self.writes.lock();
         let active = self.active.read();
-        let mut report = ExpireReport::default();
-        let mut due = Vec::new();
-        for record in self.all_records(&active)? {
-            if retention.is_due(&record, now) {
-                *report.removed_by_kind.entry(record.kind).or_insert(0) += 1;
-                due.push(point_id(&record.id)?);
-            }
-        }
-        report.removed = due.len();
+        let records = self.all_records(&active)?;
+        let (report, due) = points::due(&records, now, retention);
+        let due = due
+            .into_iter()
+            .map(|record| point_id(&record.id))
+            .collect::<Result<Vec<_>, _>>()?;
         for batch in due.chunks(BATCH) {
             self.delete_points(&active, batch.to_vec())?;
         }
@@ -519,12 +446,7 @@ impl MemoryStore for EmbeddedStore {
             let from = (!records.is_empty()).then(|| active.meta.embedder_id.clone());
             (records, from, active.meta.generation)
         };
-        let meta = Meta {
-            format: META_FORMAT,
-            generation: generation + 1,
-            embedder_id: embedder.id().to_owned(),
-            dims: embedder.dims(),
-        };
+        let meta = Meta::new(generation + 1, embedder.as_ref());
         // searches keep using the old shard until the new one is complete
         let shard = create_shard(&self.root, &meta)?;
         let location = generation_path(&self.root, meta.generation);
@@ -724,13 +646,10 @@ fn create_shard(root: &Path, meta: &Meta) -> Result<EdgeShard, VectorError> {
         .build();
     let shard = EdgeShard::new(&path, config)
         .map_err(|error| engine("creating the shard", &path, error))?;
-    let indexes = [
-        ("domain", PayloadSchemaType::Keyword),
-        ("kind", PayloadSchemaType::Keyword),
-        ("trust", PayloadSchemaType::Keyword),
-        ("fetched_at_ms", PayloadSchemaType::Integer),
-        ("expires_at_ms", PayloadSchemaType::Integer),
-    ];
+    let indexes = KEYWORD_FIELDS
+        .map(|field| (field, PayloadSchemaType::Keyword))
+        .into_iter()
+        .chain(INTEGER_FIELDS.map(|field| (field, PayloadSchemaType::Integer)));
     for (field, schema) in indexes {
         let field_name = JsonPath::try_from(field).map_err(|()| VectorError::InvalidInput {
             field: "payload index",
@@ -749,44 +668,14 @@ fn create_shard(root: &Path, meta: &Meta) -> Result<EdgeShard, VectorError> {
     Ok(shard)
 }
 
-/// The engine's point id: the first 16 bytes of the record's SHA-256 id as a UUID.
 fn point_id(id: &str) -> Result<PointId, VectorError> {
-    let bytes = hex::decode(id)
-        .ok()
-        .filter(|bytes| bytes.len() == 32)
-        .ok_or_else(|| VectorError::InvalidInput {
-            field: "id",
-            message: format!("{id:?} is not a record id (64 hex digits)"),
-        })?;
-    let mut uuid = [0u8; 16];
-    uuid.copy_from_slice(&bytes[..16]);
-    Ok(PointId::Uuid(Uuid::from_bytes(uuid)))
+    points::point_uuid(id).map(PointId::Uuid)
 }
 
 fn to_payload(record: &MemoryRecord) -> Result<Payload, VectorError> {
-    let mut value = serde_json::to_value(record).map_err(|error| VectorError::Corrupt {
-        what: format!("record {}", record.id),
-        message: error.to_string(),
-    })?;
-    if let Value::Object(map) = &mut value {
-        map.insert(
-            "fetched_at_ms".to_owned(),
-            json!(record.fetched_at.timestamp_millis()),
-        );
-        if let Some(expires_at) = record.expires_at {
-            map.insert(
-                "expires_at_ms".to_owned(),
-                json!(expires_at.timestamp_millis()),
-            );
-        }
-    }
-    match value {
-        Value::Object(map) => Ok(Payload(map.into_iter().collect())),
-        _ => Err(VectorError::Corrupt {
-            what: format!("record {}", record.id),
-            message: "did not serialize to a JSON object".to_owned(),
-        }),
-    }
+    Ok(Payload(
+        points::record_payload(record)?.into_iter().collect(),
+    ))
 }
 
 fn from_payload(payload: Option<Payload>) -> Result<MemoryRecord, VectorError> {
@@ -794,44 +683,34 @@ fn from_payload(payload: Option<Payload>) -> Result<MemoryRecord, VectorError> {
         what: "a stored point".to_owned(),
         message: "it has no payload".to_owned(),
     })?;
-    let map: serde_json::Map<String, Value> = payload.0.into_iter().collect();
-    serde_json::from_value(Value::Object(map)).map_err(|error| VectorError::Corrupt {
-        what: "a stored record".to_owned(),
-        message: error.to_string(),
-    })
+    points::record_from_payload(payload.0.into_iter().collect())
 }
 
-/// The engine filter for a query's filters, hiding records already past their own expiry.
-fn filter_for(query: &SearchQuery, now: DateTime<Utc>) -> Result<Option<Filter>, VectorError> {
-    let filter = &query.filter;
+/// The engine filter for a search: the query's filters, and records already past their own
+/// expiry hidden.
+fn filter_for(filter: &RecordFilter) -> Result<Option<Filter>, VectorError> {
     let mut must = Vec::new();
     if !filter.domains.is_empty() {
-        let domains: Vec<String> = filter
-            .domains
-            .iter()
-            .map(|d| d.trim().to_lowercase())
-            .collect();
-        must.push(json!({ "key": "domain", "match": { "any": domains } }));
+        must.push(json!({ "key": "domain", "match": { "any": filter.domains } }));
     }
     if !filter.kinds.is_empty() {
-        let kinds: Vec<&str> = filter.kinds.iter().map(|k| k.as_str()).collect();
-        must.push(json!({ "key": "kind", "match": { "any": kinds } }));
+        must.push(json!({ "key": "kind", "match": { "any": filter.kinds } }));
     }
     if let Some(trust) = filter.trust {
-        must.push(json!({ "key": "trust", "match": { "value": trust.as_str() } }));
+        must.push(json!({ "key": "trust", "match": { "value": trust } }));
     }
-    if filter.since.is_some() || filter.until.is_some() {
+    if filter.fetched_since_ms.is_some() || filter.fetched_until_ms.is_some() {
         let mut range = serde_json::Map::new();
-        if let Some(since) = filter.since {
-            range.insert("gte".to_owned(), json!(since.timestamp_millis()));
+        if let Some(since) = filter.fetched_since_ms {
+            range.insert("gte".to_owned(), json!(since));
         }
-        if let Some(until) = filter.until {
-            range.insert("lte".to_owned(), json!(until.timestamp_millis()));
+        if let Some(until) = filter.fetched_until_ms {
+            range.insert("lte".to_owned(), json!(until));
         }
         must.push(json!({ "key": "fetched_at_ms", "range": range }));
     }
     let mut spec = json!({
-        "must_not": [ { "key": "expires_at_ms", "range": { "lte": now.timestamp_millis() } } ]
+        "must_not": [ { "key": "expires_at_ms", "range": { "lte": filter.expired_at_ms } } ]
     });
     if !must.is_empty()
         && let Value::Object(map) = &mut spec
@@ -854,17 +733,6 @@ fn dense_of(vector: Option<&VectorStructInternal>) -> Option<&[f32]> {
         },
         VectorStructInternal::Single(values) => Some(values),
         VectorStructInternal::MultiDense(_) => None,
-    }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm_a = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let norm_b = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm_a == 0.0 || norm_b == 0.0 {
-        0.0
-    } else {
-        dot / (norm_a * norm_b)
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod embed;
 mod embedded;
+mod points;
 mod record;
 #[cfg(test)]
 pub mod suite;
