@@ -5,8 +5,7 @@
 //! Each point holds a dense vector `dense` (cosine) and a sparse vector `bm25` (Qdrant's own BM25
 //! document embedding with the IDF modifier, so keyword scores are real BM25 over the whole
 //! collection). The payload holds the record's fields plus millisecond timestamps for range
-//! filters. qdrant-edge does not replay its WAL on load, so every write is flushed before it
-//! returns.
+//! filters (see `points`); the record-level behaviour is `generation`'s, over [`Shard`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,9 +24,9 @@ use qdrant_edge::{
 };
 use serde_json::{Value, json};
 
+use super::generation::{self, Generation, KeywordHit, Pages, PointData};
 use super::points::{
-    self, BATCH, Candidates, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, META_FORMAT, Meta, PAGE,
-    RecordFilter, SPARSE,
+    self, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, META_FORMAT, Meta, PAGE, RecordFilter, SPARSE,
 };
 use super::{
     Embedder, ExpireReport, MemoryRecord, MemoryStats, MemoryStore, ReindexReport, Retention,
@@ -113,7 +112,7 @@ impl EmbeddedStore {
         };
         let empty_with_other_embedder = {
             let active = store.active.read();
-            active.mismatch(&store.root).is_some() && store.count(&active)? == 0
+            active.mismatch(&store.root).is_some() && store.shard(&active).count()? == 0
         };
         if empty_with_other_embedder {
             let embedder = store.active.read().embedder.clone();
@@ -152,129 +151,12 @@ impl EmbeddedStore {
         generation_path(&self.root, active.meta.generation)
     }
 
-    fn count(&self, active: &Active) -> Result<usize, VectorError> {
-        active
-            .shard
-            .count(qdrant_edge::CountRequest {
-                filter: None,
-                exact: true,
-            })
-            .map_err(|error| engine("counting records", &self.shard_path(active), error))
-    }
-
-    /// Builds engine points for records, embedding their texts with `embedder`.
-    fn points(
-        &self,
-        embedder: &dyn Embedder,
-        records: &[MemoryRecord],
-    ) -> Result<Vec<PointStructPersisted>, VectorError> {
-        let vectors = points::embed_records(embedder, records)?;
-        records
-            .iter()
-            .zip(vectors)
-            .map(|(record, dense)| {
-                let sparse = self.bm25.embed_document(&record.text);
-                let mut named = HashMap::new();
-                named.insert(DENSE.to_owned(), VectorInternal::Dense(dense));
-                named.insert(SPARSE.to_owned(), VectorInternal::Sparse(sparse));
-                Ok(PointStructPersisted {
-                    id: point_id(&record.id)?,
-                    vector: VectorStructPersisted::from(VectorStructInternal::Named(named)),
-                    payload: Some(to_payload(record)?),
-                })
-            })
-            .collect()
-    }
-
-    fn write_points(
-        &self,
-        shard: &EdgeShard,
-        location: &Path,
-        points: Vec<PointStructPersisted>,
-    ) -> Result<(), VectorError> {
-        shard
-            .update(UpdateOperation::PointOperation(
-                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
-            ))
-            .map_err(|error| engine("writing records", location, error))
-    }
-
-    fn delete_points(&self, active: &Active, ids: Vec<PointId>) -> Result<(), VectorError> {
-        if ids.is_empty() {
-            return Ok(());
+    /// The live shard's point operations.
+    fn shard<'a>(&self, active: &'a Active) -> Shard<'a> {
+        Shard {
+            shard: &active.shard,
+            location: self.shard_path(active),
         }
-        active
-            .shard
-            .update(UpdateOperation::PointOperation(
-                PointOperations::DeletePoints { ids },
-            ))
-            .map_err(|error| engine("deleting records", &self.shard_path(active), error))?;
-        active.shard.flush();
-        Ok(())
-    }
-
-    /// One scroll page of records after `offset`, and the offset of the next page.
-    fn page(
-        &self,
-        active: &Active,
-        offset: Option<PointId>,
-    ) -> Result<(Vec<MemoryRecord>, Option<PointId>), VectorError> {
-        let (points, next) = active
-            .shard
-            .scroll(ScrollRequest {
-                offset,
-                limit: Some(PAGE),
-                filter: None,
-                with_payload: Some(WithPayloadInterface::Bool(true)),
-                with_vector: WithVector::Bool(false),
-                order_by: None,
-            })
-            .map_err(|error| engine("reading records", &self.shard_path(active), error))?;
-        let records = points
-            .into_iter()
-            .map(|point| from_payload(point.payload))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((records, next))
-    }
-
-    fn all_records(&self, active: &Active) -> Result<Vec<MemoryRecord>, VectorError> {
-        let mut records = Vec::new();
-        let mut offset = None;
-        loop {
-            let (page, next) = self.page(active, offset)?;
-            records.extend(page);
-            match next {
-                Some(next) => offset = Some(next),
-                None => return Ok(records),
-            }
-        }
-    }
-
-    fn search_engine(
-        &self,
-        active: &Active,
-        query: QueryEnum,
-        filter: Option<Filter>,
-        limit: usize,
-        with_dense: bool,
-    ) -> Result<Vec<qdrant_edge::ScoredPoint>, VectorError> {
-        active
-            .shard
-            .search(SearchRequest {
-                query,
-                filter,
-                params: None,
-                limit,
-                offset: 0,
-                with_payload: Some(WithPayloadInterface::Bool(true)),
-                with_vector: Some(if with_dense {
-                    WithVector::Selector(vec![DENSE.to_owned()])
-                } else {
-                    WithVector::Bool(false)
-                }),
-                score_threshold: None,
-            })
-            .map_err(|error| engine("searching", &self.shard_path(active), error))
     }
 }
 
@@ -290,110 +172,32 @@ impl MemoryStore for EmbeddedStore {
         if let Some(mismatch) = active.mismatch(&self.root) {
             return Err(mismatch);
         }
-        let location = self.shard_path(&active);
-        let mut report = UpsertReport::default();
-        for batch in records.chunks(BATCH) {
-            let ids = batch
-                .iter()
-                .map(|r| point_id(&r.id))
-                .collect::<Result<Vec<_>, _>>()?;
-            let existing = active
-                .shard
-                .retrieve(&ids, Some(WithPayloadInterface::Bool(false)), None)
-                .map_err(|error| engine("looking up records", &location, error))?
-                .len();
-            let points = self.points(active.embedder.as_ref(), batch)?;
-            self.write_points(&active.shard, &location, points)?;
-            report.replaced += existing;
-            report.inserted += batch.len() - existing;
-        }
-        active.shard.flush();
-        Ok(report)
+        let embedder = active.embedder.as_ref();
+        generation::upsert(&self.shard(&active), embedder, &self.bm25, &records)
     }
 
     fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, VectorError> {
         query.validate()?;
-        let now = query.now.unwrap_or_else(Utc::now);
         let active = self.active.read();
         if let Some(mismatch) = active.mismatch(&self.root) {
             return Err(mismatch);
         }
-        let query_vector = points::embed_query(active.embedder.as_ref(), &query.text)?;
-        let filter = filter_for(&RecordFilter::new(query, now))?;
-        let candidates = points::candidate_count(query);
-        let mut found = Candidates::default();
-        let dense_hits = self.search_engine(
-            &active,
-            QueryEnum::Nearest(NamedQuery {
-                query: VectorInternal::Dense(query_vector.clone()),
-                using: Some(DENSE.to_owned()),
-            }),
-            filter.clone(),
-            candidates,
-            false,
-        )?;
-        for point in dense_hits {
-            found.add_dense(from_payload(point.payload)?, point.score);
-        }
-        let sparse_query = self.bm25.embed_query(&query.text);
-        if !sparse_query.indices.is_empty() && query.weights.keyword > 0.0 {
-            let keyword_hits = self.search_engine(
-                &active,
-                QueryEnum::Nearest(NamedQuery {
-                    query: VectorInternal::Sparse(SparseVector {
-                        indices: sparse_query.indices,
-                        values: sparse_query.values,
-                    }),
-                    using: Some(SPARSE.to_owned()),
-                }),
-                filter,
-                candidates,
-                true,
-            )?;
-            for point in keyword_hits {
-                let stored = dense_of(point.vector.as_ref());
-                found.add_keyword(
-                    from_payload(point.payload)?,
-                    point.score,
-                    stored,
-                    &query_vector,
-                );
-            }
-        }
-        Ok(found.ranked(query, now))
+        let embedder = active.embedder.as_ref();
+        generation::search(&self.shard(&active), embedder, &self.bm25, query)
     }
 
     fn get(&self, id: &str) -> Result<Option<MemoryRecord>, VectorError> {
-        let point = point_id(id)?;
-        let active = self.active.read();
-        let mut found = active
-            .shard
-            .retrieve(&[point], Some(WithPayloadInterface::Bool(true)), None)
-            .map_err(|error| engine("reading a record", &self.shard_path(&active), error))?;
-        match found.pop() {
-            Some(point) => from_payload(point.payload).map(Some),
-            None => Ok(None),
-        }
+        generation::get(&self.shard(&self.active.read()), id)
     }
 
     fn delete(&self, id: &str) -> Result<bool, VectorError> {
-        let point = point_id(id)?;
         let _writes = self.writes.lock();
-        let active = self.active.read();
-        let existed = !active
-            .shard
-            .retrieve(&[point], Some(WithPayloadInterface::Bool(false)), None)
-            .map_err(|error| engine("reading a record", &self.shard_path(&active), error))?
-            .is_empty();
-        if existed {
-            self.delete_points(&active, vec![point])?;
-        }
-        Ok(existed)
+        generation::delete(&self.shard(&self.active.read()), id)
     }
 
     fn stats(&self) -> Result<MemoryStats, VectorError> {
         let active = self.active.read();
-        let records = self.all_records(&active)?;
+        let records = generation::all_records(&self.shard(&active))?;
         let (by_domain, by_kind) = points::tally(&records);
         Ok(MemoryStats {
             backend: self.backend(),
@@ -414,47 +218,33 @@ impl MemoryStore for EmbeddedStore {
         retention: &Retention,
     ) -> Result<ExpireReport, VectorError> {
         let _writes = self.writes.lock();
-        let active = self.active.read();
-        let records = self.all_records(&active)?;
-        let (report, due) = points::due(&records, now, retention);
-        let due = due
-            .into_iter()
-            .map(|record| point_id(&record.id))
-            .collect::<Result<Vec<_>, _>>()?;
-        for batch in due.chunks(BATCH) {
-            self.delete_points(&active, batch.to_vec())?;
-        }
-        Ok(report)
+        generation::expire(&self.shard(&self.active.read()), now, retention)
     }
 
     fn export(
         &self,
     ) -> Result<Box<dyn Iterator<Item = Result<MemoryRecord, VectorError>> + '_>, VectorError> {
-        Ok(Box::new(Export {
-            store: self,
-            buffer: Vec::new().into_iter(),
-            next: None,
-            done: false,
-        }))
+        Ok(Box::new(Pages::new(move |offset| {
+            self.shard(&self.active.read()).page(offset)
+        })))
     }
 
     fn reindex(&self, embedder: Arc<dyn Embedder>) -> Result<ReindexReport, VectorError> {
         let _writes = self.writes.lock();
         let (records, from, generation) = {
             let active = self.active.read();
-            let records = self.all_records(&active)?;
+            let records = generation::all_records(&self.shard(&active))?;
             let from = (!records.is_empty()).then(|| active.meta.embedder_id.clone());
             (records, from, active.meta.generation)
         };
         let meta = Meta::new(generation + 1, embedder.as_ref());
         // searches keep using the old shard until the new one is complete
         let shard = create_shard(&self.root, &meta)?;
-        let location = generation_path(&self.root, meta.generation);
-        for batch in records.chunks(BATCH) {
-            let points = self.points(embedder.as_ref(), batch)?;
-            self.write_points(&shard, &location, points)?;
-        }
-        shard.flush();
+        let new = Shard {
+            shard: &shard,
+            location: generation_path(&self.root, meta.generation),
+        };
+        generation::write_records(&new, embedder.as_ref(), &self.bm25, &records)?;
         write_meta(&self.root, &meta)?;
         let old = {
             let mut active = self.active.write();
@@ -480,39 +270,167 @@ impl MemoryStore for EmbeddedStore {
     }
 }
 
-/// Pages through the store; each page is read under the lock, so a reindex between pages is
-/// seen as a switch to the new shard (with the same ids).
-struct Export<'a> {
-    store: &'a EmbeddedStore,
-    buffer: std::vec::IntoIter<MemoryRecord>,
-    next: Option<PointId>,
-    done: bool,
+/// One shard's point operations. qdrant-edge does not replay its WAL on load, so every write
+/// is flushed before it returns.
+struct Shard<'a> {
+    shard: &'a EdgeShard,
+    location: PathBuf,
 }
 
-impl Iterator for Export<'_> {
-    type Item = Result<MemoryRecord, VectorError>;
+impl Shard<'_> {
+    fn count(&self) -> Result<usize, VectorError> {
+        self.shard
+            .count(qdrant_edge::CountRequest {
+                filter: None,
+                exact: true,
+            })
+            .map_err(|error| engine("counting records", &self.location, error))
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(record) = self.buffer.next() {
-                return Some(Ok(record));
-            }
-            if self.done {
-                return None;
-            }
-            let active = self.store.active.read();
-            match self.store.page(&active, self.next) {
-                Ok((records, next)) => {
-                    self.buffer = records.into_iter();
-                    self.done = next.is_none();
-                    self.next = next;
-                }
-                Err(error) => {
-                    self.done = true;
-                    return Some(Err(error));
-                }
-            }
+    fn update(&self, action: &'static str, operation: UpdateOperation) -> Result<(), VectorError> {
+        self.shard
+            .update(operation)
+            .map_err(|error| engine(action, &self.location, error))?;
+        self.shard.flush();
+        Ok(())
+    }
+
+    fn search(
+        &self,
+        query: VectorInternal,
+        using: &str,
+        filter: &RecordFilter,
+        limit: usize,
+        with_dense: bool,
+    ) -> Result<Vec<qdrant_edge::ScoredPoint>, VectorError> {
+        self.shard
+            .search(SearchRequest {
+                query: QueryEnum::Nearest(NamedQuery {
+                    query,
+                    using: Some(using.to_owned()),
+                }),
+                filter: filter_for(filter)?,
+                params: None,
+                limit,
+                offset: 0,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: Some(if with_dense {
+                    WithVector::Selector(vec![DENSE.to_owned()])
+                } else {
+                    WithVector::Bool(false)
+                }),
+                score_threshold: None,
+            })
+            .map_err(|error| engine("searching", &self.location, error))
+    }
+}
+
+impl Generation for Shard<'_> {
+    type Id = PointId;
+
+    fn point(record_id: &str) -> Result<PointId, VectorError> {
+        points::point_uuid(record_id).map(PointId::Uuid)
+    }
+
+    fn count_stored(&self, ids: Vec<PointId>) -> Result<usize, VectorError> {
+        self.shard
+            .retrieve(&ids, Some(WithPayloadInterface::Bool(false)), None)
+            .map(|found| found.len())
+            .map_err(|error| engine("looking up records", &self.location, error))
+    }
+
+    fn write(&self, points: Vec<PointData<'_>>) -> Result<(), VectorError> {
+        let points = points
+            .into_iter()
+            .map(|point| {
+                let mut named = HashMap::new();
+                named.insert(DENSE.to_owned(), VectorInternal::Dense(point.dense));
+                named.insert(SPARSE.to_owned(), VectorInternal::Sparse(point.sparse));
+                Ok(PointStructPersisted {
+                    id: Self::point(&point.record.id)?,
+                    vector: VectorStructPersisted::from(VectorStructInternal::Named(named)),
+                    payload: Some(Payload(
+                        points::record_payload(point.record)?.into_iter().collect(),
+                    )),
+                })
+            })
+            .collect::<Result<Vec<_>, VectorError>>()?;
+        self.update(
+            "writing records",
+            UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                PointInsertOperations::PointsList(points),
+            )),
+        )
+    }
+
+    fn remove(&self, ids: Vec<PointId>) -> Result<(), VectorError> {
+        if ids.is_empty() {
+            return Ok(());
         }
+        self.update(
+            "deleting records",
+            UpdateOperation::PointOperation(PointOperations::DeletePoints { ids }),
+        )
+    }
+
+    fn get(&self, id: PointId) -> Result<Option<MemoryRecord>, VectorError> {
+        let mut found = self
+            .shard
+            .retrieve(&[id], Some(WithPayloadInterface::Bool(true)), None)
+            .map_err(|error| engine("reading a record", &self.location, error))?;
+        found
+            .pop()
+            .map(|point| from_payload(point.payload))
+            .transpose()
+    }
+
+    fn page(
+        &self,
+        offset: Option<PointId>,
+    ) -> Result<(Vec<MemoryRecord>, Option<PointId>), VectorError> {
+        let (points, next) = self
+            .shard
+            .scroll(ScrollRequest {
+                offset,
+                limit: Some(PAGE),
+                filter: None,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: WithVector::Bool(false),
+                order_by: None,
+            })
+            .map_err(|error| engine("reading records", &self.location, error))?;
+        let records = points
+            .into_iter()
+            .map(|point| from_payload(point.payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, next))
+    }
+
+    fn nearest_dense(
+        &self,
+        vector: Vec<f32>,
+        filter: &RecordFilter,
+        limit: usize,
+    ) -> Result<Vec<(MemoryRecord, f32)>, VectorError> {
+        self.search(VectorInternal::Dense(vector), DENSE, filter, limit, false)?
+            .into_iter()
+            .map(|point| Ok((from_payload(point.payload)?, point.score)))
+            .collect()
+    }
+
+    fn nearest_keyword(
+        &self,
+        query: SparseVector,
+        filter: &RecordFilter,
+        limit: usize,
+    ) -> Result<Vec<KeywordHit>, VectorError> {
+        self.search(VectorInternal::Sparse(query), SPARSE, filter, limit, true)?
+            .into_iter()
+            .map(|point| {
+                let stored = dense_of(point.vector.as_ref()).map(<[f32]>::to_vec);
+                Ok((from_payload(point.payload)?, point.score, stored))
+            })
+            .collect()
     }
 }
 
@@ -666,16 +584,6 @@ fn create_shard(root: &Path, meta: &Meta) -> Result<EdgeShard, VectorError> {
     }
     shard.flush();
     Ok(shard)
-}
-
-fn point_id(id: &str) -> Result<PointId, VectorError> {
-    points::point_uuid(id).map(PointId::Uuid)
-}
-
-fn to_payload(record: &MemoryRecord) -> Result<Payload, VectorError> {
-    Ok(Payload(
-        points::record_payload(record)?.into_iter().collect(),
-    ))
 }
 
 fn from_payload(payload: Option<Payload>) -> Result<MemoryRecord, VectorError> {

@@ -12,6 +12,7 @@
 
 mod embed;
 mod embedded;
+mod generation;
 mod points;
 mod qdrant;
 #[cfg(test)]

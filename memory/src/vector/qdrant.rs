@@ -32,12 +32,13 @@ use qdrant_client::qdrant::{
     r#match::MatchValue, vector_output, vectors_config, vectors_output, with_vectors_selector,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
+use qdrant_edge::SparseVector;
 use qdrant_edge::bm25_embed::EdgeBm25;
 use serde_json::Map;
 
+use super::generation::{self, Generation, KeywordHit, Pages, PointData};
 use super::points::{
-    self, BATCH, Candidates, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, META_FORMAT, Meta, PAGE,
-    RecordFilter, SPARSE,
+    self, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, META_FORMAT, Meta, PAGE, RecordFilter, SPARSE,
 };
 use super::{
     Embedder, ExpireReport, MemoryRecord, MemoryStats, MemoryStore, ReindexReport, Retention,
@@ -328,7 +329,7 @@ impl QdrantStore {
         };
         let empty_with_other_embedder = {
             let active = store.active.read();
-            store.mismatch(&active).is_some() && store.count(&active.collection)? == 0
+            store.mismatch(&active).is_some() && store.live(&active).count()? == 0
         };
         if empty_with_other_embedder {
             let embedder = store.active.read().embedder.clone();
@@ -377,155 +378,12 @@ impl QdrantStore {
             .mismatch(&self.location, active.embedder.as_ref())
     }
 
-    fn count(&self, collection: &str) -> Result<usize, VectorError> {
-        let request = CountPoints {
-            collection_name: collection.to_owned(),
-            filter: Some(records_only()),
-            exact: Some(true),
-            ..Default::default()
-        };
-        let answer = self.remote.call("counting records", |client| async move {
-            client.count(request).await
-        })?;
-        Ok(answer.result.map_or(0, |result| result.count) as usize)
-    }
-
-    /// Points for records, embedding their texts with `embedder`.
-    fn points(
-        &self,
-        embedder: &dyn Embedder,
-        records: &[MemoryRecord],
-    ) -> Result<Vec<PointStruct>, VectorError> {
-        let vectors = points::embed_records(embedder, records)?;
-        records
-            .iter()
-            .zip(vectors)
-            .map(|(record, dense)| {
-                let sparse = self.bm25.embed_document(&record.text);
-                let mut named = HashMap::new();
-                named.insert(DENSE.to_owned(), Vector::new_dense(dense));
-                named.insert(
-                    SPARSE.to_owned(),
-                    Vector::new_sparse(sparse.indices, sparse.values),
-                );
-                Ok(PointStruct {
-                    id: Some(point_id(&record.id)?),
-                    vectors: Some(Vectors::from(NamedVectors { vectors: named })),
-                    payload: Payload::from(points::record_payload(record)?).into(),
-                })
-            })
-            .collect()
-    }
-
-    /// Which of `ids` are stored.
-    fn existing(&self, collection: &str, ids: Vec<PointId>) -> Result<usize, VectorError> {
-        let request = GetPoints {
-            collection_name: collection.to_owned(),
-            ids,
-            with_payload: Some(WithPayloadSelector::from(false)),
-            with_vectors: Some(WithVectorsSelector::from(false)),
-            ..Default::default()
-        };
-        let answer = self
-            .remote
-            .call("looking up records", |client| async move {
-                client.get_points(request).await
-            })?;
-        Ok(answer.result.len())
-    }
-
-    fn delete_points(&self, collection: &str, ids: Vec<PointId>) -> Result<(), VectorError> {
-        if ids.is_empty() {
-            return Ok(());
+    /// The live generation's point operations.
+    fn live<'a>(&'a self, active: &'a Active) -> Collection<'a> {
+        Collection {
+            remote: &self.remote,
+            name: &active.collection,
         }
-        let request = DeletePoints {
-            collection_name: collection.to_owned(),
-            wait: Some(true),
-            points: Some(PointsSelector::from(ids)),
-            ..Default::default()
-        };
-        self.remote
-            .call("deleting records", |client| async move {
-                client.delete_points(request).await
-            })
-            .map(|_| ())
-    }
-
-    /// One scroll page of records after `offset`, and the offset of the next page.
-    fn page(
-        &self,
-        collection: &str,
-        offset: Option<PointId>,
-    ) -> Result<(Vec<MemoryRecord>, Option<PointId>), VectorError> {
-        let request = ScrollPoints {
-            collection_name: collection.to_owned(),
-            filter: Some(records_only()),
-            offset,
-            limit: Some(PAGE as u32),
-            with_payload: Some(WithPayloadSelector::from(true)),
-            with_vectors: Some(WithVectorsSelector::from(false)),
-            ..Default::default()
-        };
-        let answer = self.remote.call("reading records", |client| async move {
-            client.scroll(request).await
-        })?;
-        let records = answer
-            .result
-            .into_iter()
-            .map(|point: RetrievedPoint| from_payload(point.payload))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((records, answer.next_page_offset))
-    }
-
-    fn all_records(&self, collection: &str) -> Result<Vec<MemoryRecord>, VectorError> {
-        let mut records = Vec::new();
-        let mut offset = None;
-        loop {
-            let (page, next) = self.page(collection, offset)?;
-            records.extend(page);
-            match next {
-                Some(next) => offset = Some(next),
-                None => return Ok(records),
-            }
-        }
-    }
-
-    fn query(
-        &self,
-        collection: &str,
-        input: VectorInput,
-        using: &str,
-        filter: &Filter,
-        limit: usize,
-        with_dense: bool,
-    ) -> Result<Vec<ScoredPoint>, VectorError> {
-        let with_vectors = if with_dense {
-            WithVectorsSelector {
-                selector_options: Some(with_vectors_selector::SelectorOptions::Include(
-                    VectorsSelector {
-                        names: vec![DENSE.to_owned()],
-                    },
-                )),
-            }
-        } else {
-            WithVectorsSelector::from(false)
-        };
-        let request = QueryPoints {
-            collection_name: collection.to_owned(),
-            query: Some(Query::new_nearest(input)),
-            using: Some(using.to_owned()),
-            filter: Some(filter.clone()),
-            limit: Some(limit as u64),
-            with_payload: Some(WithPayloadSelector::from(true)),
-            with_vectors: Some(with_vectors),
-            ..Default::default()
-        };
-        let answer =
-            self.remote.call(
-                "searching",
-                |client| async move { client.query(request).await },
-            )?;
-        Ok(answer.result)
     }
 }
 
@@ -541,99 +399,32 @@ impl MemoryStore for QdrantStore {
         if let Some(mismatch) = self.mismatch(&active) {
             return Err(mismatch);
         }
-        let mut report = UpsertReport::default();
-        for batch in records.chunks(BATCH) {
-            let ids = batch
-                .iter()
-                .map(|r| point_id(&r.id))
-                .collect::<Result<Vec<_>, _>>()?;
-            let existing = self.existing(&active.collection, ids)?;
-            let points = self.points(active.embedder.as_ref(), batch)?;
-            upsert(&self.remote, &active.collection, points)?;
-            report.replaced += existing;
-            report.inserted += batch.len() - existing;
-        }
-        Ok(report)
+        let embedder = active.embedder.as_ref();
+        generation::upsert(&self.live(&active), embedder, &self.bm25, &records)
     }
 
     fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, VectorError> {
         query.validate()?;
-        let now = query.now.unwrap_or_else(Utc::now);
         let active = self.active.read();
         if let Some(mismatch) = self.mismatch(&active) {
             return Err(mismatch);
         }
-        let query_vector = points::embed_query(active.embedder.as_ref(), &query.text)?;
-        let filter = grpc_filter(&RecordFilter::new(query, now));
-        let candidates = points::candidate_count(query);
-        let mut found = Candidates::default();
-        let dense_hits = self.query(
-            &active.collection,
-            VectorInput::new_dense(query_vector.clone()),
-            DENSE,
-            &filter,
-            candidates,
-            false,
-        )?;
-        for point in dense_hits {
-            found.add_dense(from_payload(point.payload)?, point.score);
-        }
-        let sparse_query = self.bm25.embed_query(&query.text);
-        if !sparse_query.indices.is_empty() && query.weights.keyword > 0.0 {
-            let keyword_hits = self.query(
-                &active.collection,
-                VectorInput::new_sparse(sparse_query.indices, sparse_query.values),
-                SPARSE,
-                &filter,
-                candidates,
-                true,
-            )?;
-            for point in keyword_hits {
-                let stored = dense_of(point.vectors.as_ref());
-                found.add_keyword(
-                    from_payload(point.payload)?,
-                    point.score,
-                    stored.as_deref(),
-                    &query_vector,
-                );
-            }
-        }
-        Ok(found.ranked(query, now))
+        let embedder = active.embedder.as_ref();
+        generation::search(&self.live(&active), embedder, &self.bm25, query)
     }
 
     fn get(&self, id: &str) -> Result<Option<MemoryRecord>, VectorError> {
-        let point = point_id(id)?;
-        let active = self.active.read();
-        let request = GetPoints {
-            collection_name: active.collection.clone(),
-            ids: vec![point],
-            with_payload: Some(WithPayloadSelector::from(true)),
-            with_vectors: Some(WithVectorsSelector::from(false)),
-            ..Default::default()
-        };
-        let answer = self.remote.call("reading a record", |client| async move {
-            client.get_points(request).await
-        })?;
-        match answer.result.into_iter().next() {
-            Some(point) => from_payload(point.payload).map(Some),
-            None => Ok(None),
-        }
+        generation::get(&self.live(&self.active.read()), id)
     }
 
     fn delete(&self, id: &str) -> Result<bool, VectorError> {
-        let point = point_id(id)?;
         let _writes = self.writes.lock();
-        let active = self.active.read();
-        let existed = self.existing(&active.collection, vec![point.clone()])? > 0;
-        if existed {
-            self.delete_points(&active.collection, vec![point])?;
-        }
-        Ok(existed)
+        generation::delete(&self.live(&self.active.read()), id)
     }
 
     fn stats(&self) -> Result<MemoryStats, VectorError> {
         let active = self.active.read();
-        let records = self.all_records(&active.collection)?;
+        let records = generation::all_records(&self.live(&active))?;
         let (by_domain, by_kind) = points::tally(&records);
         Ok(MemoryStats {
             backend: self.backend(),
@@ -644,6 +435,7 @@ impl MemoryStore for QdrantStore {
             dims: active.meta.dims,
             configured_embedder_id: active.embedder.id().to_owned(),
             needs_reindex: self.mismatch(&active).is_some(),
+            // the server does not say
             disk_bytes: 0,
         })
     }
@@ -654,35 +446,22 @@ impl MemoryStore for QdrantStore {
         retention: &Retention,
     ) -> Result<ExpireReport, VectorError> {
         let _writes = self.writes.lock();
-        let active = self.active.read();
-        let records = self.all_records(&active.collection)?;
-        let (report, due) = points::due(&records, now, retention);
-        let due = due
-            .into_iter()
-            .map(|record| point_id(&record.id))
-            .collect::<Result<Vec<_>, _>>()?;
-        for batch in due.chunks(BATCH) {
-            self.delete_points(&active.collection, batch.to_vec())?;
-        }
-        Ok(report)
+        generation::expire(&self.live(&self.active.read()), now, retention)
     }
 
     fn export(
         &self,
     ) -> Result<Box<dyn Iterator<Item = Result<MemoryRecord, VectorError>> + '_>, VectorError> {
-        Ok(Box::new(Export {
-            store: self,
-            buffer: Vec::new().into_iter(),
-            next: None,
-            done: false,
-        }))
+        Ok(Box::new(Pages::new(move |offset| {
+            self.live(&self.active.read()).page(offset)
+        })))
     }
 
     fn reindex(&self, embedder: Arc<dyn Embedder>) -> Result<ReindexReport, VectorError> {
         let _writes = self.writes.lock();
         let (records, from, generation) = {
             let active = self.active.read();
-            let records = self.all_records(&active.collection)?;
+            let records = generation::all_records(&self.live(&active))?;
             let from = (!records.is_empty()).then(|| active.meta.embedder_id.clone());
             (records, from, active.meta.generation)
         };
@@ -690,10 +469,11 @@ impl MemoryStore for QdrantStore {
         let collection = generation_name(&self.alias, meta.generation);
         // searches keep using the old generation until the new one is complete
         create_generation(&self.remote, &collection, meta.dims)?;
-        for batch in records.chunks(BATCH) {
-            let points = self.points(embedder.as_ref(), batch)?;
-            upsert(&self.remote, &collection, points)?;
-        }
+        let new = Collection {
+            remote: &self.remote,
+            name: &collection,
+        };
+        generation::write_records(&new, embedder.as_ref(), &self.bm25, &records)?;
         write_meta(&self.remote, &collection, &meta)?;
         point_alias(&self.remote, &self.alias, &collection)?;
         let old = {
@@ -718,39 +498,191 @@ impl MemoryStore for QdrantStore {
     }
 }
 
-/// Pages through the live generation; a reindex between pages is seen as a switch to the new
-/// generation (with the same ids).
-struct Export<'a> {
-    store: &'a QdrantStore,
-    buffer: std::vec::IntoIter<MemoryRecord>,
-    next: Option<PointId>,
-    done: bool,
+/// One generation's point operations on the server; every write waits until it is applied.
+struct Collection<'a> {
+    remote: &'a Remote,
+    name: &'a str,
 }
 
-impl Iterator for Export<'_> {
-    type Item = Result<MemoryRecord, VectorError>;
+impl Collection<'_> {
+    fn count(&self) -> Result<usize, VectorError> {
+        let request = CountPoints {
+            collection_name: self.name.to_owned(),
+            filter: Some(records_only()),
+            exact: Some(true),
+            ..Default::default()
+        };
+        let answer = self.remote.call("counting records", |client| async move {
+            client.count(request).await
+        })?;
+        Ok(answer.result.map_or(0, |result| result.count) as usize)
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(record) = self.buffer.next() {
-                return Some(Ok(record));
+    fn get_points(
+        &self,
+        action: &'static str,
+        ids: Vec<PointId>,
+        with_payload: bool,
+    ) -> Result<Vec<RetrievedPoint>, VectorError> {
+        let request = GetPoints {
+            collection_name: self.name.to_owned(),
+            ids,
+            with_payload: Some(WithPayloadSelector::from(with_payload)),
+            with_vectors: Some(WithVectorsSelector::from(false)),
+            ..Default::default()
+        };
+        let answer =
+            self.remote.call(
+                action,
+                |client| async move { client.get_points(request).await },
+            )?;
+        Ok(answer.result)
+    }
+
+    fn query(
+        &self,
+        input: VectorInput,
+        using: &str,
+        filter: &RecordFilter,
+        limit: usize,
+        with_dense: bool,
+    ) -> Result<Vec<ScoredPoint>, VectorError> {
+        let with_vectors = if with_dense {
+            WithVectorsSelector {
+                selector_options: Some(with_vectors_selector::SelectorOptions::Include(
+                    VectorsSelector {
+                        names: vec![DENSE.to_owned()],
+                    },
+                )),
             }
-            if self.done {
-                return None;
-            }
-            let collection = self.store.active.read().collection.clone();
-            match self.store.page(&collection, self.next.take()) {
-                Ok((records, next)) => {
-                    self.buffer = records.into_iter();
-                    self.done = next.is_none();
-                    self.next = next;
-                }
-                Err(error) => {
-                    self.done = true;
-                    return Some(Err(error));
-                }
-            }
+        } else {
+            WithVectorsSelector::from(false)
+        };
+        let request = QueryPoints {
+            collection_name: self.name.to_owned(),
+            query: Some(Query::new_nearest(input)),
+            using: Some(using.to_owned()),
+            filter: Some(grpc_filter(filter)),
+            limit: Some(limit as u64),
+            with_payload: Some(WithPayloadSelector::from(true)),
+            with_vectors: Some(with_vectors),
+            ..Default::default()
+        };
+        let answer =
+            self.remote.call(
+                "searching",
+                |client| async move { client.query(request).await },
+            )?;
+        Ok(answer.result)
+    }
+}
+
+impl Generation for Collection<'_> {
+    type Id = PointId;
+
+    fn point(record_id: &str) -> Result<PointId, VectorError> {
+        points::point_uuid(record_id).map(|uuid| PointId::from(uuid.to_string()))
+    }
+
+    fn count_stored(&self, ids: Vec<PointId>) -> Result<usize, VectorError> {
+        Ok(self.get_points("looking up records", ids, false)?.len())
+    }
+
+    fn write(&self, points: Vec<PointData<'_>>) -> Result<(), VectorError> {
+        let points = points
+            .into_iter()
+            .map(|point| {
+                let mut named = HashMap::new();
+                named.insert(DENSE.to_owned(), Vector::new_dense(point.dense));
+                named.insert(
+                    SPARSE.to_owned(),
+                    Vector::new_sparse(point.sparse.indices, point.sparse.values),
+                );
+                Ok(PointStruct {
+                    id: Some(Self::point(&point.record.id)?),
+                    vectors: Some(Vectors::from(NamedVectors { vectors: named })),
+                    payload: Payload::from(points::record_payload(point.record)?).into(),
+                })
+            })
+            .collect::<Result<Vec<_>, VectorError>>()?;
+        upsert(self.remote, self.name, points)
+    }
+
+    fn remove(&self, ids: Vec<PointId>) -> Result<(), VectorError> {
+        if ids.is_empty() {
+            return Ok(());
         }
+        let request = DeletePoints {
+            collection_name: self.name.to_owned(),
+            wait: Some(true),
+            points: Some(PointsSelector::from(ids)),
+            ..Default::default()
+        };
+        self.remote
+            .call("deleting records", |client| async move {
+                client.delete_points(request).await
+            })
+            .map(|_| ())
+    }
+
+    fn get(&self, id: PointId) -> Result<Option<MemoryRecord>, VectorError> {
+        self.get_points("reading a record", vec![id], true)?
+            .into_iter()
+            .next()
+            .map(|point| from_payload(point.payload))
+            .transpose()
+    }
+
+    fn page(
+        &self,
+        offset: Option<PointId>,
+    ) -> Result<(Vec<MemoryRecord>, Option<PointId>), VectorError> {
+        let request = ScrollPoints {
+            collection_name: self.name.to_owned(),
+            filter: Some(records_only()),
+            offset,
+            limit: Some(PAGE as u32),
+            with_payload: Some(WithPayloadSelector::from(true)),
+            with_vectors: Some(WithVectorsSelector::from(false)),
+            ..Default::default()
+        };
+        let answer = self.remote.call("reading records", |client| async move {
+            client.scroll(request).await
+        })?;
+        let records = answer
+            .result
+            .into_iter()
+            .map(|point| from_payload(point.payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, answer.next_page_offset))
+    }
+
+    fn nearest_dense(
+        &self,
+        vector: Vec<f32>,
+        filter: &RecordFilter,
+        limit: usize,
+    ) -> Result<Vec<(MemoryRecord, f32)>, VectorError> {
+        self.query(VectorInput::new_dense(vector), DENSE, filter, limit, false)?
+            .into_iter()
+            .map(|point| Ok((from_payload(point.payload)?, point.score)))
+            .collect()
+    }
+
+    fn nearest_keyword(
+        &self,
+        query: SparseVector,
+        filter: &RecordFilter,
+        limit: usize,
+    ) -> Result<Vec<KeywordHit>, VectorError> {
+        let input = VectorInput::new_sparse(query.indices, query.values);
+        self.query(input, SPARSE, filter, limit, true)?
+            .into_iter()
+            .map(|point| {
+                let stored = dense_of(point.vectors.as_ref());
+                Ok((from_payload(point.payload)?, point.score, stored))
+            })
+            .collect()
     }
 }
 
@@ -1074,10 +1006,6 @@ fn grpc_filter(filter: &RecordFilter) -> Filter {
         ],
         ..Default::default()
     }
-}
-
-fn point_id(id: &str) -> Result<PointId, VectorError> {
-    points::point_uuid(id).map(|uuid| PointId::from(uuid.to_string()))
 }
 
 fn from_payload(payload: HashMap<String, Value>) -> Result<MemoryRecord, VectorError> {
