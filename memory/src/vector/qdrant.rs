@@ -352,24 +352,27 @@ impl QdrantStore {
     /// `memory` commands that start over. The store refuses everything afterwards.
     pub fn drop_collection(self) -> Result<(), VectorError> {
         let _writes = self.writes.lock();
-        let names = list_collections(&self.remote)?;
-        for name in names
+        // the alias first (only if it is there: removing a missing alias is an error), so no
+        // reader is left on a generation about to go
+        if list_aliases(&self.remote)?
+            .iter()
+            .any(|alias| alias.alias_name == self.alias)
+        {
+            let delete = DeleteAlias {
+                alias_name: self.alias.clone(),
+            };
+            self.remote
+                .call("removing the alias", |client| async move {
+                    client.delete_alias(delete).await
+                })?;
+        }
+        for name in list_collections(&self.remote)?
             .iter()
             .filter(|name| generation_of(&self.alias, name).is_some())
         {
             delete_collection(&self.remote, name)?;
         }
-        let alias = self.alias.clone();
-        self.remote
-            .call("removing the alias", |client| async move {
-                client.delete_alias(alias).await
-            })
-            .map(|_| ())
-            .or_else(|error| match error {
-                // the server drops an alias with its collection
-                VectorError::Engine { message, .. } if message.contains("NotFound") => Ok(()),
-                other => Err(other),
-            })
+        Ok(())
     }
 
     fn mismatch(&self, active: &Active) -> Option<VectorError> {
@@ -693,11 +696,7 @@ fn open_alias(
     alias: &str,
     embedder: Arc<dyn Embedder>,
 ) -> Result<Active, VectorError> {
-    let aliases: Vec<AliasDescription> = remote
-        .call("listing aliases", |client| async move {
-            client.list_aliases().await
-        })?
-        .aliases;
+    let aliases = list_aliases(remote)?;
     let names = list_collections(remote)?;
     let live = match aliases.into_iter().find(|a| a.alias_name == alias) {
         Some(found) => {
@@ -776,6 +775,13 @@ fn generation_of(alias: &str, name: &str) -> Option<u64> {
         .strip_prefix("-gen-")?
         .parse()
         .ok()
+}
+
+fn list_aliases(remote: &Remote) -> Result<Vec<AliasDescription>, VectorError> {
+    let answer = remote.call("listing aliases", |client| async move {
+        client.list_aliases().await
+    })?;
+    Ok(answer.aliases)
 }
 
 fn list_collections(remote: &Remote) -> Result<Vec<String>, VectorError> {

@@ -418,3 +418,96 @@ fn qdrant_store_works_from_spawn_blocking_and_drops_inside_a_runtime() {
         Some(&"from_async-gen-1".to_owned())
     );
 }
+
+/// A plain qdrant-client on its own runtime, to change a server behind a store's back.
+fn raw_client(url: &str) -> (tokio::runtime::Runtime, qdrant_client::Qdrant) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = qdrant_client::Qdrant::from_url(url)
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    (runtime, client)
+}
+
+#[test]
+fn qdrant_without_its_alias_adopts_the_newest_finished_generation() {
+    use qdrant_client::qdrant::{CreateCollection, DeleteAlias};
+    let (sim, open) = qdrant_location(None);
+    let record = MemoryRecord::new("kept through a crash", "ops", Kind::Note, suite::t0());
+    open.open(Arc::new(HashingEmbedder::new()))
+        .unwrap()
+        .upsert(vec![record.clone()])
+        .unwrap();
+    // a crash in a reindex: the alias gone, generation 2 created but not finished (no meta)
+    let (runtime, client) = raw_client(sim.url());
+    runtime.block_on(async {
+        client
+            .delete_alias(DeleteAlias {
+                alias_name: DEFAULT_COLLECTION.to_owned(),
+            })
+            .await
+            .unwrap();
+        client
+            .create_collection(CreateCollection {
+                collection_name: format!("{DEFAULT_COLLECTION}-gen-2"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    assert!(sim.aliases().is_empty());
+
+    let store = open.open(Arc::new(HashingEmbedder::new())).unwrap();
+    assert_eq!(store.get(&record.id).unwrap(), Some(record));
+    let generation = format!("{DEFAULT_COLLECTION}-gen-1");
+    assert_eq!(
+        sim.collections(),
+        vec![generation.clone()],
+        "the unfinished one is dropped"
+    );
+    assert_eq!(sim.aliases().get(DEFAULT_COLLECTION), Some(&generation));
+}
+
+#[test]
+fn qdrant_refuses_a_collection_it_did_not_create_and_drops_its_own() {
+    use qdrant_client::qdrant::CreateCollection;
+    let (sim, _open) = qdrant_location(None);
+    let (runtime, client) = raw_client(sim.url());
+    runtime.block_on(async {
+        client
+            .create_collection(CreateCollection {
+                collection_name: "someone_elses".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    let foreign = QdrantConfig::new(sim.url()).with_collection("someone_elses");
+    let error = QdrantStore::connect(foreign, Arc::new(HashingEmbedder::new())).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            VectorError::InvalidInput {
+                field: "collection",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        sim.collections(),
+        vec!["someone_elses".to_owned()],
+        "left alone"
+    );
+
+    let ours = QdrantConfig::new(sim.url()).with_collection("ours");
+    let store = QdrantStore::connect(ours, Arc::new(HashingEmbedder::new())).unwrap();
+    assert_eq!(store.collection(), "ours");
+    assert!(sim.aliases().contains_key("ours"));
+    store.drop_collection().unwrap();
+    assert!(sim.aliases().is_empty());
+    assert_eq!(sim.collections(), vec!["someone_elses".to_owned()]);
+}
