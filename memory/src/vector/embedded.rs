@@ -11,9 +11,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use parking_lot::{Mutex, RwLock};
-use qdrant_edge::bm25_embed::EdgeBm25;
 use qdrant_edge::{
     CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
     EdgeVectorParamsBuilder, FieldIndexOperations, Filter, JsonPath, Modifier, NamedQuery, Payload,
@@ -24,52 +21,28 @@ use qdrant_edge::{
 };
 use serde_json::{Value, json};
 
-use super::generation::{self, Generation, KeywordHit, Pages, PointData};
+#[cfg(doc)]
+use super::MemoryStore;
+use super::generation::{Backend, Generation, KeywordHit, Live, PointData, Store};
 use super::points::{
     self, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, META_FORMAT, Meta, PAGE, RecordFilter, SPARSE,
 };
-use super::{
-    Embedder, ExpireReport, MemoryRecord, MemoryStats, MemoryStore, ReindexReport, Retention,
-    SearchHit, SearchQuery, UpsertReport, VectorError,
-};
+use super::{Embedder, MemoryRecord, VectorError};
 
 /// Names the live generation and its embedder ([`Meta`]).
 const META_FILE: &str = "meta.json";
 
-/// The live shard and what its vectors are. Replaced whole by a reindex.
-struct Active {
-    shard: EdgeShard,
-    meta: Meta,
-    /// The configured embedder; differs from `meta.embedder_id` until a reindex.
-    embedder: Arc<dyn Embedder>,
-}
-
-impl Active {
-    fn mismatch(&self, location: &Path) -> Option<VectorError> {
-        self.meta
-            .mismatch(&location.display().to_string(), self.embedder.as_ref())
-    }
-}
-
 /// Vector memory in process, persisted under `<data_dir>/vectors/`.
-pub struct EmbeddedStore {
+pub type EmbeddedStore = Store<Embedded>;
+
+/// Where the embedded store keeps its generations: `<data_dir>/vectors/`.
+pub struct Embedded {
     root: PathBuf,
-    bm25: EdgeBm25,
-    active: RwLock<Active>,
-    /// Serializes writes: the engine's flush must not run beside another update, and a reindex
-    /// must see every record.
-    writes: Mutex<()>,
+    /// `root`, displayed, for errors.
+    location: String,
 }
 
-impl std::fmt::Debug for EmbeddedStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedStore")
-            .field("root", &self.root)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EmbeddedStore {
+impl Store<Embedded> {
     /// Opens (or creates) the store under `<data_dir>/vectors/`. A store whose vectors were made
     /// by another embedder opens, but refuses search and upsert until [`MemoryStore::reindex`];
     /// an empty one simply switches to `embedder`.
@@ -80,50 +53,36 @@ impl EmbeddedStore {
             path: root.clone(),
             source,
         })?;
-        let bm25 = points::bm25(&root.display().to_string())?;
-        let active = match read_meta(&root)? {
+        let (shard, meta) = match read_meta(&root)? {
             Some(meta) => {
                 remove_other_generations(&root, meta.generation);
                 let path = generation_path(&root, meta.generation);
                 let shard = EdgeShard::load(&path, None)
                     .map_err(|error| engine("loading the shard", &path, error))?;
-                Active {
-                    shard,
-                    meta,
-                    embedder,
-                }
+                (shard, meta)
             }
             None => {
                 let meta = Meta::new(1, embedder.as_ref());
                 let shard = create_shard(&root, &meta)?;
                 write_meta(&root, &meta)?;
-                Active {
-                    shard,
-                    meta,
-                    embedder,
-                }
+                (shard, meta)
             }
         };
-        let store = Self {
+        let backend = Embedded {
+            location: root.display().to_string(),
             root,
-            bm25,
-            active: RwLock::new(active),
-            writes: Mutex::new(()),
         };
-        let empty_with_other_embedder = {
-            let active = store.active.read();
-            active.mismatch(&store.root).is_some() && store.shard(&active).count()? == 0
+        let live = Live {
+            handle: shard,
+            meta,
+            embedder,
         };
-        if empty_with_other_embedder {
-            let embedder = store.active.read().embedder.clone();
-            store.reindex(embedder)?;
-        }
-        Ok(store)
+        Store::new(backend, live)
     }
 
     /// Where the store lives (`<data_dir>/vectors`).
     pub fn path(&self) -> &Path {
-        &self.root
+        &self.backend.root
     }
 
     /// Builds the HNSW index of segments that have grown past the engine's indexing threshold
@@ -132,161 +91,65 @@ impl EmbeddedStore {
     /// anything was optimized.
     pub fn optimize(&self) -> Result<bool, VectorError> {
         let _writes = self.writes.lock();
-        let active = self.active.read();
-        let location = self.shard_path(&active);
-        let optimized = active
-            .shard
+        let live = self.live.read();
+        let location = generation_path(&self.backend.root, live.meta.generation);
+        let optimized = live
+            .handle
             .optimize()
             .map_err(|error| engine("optimizing", &location, error))?;
-        active.shard.flush();
+        live.handle.flush();
         Ok(optimized)
-    }
-
-    /// Whether the stored vectors were made by another embedder than the configured one.
-    pub fn needs_reindex(&self) -> bool {
-        self.active.read().mismatch(&self.root).is_some()
-    }
-
-    fn shard_path(&self, active: &Active) -> PathBuf {
-        generation_path(&self.root, active.meta.generation)
-    }
-
-    /// The live shard's point operations.
-    fn shard<'a>(&self, active: &'a Active) -> Shard<'a> {
-        Shard {
-            shard: &active.shard,
-            location: self.shard_path(active),
-        }
     }
 }
 
-impl MemoryStore for EmbeddedStore {
-    fn backend(&self) -> &'static str {
-        "embedded"
+impl Backend for Embedded {
+    type Handle = EdgeShard;
+    type Id = PointId;
+    type Generation<'a> = Shard<'a>;
+
+    const NAME: &'static str = "embedded";
+
+    fn location(&self) -> &str {
+        &self.location
     }
 
-    fn upsert(&self, records: Vec<MemoryRecord>) -> Result<UpsertReport, VectorError> {
-        let records = points::unique_valid(records)?;
-        let _writes = self.writes.lock();
-        let active = self.active.read();
-        if let Some(mismatch) = active.mismatch(&self.root) {
-            return Err(mismatch);
-        }
-        let embedder = active.embedder.as_ref();
-        generation::upsert(&self.shard(&active), embedder, &self.bm25, &records)
-    }
-
-    fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, VectorError> {
-        query.validate()?;
-        let active = self.active.read();
-        if let Some(mismatch) = active.mismatch(&self.root) {
-            return Err(mismatch);
-        }
-        let embedder = active.embedder.as_ref();
-        generation::search(&self.shard(&active), embedder, &self.bm25, query)
-    }
-
-    fn get(&self, id: &str) -> Result<Option<MemoryRecord>, VectorError> {
-        generation::get(&self.shard(&self.active.read()), id)
-    }
-
-    fn delete(&self, id: &str) -> Result<bool, VectorError> {
-        let _writes = self.writes.lock();
-        generation::delete(&self.shard(&self.active.read()), id)
-    }
-
-    fn stats(&self) -> Result<MemoryStats, VectorError> {
-        let active = self.active.read();
-        let records = generation::all_records(&self.shard(&active))?;
-        let (by_domain, by_kind) = points::tally(&records);
-        Ok(MemoryStats {
-            backend: self.backend(),
-            records: records.len(),
-            by_domain,
-            by_kind,
-            embedder_id: active.meta.embedder_id.clone(),
-            dims: active.meta.dims,
-            configured_embedder_id: active.embedder.id().to_owned(),
-            needs_reindex: active.mismatch(&self.root).is_some(),
-            disk_bytes: disk_bytes(&self.root),
-        })
-    }
-
-    fn expire(
-        &self,
-        now: DateTime<Utc>,
-        retention: &Retention,
-    ) -> Result<ExpireReport, VectorError> {
-        let _writes = self.writes.lock();
-        generation::expire(&self.shard(&self.active.read()), now, retention)
-    }
-
-    fn export(
-        &self,
-    ) -> Result<Box<dyn Iterator<Item = Result<MemoryRecord, VectorError>> + '_>, VectorError> {
-        Ok(Box::new(Pages::new(move |offset| {
-            self.shard(&self.active.read()).page(offset)
-        })))
-    }
-
-    fn reindex(&self, embedder: Arc<dyn Embedder>) -> Result<ReindexReport, VectorError> {
-        let _writes = self.writes.lock();
-        let (records, from, generation) = {
-            let active = self.active.read();
-            let records = generation::all_records(&self.shard(&active))?;
-            let from = (!records.is_empty()).then(|| active.meta.embedder_id.clone());
-            (records, from, active.meta.generation)
-        };
-        let meta = Meta::new(generation + 1, embedder.as_ref());
-        // searches keep using the old shard until the new one is complete
-        let shard = create_shard(&self.root, &meta)?;
-        let new = Shard {
-            shard: &shard,
+    fn generation<'a>(&'a self, shard: &'a EdgeShard, meta: &Meta) -> Shard<'a> {
+        Shard {
+            shard,
             location: generation_path(&self.root, meta.generation),
-        };
-        generation::write_records(&new, embedder.as_ref(), &self.bm25, &records)?;
-        write_meta(&self.root, &meta)?;
-        let old = {
-            let mut active = self.active.write();
-            std::mem::replace(
-                &mut *active,
-                Active {
-                    shard,
-                    meta,
-                    embedder: embedder.clone(),
-                },
-            )
-        };
-        let old_path = generation_path(&self.root, old.meta.generation);
-        drop(old);
-        if let Err(error) = std::fs::remove_dir_all(&old_path) {
-            tracing::warn!(path = %old_path.display(), %error, "could not remove the replaced vector shard");
         }
-        Ok(ReindexReport {
-            records: records.len(),
-            from_embedder: from,
-            to_embedder: embedder.id().to_owned(),
-        })
+    }
+
+    fn create(&self, meta: &Meta) -> Result<EdgeShard, VectorError> {
+        create_shard(&self.root, meta)
+    }
+
+    fn commit(&self, shard: &EdgeShard, meta: &Meta) -> Result<(), VectorError> {
+        shard.flush();
+        write_meta(&self.root, meta)
+    }
+
+    fn retire(&self, shard: EdgeShard, meta: &Meta) {
+        let path = generation_path(&self.root, meta.generation);
+        drop(shard);
+        if let Err(error) = std::fs::remove_dir_all(&path) {
+            tracing::warn!(path = %path.display(), %error, "could not remove the replaced vector shard");
+        }
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        disk_bytes(&self.root)
     }
 }
 
 /// One shard's point operations. qdrant-edge does not replay its WAL on load, so every write
 /// is flushed before it returns.
-struct Shard<'a> {
+pub struct Shard<'a> {
     shard: &'a EdgeShard,
     location: PathBuf,
 }
 
 impl Shard<'_> {
-    fn count(&self) -> Result<usize, VectorError> {
-        self.shard
-            .count(qdrant_edge::CountRequest {
-                filter: None,
-                exact: true,
-            })
-            .map_err(|error| engine("counting records", &self.location, error))
-    }
-
     fn update(&self, action: &'static str, operation: UpdateOperation) -> Result<(), VectorError> {
         self.shard
             .update(operation)
@@ -328,8 +191,17 @@ impl Shard<'_> {
 impl Generation for Shard<'_> {
     type Id = PointId;
 
-    fn point(record_id: &str) -> Result<PointId, VectorError> {
+    fn point(&self, record_id: &str) -> Result<PointId, VectorError> {
         points::point_uuid(record_id).map(PointId::Uuid)
+    }
+
+    fn count(&self) -> Result<usize, VectorError> {
+        self.shard
+            .count(qdrant_edge::CountRequest {
+                filter: None,
+                exact: true,
+            })
+            .map_err(|error| engine("counting records", &self.location, error))
     }
 
     fn count_stored(&self, ids: Vec<PointId>) -> Result<usize, VectorError> {
@@ -347,7 +219,7 @@ impl Generation for Shard<'_> {
                 named.insert(DENSE.to_owned(), VectorInternal::Dense(point.dense));
                 named.insert(SPARSE.to_owned(), VectorInternal::Sparse(point.sparse));
                 Ok(PointStructPersisted {
-                    id: Self::point(&point.record.id)?,
+                    id: self.point(&point.record.id)?,
                     vector: VectorStructPersisted::from(VectorStructInternal::Named(named)),
                     payload: Some(Payload(
                         points::record_payload(point.record)?.into_iter().collect(),

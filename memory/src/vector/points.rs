@@ -33,7 +33,7 @@ pub(crate) const META_FORMAT: u32 = 1;
 
 /// Which generation of a store is live and whose vectors it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Meta {
+pub struct Meta {
     pub format: u32,
     pub generation: u64,
     pub embedder_id: String,
@@ -151,7 +151,7 @@ pub(crate) fn record_from_payload(map: Map<String, Value>) -> Result<MemoryRecor
 /// What a search's filter asks of the payload, in payload terms; each backend translates it
 /// into its engine's filter.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RecordFilter {
+pub struct RecordFilter {
     /// Lowercase; empty means any.
     pub domains: Vec<String>,
     /// Empty means any.

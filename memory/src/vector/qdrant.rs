@@ -20,8 +20,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use parking_lot::{Mutex, RwLock};
 use qdrant_client::qdrant::{
     AliasDescription, Condition, CountPoints, CreateAlias, CreateCollection,
     CreateFieldIndexCollection, DeleteAlias, DeleteCollection, DeletePoints, DenseVector, Distance,
@@ -33,17 +31,15 @@ use qdrant_client::qdrant::{
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use qdrant_edge::SparseVector;
-use qdrant_edge::bm25_embed::EdgeBm25;
 use serde_json::Map;
 
-use super::generation::{self, Generation, KeywordHit, Pages, PointData};
+#[cfg(doc)]
+use super::MemoryStore;
+use super::generation::{Backend, Generation, KeywordHit, Live, PointData, Store};
 use super::points::{
     self, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, META_FORMAT, Meta, PAGE, RecordFilter, SPARSE,
 };
-use super::{
-    Embedder, ExpireReport, MemoryRecord, MemoryStats, MemoryStore, ReindexReport, Retention,
-    SearchHit, SearchQuery, UpsertReport, VectorError,
-};
+use super::{Embedder, MemoryRecord, VectorError};
 
 /// The collection (an alias on the server) when none is configured.
 pub const DEFAULT_COLLECTION: &str = "command_center_memory";
@@ -250,37 +246,19 @@ fn describe_status(status: &tonic::Status) -> String {
     }
 }
 
-/// The live generation and what its vectors are. Replaced whole by a reindex.
-struct Active {
-    /// The generation's collection, `<alias>-gen-<N>`.
-    collection: String,
-    meta: Meta,
-    /// The configured embedder; differs from `meta.embedder_id` until a reindex.
-    embedder: Arc<dyn Embedder>,
-}
-
 /// Vector memory on a Qdrant server.
-pub struct QdrantStore {
+pub type QdrantStore = Store<QdrantServer>;
+
+/// Where the Qdrant store keeps its generations: collections on a server, behind an alias.
+pub struct QdrantServer {
     remote: Remote,
     /// The configured collection name: the alias of the live generation.
     alias: String,
     /// `qdrant <url> collection <alias>`, for errors.
     location: String,
-    bm25: EdgeBm25,
-    active: RwLock<Active>,
-    /// Serializes this store's writes, so a reindex sees every record.
-    writes: Mutex<()>,
 }
 
-impl std::fmt::Debug for QdrantStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QdrantStore")
-            .field("location", &self.location)
-            .finish_non_exhaustive()
-    }
-}
-
-impl QdrantStore {
+impl Store<QdrantServer> {
     /// Connects to the server and opens (or creates) the collection. Like the embedded store, a
     /// collection whose vectors another embedder made opens but refuses search and upsert until
     /// [`MemoryStore::reindex`]; an empty one simply switches to `embedder`.
@@ -316,211 +294,104 @@ impl QdrantStore {
         remote.call("connecting to the Qdrant server", |client| async move {
             client.health_check().await
         })?;
-        let location = format!("qdrant {url} collection {}", config.collection);
-        let bm25 = points::bm25(&location)?;
-        let active = open_alias(&remote, &config.collection, embedder)?;
-        let store = Self {
+        let (collection, meta) = open_alias(&remote, &config.collection, embedder.as_ref())?;
+        let backend = QdrantServer {
             remote,
+            location: format!("qdrant {url} collection {}", config.collection),
             alias: config.collection,
-            location,
-            bm25,
-            active: RwLock::new(active),
-            writes: Mutex::new(()),
         };
-        let empty_with_other_embedder = {
-            let active = store.active.read();
-            store.mismatch(&active).is_some() && store.live(&active).count()? == 0
+        let live = Live {
+            handle: collection,
+            meta,
+            embedder,
         };
-        if empty_with_other_embedder {
-            let embedder = store.active.read().embedder.clone();
-            store.reindex(embedder)?;
-        }
-        Ok(store)
+        Store::new(backend, live)
     }
 
     /// The collection searches use (an alias of the live generation).
     pub fn collection(&self) -> &str {
-        &self.alias
-    }
-
-    /// Whether the stored vectors were made by another embedder than the configured one.
-    pub fn needs_reindex(&self) -> bool {
-        self.mismatch(&self.active.read()).is_some()
+        &self.backend.alias
     }
 
     /// Drops every generation of this store's collection and the alias: for tests and for
-    /// `memory` commands that start over. The store refuses everything afterwards.
+    /// `memory` commands that start over.
     pub fn drop_collection(self) -> Result<(), VectorError> {
         let _writes = self.writes.lock();
+        let server = &self.backend;
         // the alias first (only if it is there: removing a missing alias is an error), so no
         // reader is left on a generation about to go
-        if list_aliases(&self.remote)?
+        if list_aliases(&server.remote)?
             .iter()
-            .any(|alias| alias.alias_name == self.alias)
+            .any(|alias| alias.alias_name == server.alias)
         {
             let delete = DeleteAlias {
-                alias_name: self.alias.clone(),
+                alias_name: server.alias.clone(),
             };
-            self.remote
+            server
+                .remote
                 .call("removing the alias", |client| async move {
                     client.delete_alias(delete).await
                 })?;
         }
-        for name in list_collections(&self.remote)?
+        for name in list_collections(&server.remote)?
             .iter()
-            .filter(|name| generation_of(&self.alias, name).is_some())
+            .filter(|name| generation_of(&server.alias, name).is_some())
         {
-            delete_collection(&self.remote, name)?;
+            delete_collection(&server.remote, name)?;
         }
         Ok(())
     }
-
-    fn mismatch(&self, active: &Active) -> Option<VectorError> {
-        active
-            .meta
-            .mismatch(&self.location, active.embedder.as_ref())
-    }
-
-    /// The live generation's point operations.
-    fn live<'a>(&'a self, active: &'a Active) -> Collection<'a> {
-        Collection {
-            remote: &self.remote,
-            name: &active.collection,
-        }
-    }
 }
 
-impl MemoryStore for QdrantStore {
-    fn backend(&self) -> &'static str {
-        "qdrant"
+impl Backend for QdrantServer {
+    /// The generation's collection name, `<alias>-gen-<N>`.
+    type Handle = String;
+    type Id = PointId;
+    type Generation<'a> = Collection<'a>;
+
+    const NAME: &'static str = "qdrant";
+
+    fn location(&self) -> &str {
+        &self.location
     }
 
-    fn upsert(&self, records: Vec<MemoryRecord>) -> Result<UpsertReport, VectorError> {
-        let records = points::unique_valid(records)?;
-        let _writes = self.writes.lock();
-        let active = self.active.read();
-        if let Some(mismatch) = self.mismatch(&active) {
-            return Err(mismatch);
-        }
-        let embedder = active.embedder.as_ref();
-        generation::upsert(&self.live(&active), embedder, &self.bm25, &records)
-    }
-
-    fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, VectorError> {
-        query.validate()?;
-        let active = self.active.read();
-        if let Some(mismatch) = self.mismatch(&active) {
-            return Err(mismatch);
-        }
-        let embedder = active.embedder.as_ref();
-        generation::search(&self.live(&active), embedder, &self.bm25, query)
-    }
-
-    fn get(&self, id: &str) -> Result<Option<MemoryRecord>, VectorError> {
-        generation::get(&self.live(&self.active.read()), id)
-    }
-
-    fn delete(&self, id: &str) -> Result<bool, VectorError> {
-        let _writes = self.writes.lock();
-        generation::delete(&self.live(&self.active.read()), id)
-    }
-
-    fn stats(&self) -> Result<MemoryStats, VectorError> {
-        let active = self.active.read();
-        let records = generation::all_records(&self.live(&active))?;
-        let (by_domain, by_kind) = points::tally(&records);
-        Ok(MemoryStats {
-            backend: self.backend(),
-            records: records.len(),
-            by_domain,
-            by_kind,
-            embedder_id: active.meta.embedder_id.clone(),
-            dims: active.meta.dims,
-            configured_embedder_id: active.embedder.id().to_owned(),
-            needs_reindex: self.mismatch(&active).is_some(),
-            // the server does not say
-            disk_bytes: 0,
-        })
-    }
-
-    fn expire(
-        &self,
-        now: DateTime<Utc>,
-        retention: &Retention,
-    ) -> Result<ExpireReport, VectorError> {
-        let _writes = self.writes.lock();
-        generation::expire(&self.live(&self.active.read()), now, retention)
-    }
-
-    fn export(
-        &self,
-    ) -> Result<Box<dyn Iterator<Item = Result<MemoryRecord, VectorError>> + '_>, VectorError> {
-        Ok(Box::new(Pages::new(move |offset| {
-            self.live(&self.active.read()).page(offset)
-        })))
-    }
-
-    fn reindex(&self, embedder: Arc<dyn Embedder>) -> Result<ReindexReport, VectorError> {
-        let _writes = self.writes.lock();
-        let (records, from, generation) = {
-            let active = self.active.read();
-            let records = generation::all_records(&self.live(&active))?;
-            let from = (!records.is_empty()).then(|| active.meta.embedder_id.clone());
-            (records, from, active.meta.generation)
-        };
-        let meta = Meta::new(generation + 1, embedder.as_ref());
-        let collection = generation_name(&self.alias, meta.generation);
-        // searches keep using the old generation until the new one is complete
-        create_generation(&self.remote, &collection, meta.dims)?;
-        let new = Collection {
+    fn generation<'a>(&'a self, name: &'a String, _meta: &Meta) -> Collection<'a> {
+        Collection {
             remote: &self.remote,
-            name: &collection,
-        };
-        generation::write_records(&new, embedder.as_ref(), &self.bm25, &records)?;
-        write_meta(&self.remote, &collection, &meta)?;
-        point_alias(&self.remote, &self.alias, &collection)?;
-        let old = {
-            let mut active = self.active.write();
-            std::mem::replace(
-                &mut *active,
-                Active {
-                    collection,
-                    meta,
-                    embedder: embedder.clone(),
-                },
-            )
-        };
-        if let Err(error) = delete_collection(&self.remote, &old.collection) {
-            tracing::warn!(collection = %old.collection, %error, "could not drop the replaced vector generation");
+            name,
         }
-        Ok(ReindexReport {
-            records: records.len(),
-            from_embedder: from,
-            to_embedder: embedder.id().to_owned(),
-        })
+    }
+
+    fn create(&self, meta: &Meta) -> Result<String, VectorError> {
+        let name = generation_name(&self.alias, meta.generation);
+        create_generation(&self.remote, &name, meta.dims)?;
+        Ok(name)
+    }
+
+    fn commit(&self, name: &String, meta: &Meta) -> Result<(), VectorError> {
+        write_meta(&self.remote, name, meta)?;
+        point_alias(&self.remote, &self.alias, name)
+    }
+
+    fn retire(&self, name: String, _meta: &Meta) {
+        if let Err(error) = delete_collection(&self.remote, &name) {
+            tracing::warn!(collection = %name, %error, "could not drop the replaced vector generation");
+        }
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        // the server does not say
+        0
     }
 }
 
 /// One generation's point operations on the server; every write waits until it is applied.
-struct Collection<'a> {
+pub struct Collection<'a> {
     remote: &'a Remote,
     name: &'a str,
 }
 
 impl Collection<'_> {
-    fn count(&self) -> Result<usize, VectorError> {
-        let request = CountPoints {
-            collection_name: self.name.to_owned(),
-            filter: Some(records_only()),
-            exact: Some(true),
-            ..Default::default()
-        };
-        let answer = self.remote.call("counting records", |client| async move {
-            client.count(request).await
-        })?;
-        Ok(answer.result.map_or(0, |result| result.count) as usize)
-    }
-
     fn get_points(
         &self,
         action: &'static str,
@@ -583,8 +454,21 @@ impl Collection<'_> {
 impl Generation for Collection<'_> {
     type Id = PointId;
 
-    fn point(record_id: &str) -> Result<PointId, VectorError> {
+    fn point(&self, record_id: &str) -> Result<PointId, VectorError> {
         points::point_uuid(record_id).map(|uuid| PointId::from(uuid.to_string()))
+    }
+
+    fn count(&self) -> Result<usize, VectorError> {
+        let request = CountPoints {
+            collection_name: self.name.to_owned(),
+            filter: Some(records_only()),
+            exact: Some(true),
+            ..Default::default()
+        };
+        let answer = self.remote.call("counting records", |client| async move {
+            client.count(request).await
+        })?;
+        Ok(answer.result.map_or(0, |result| result.count) as usize)
     }
 
     fn count_stored(&self, ids: Vec<PointId>) -> Result<usize, VectorError> {
@@ -602,7 +486,7 @@ impl Generation for Collection<'_> {
                     Vector::new_sparse(point.sparse.indices, point.sparse.values),
                 );
                 Ok(PointStruct {
-                    id: Some(Self::point(&point.record.id)?),
+                    id: Some(self.point(&point.record.id)?),
                     vectors: Some(Vectors::from(NamedVectors { vectors: named })),
                     payload: Payload::from(points::record_payload(point.record)?).into(),
                 })
@@ -694,8 +578,8 @@ impl Generation for Collection<'_> {
 fn open_alias(
     remote: &Remote,
     alias: &str,
-    embedder: Arc<dyn Embedder>,
-) -> Result<Active, VectorError> {
+    embedder: &dyn Embedder,
+) -> Result<(String, Meta), VectorError> {
     let aliases = list_aliases(remote)?;
     let names = list_collections(remote)?;
     let live = match aliases.into_iter().find(|a| a.alias_name == alias) {
@@ -741,7 +625,7 @@ fn open_alias(
     let (collection, meta) = match live {
         Some(live) => live,
         None => {
-            let meta = Meta::new(1, embedder.as_ref());
+            let meta = Meta::new(1, embedder);
             let collection = generation_name(alias, 1);
             create_generation(remote, &collection, meta.dims)?;
             write_meta(remote, &collection, &meta)?;
@@ -758,11 +642,7 @@ fn open_alias(
             tracing::warn!(collection = %name, %error, "could not drop a stale vector generation");
         }
     }
-    Ok(Active {
-        collection,
-        meta,
-        embedder,
-    })
+    Ok((collection, meta))
 }
 
 fn generation_name(alias: &str, generation: u64) -> String {
