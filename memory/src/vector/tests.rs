@@ -316,7 +316,16 @@ fn qdrant_config_checks_the_key_without_showing_it() {
     assert!(!format!("{config:?}").contains("key-abc"));
     let shown = refused_config(config, "api_key");
     assert!(!shown.contains("key-abc"), "{shown}");
-    refused_config(QdrantConfig::new("localhost:6334"), "url");
+    let shown = refused_config(QdrantConfig::new("localhost:6334"), "url");
+    assert!(
+        shown.contains("http://host:6334"),
+        "says what is expected: {shown}"
+    );
+    let shown = refused_config(
+        QdrantConfig::new("ftp://user:pass-xyz@host:6334/a@b"),
+        "url",
+    );
+    assert!(shown.contains("ftp://[redacted]@host:6334/a@b"), "{shown}");
     refused_config(
         QdrantConfig::new("http://127.0.0.1:6334").with_collection("no spaces"),
         "collection",
