@@ -8,8 +8,9 @@
 //!   ([`SeriesStore`]);
 //! - **state**: small JSON documents by string key ([`StateStore`]);
 //! - **vector memory**: documents with provenance, searched by meaning and keywords, in the
-//!   Qdrant engine embedded in process under `<data_dir>/vectors/` ([`vector::MemoryStore`],
-//!   [`vector::EmbeddedStore`], [`vector::Embedder`]);
+//!   Qdrant engine embedded in process under `<data_dir>/vectors/` or on a Qdrant server over
+//!   gRPC ([`vector::MemoryStore`], [`vector::EmbeddedStore`], [`vector::QdrantStore`],
+//!   [`vector::Embedder`]);
 //! - consistent online **snapshots** and offline **restore** ([`Store::snapshot`],
 //!   [`Store::restore`]);
 //! - the **local embedder** ([`minilm`]): all-MiniLM-L6-v2 on the CPU through candle.
@@ -21,7 +22,7 @@
 //!   needs a reindex first;
 //! - rewrite or delete journal entries, or acknowledge an append before it is flushed to disk;
 //! - hold secrets: callers put no credentials in entries, series labels or state, and errors
-//!   here only name paths, seqs and keys;
+//!   here only name paths, seqs, keys and server URLs (never a Qdrant API key);
 //! - panic on bad data: damaged bytes become a [`StoreError`] or a [`ChainProblem`].
 
 mod checkpoint;

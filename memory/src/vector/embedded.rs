@@ -5,17 +5,12 @@
 //! Each point holds a dense vector `dense` (cosine) and a sparse vector `bm25` (Qdrant's own BM25
 //! document embedding with the IDF modifier, so keyword scores are real BM25 over the whole
 //! collection). The payload holds the record's fields plus millisecond timestamps for range
-//! filters. qdrant-edge does not replay its WAL on load, so every write is flushed before it
-//! returns.
+//! filters (see `points`); the record-level behaviour is `generation`'s, over [`Shard`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use parking_lot::{Mutex, RwLock};
-use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
-use qdrant_edge::external::uuid::Uuid;
 use qdrant_edge::{
     CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
     EdgeVectorParamsBuilder, FieldIndexOperations, Filter, JsonPath, Modifier, NamedQuery, Payload,
@@ -24,71 +19,30 @@ use qdrant_edge::{
     VectorInternal, VectorStructInternal, VectorStructPersisted, WalOptions, WithPayloadInterface,
     WithVector,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::embed::check_vectors;
-use super::{
-    Embedder, ExpireReport, MemoryRecord, MemoryStats, MemoryStore, ReindexReport, Retention,
-    SearchHit, SearchQuery, UpsertReport, VectorError, rank,
+#[cfg(doc)]
+use super::MemoryStore;
+use super::generation::{Backend, Generation, KeywordHit, Live, PointData, Store};
+use super::points::{
+    self, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, META_FORMAT, Meta, PAGE, RecordFilter, SPARSE,
 };
+use super::{Embedder, MemoryRecord, VectorError};
 
-const DENSE: &str = "dense";
-const SPARSE: &str = "bm25";
+/// Names the live generation and its embedder ([`Meta`]).
 const META_FILE: &str = "meta.json";
-const META_FORMAT: u32 = 1;
-/// Records embedded and written per engine update.
-const BATCH: usize = 256;
-/// Records read per scroll page.
-const PAGE: usize = 512;
-
-/// What `meta.json` records: which shard generation is live and whose vectors it holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Meta {
-    format: u32,
-    generation: u64,
-    embedder_id: String,
-    dims: usize,
-}
-
-/// The live shard and what its vectors are. Replaced whole by a reindex.
-struct Active {
-    shard: EdgeShard,
-    meta: Meta,
-    /// The configured embedder; differs from `meta.embedder_id` until a reindex.
-    embedder: Arc<dyn Embedder>,
-}
-
-impl Active {
-    fn mismatch(&self, location: &Path) -> Option<VectorError> {
-        (self.meta.embedder_id != self.embedder.id() || self.meta.dims != self.embedder.dims())
-            .then(|| VectorError::EmbedderMismatch {
-                location: location.display().to_string(),
-                stored: format!("{} ({} dims)", self.meta.embedder_id, self.meta.dims),
-                configured: format!("{} ({} dims)", self.embedder.id(), self.embedder.dims()),
-            })
-    }
-}
 
 /// Vector memory in process, persisted under `<data_dir>/vectors/`.
-pub struct EmbeddedStore {
+pub type EmbeddedStore = Store<Embedded>;
+
+/// Where the embedded store keeps its generations: `<data_dir>/vectors/`.
+pub struct Embedded {
     root: PathBuf,
-    bm25: EdgeBm25,
-    active: RwLock<Active>,
-    /// Serializes writes: the engine's flush must not run beside another update, and a reindex
-    /// must see every record.
-    writes: Mutex<()>,
+    /// `root`, displayed, for errors.
+    location: String,
 }
 
-impl std::fmt::Debug for EmbeddedStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedStore")
-            .field("root", &self.root)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EmbeddedStore {
+impl Store<Embedded> {
     /// Opens (or creates) the store under `<data_dir>/vectors/`. A store whose vectors were made
     /// by another embedder opens, but refuses search and upsert until [`MemoryStore::reindex`];
     /// an empty one simply switches to `embedder`.
@@ -99,60 +53,36 @@ impl EmbeddedStore {
             path: root.clone(),
             source,
         })?;
-        let bm25 =
-            EdgeBm25::new(EdgeBm25Config::default()).map_err(|error| VectorError::Engine {
-                action: "building the BM25 tokenizer",
-                location: root.display().to_string(),
-                message: error.to_string(),
-            })?;
-        let active = match read_meta(&root)? {
+        let (shard, meta) = match read_meta(&root)? {
             Some(meta) => {
                 remove_other_generations(&root, meta.generation);
                 let path = generation_path(&root, meta.generation);
                 let shard = EdgeShard::load(&path, None)
                     .map_err(|error| engine("loading the shard", &path, error))?;
-                Active {
-                    shard,
-                    meta,
-                    embedder,
-                }
+                (shard, meta)
             }
             None => {
-                let meta = Meta {
-                    format: META_FORMAT,
-                    generation: 1,
-                    embedder_id: embedder.id().to_owned(),
-                    dims: embedder.dims(),
-                };
+                let meta = Meta::new(1, embedder.as_ref());
                 let shard = create_shard(&root, &meta)?;
                 write_meta(&root, &meta)?;
-                Active {
-                    shard,
-                    meta,
-                    embedder,
-                }
+                (shard, meta)
             }
         };
-        let store = Self {
+        let backend = Embedded {
+            location: root.display().to_string(),
             root,
-            bm25,
-            active: RwLock::new(active),
-            writes: Mutex::new(()),
         };
-        let empty_with_other_embedder = {
-            let active = store.active.read();
-            active.mismatch(&store.root).is_some() && store.count(&active)? == 0
+        let live = Live {
+            handle: shard,
+            meta,
+            embedder,
         };
-        if empty_with_other_embedder {
-            let embedder = store.active.read().embedder.clone();
-            store.reindex(embedder)?;
-        }
-        Ok(store)
+        Store::new(backend, live)
     }
 
     /// Where the store lives (`<data_dir>/vectors`).
     pub fn path(&self) -> &Path {
-        &self.root
+        &self.backend.root
     }
 
     /// Builds the HNSW index of segments that have grown past the engine's indexing threshold
@@ -161,138 +91,88 @@ impl EmbeddedStore {
     /// anything was optimized.
     pub fn optimize(&self) -> Result<bool, VectorError> {
         let _writes = self.writes.lock();
-        let active = self.active.read();
-        let location = self.shard_path(&active);
-        let optimized = active
-            .shard
+        let live = self.live.read();
+        let location = generation_path(&self.backend.root, live.meta.generation);
+        let optimized = live
+            .handle
             .optimize()
             .map_err(|error| engine("optimizing", &location, error))?;
-        active.shard.flush();
+        live.handle.flush();
         Ok(optimized)
     }
+}
 
-    /// Whether the stored vectors were made by another embedder than the configured one.
-    pub fn needs_reindex(&self) -> bool {
-        self.active.read().mismatch(&self.root).is_some()
+impl Backend for Embedded {
+    type Handle = EdgeShard;
+    type Id = PointId;
+    type Generation<'a> = Shard<'a>;
+
+    const NAME: &'static str = "embedded";
+
+    fn location(&self) -> &str {
+        &self.location
     }
 
-    fn shard_path(&self, active: &Active) -> PathBuf {
-        generation_path(&self.root, active.meta.generation)
-    }
-
-    fn count(&self, active: &Active) -> Result<usize, VectorError> {
-        active
-            .shard
-            .count(qdrant_edge::CountRequest {
-                filter: None,
-                exact: true,
-            })
-            .map_err(|error| engine("counting records", &self.shard_path(active), error))
-    }
-
-    /// Builds engine points for records, embedding their texts with `embedder`.
-    fn points(
-        &self,
-        embedder: &dyn Embedder,
-        records: &[MemoryRecord],
-    ) -> Result<Vec<PointStructPersisted>, VectorError> {
-        let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
-        let vectors = embedder.embed(&texts)?;
-        check_vectors(embedder, texts.len(), &vectors)?;
-        records
-            .iter()
-            .zip(vectors)
-            .map(|(record, dense)| {
-                let sparse = self.bm25.embed_document(&record.text);
-                let mut named = HashMap::new();
-                named.insert(DENSE.to_owned(), VectorInternal::Dense(dense));
-                named.insert(SPARSE.to_owned(), VectorInternal::Sparse(sparse));
-                Ok(PointStructPersisted {
-                    id: point_id(&record.id)?,
-                    vector: VectorStructPersisted::from(VectorStructInternal::Named(named)),
-                    payload: Some(to_payload(record)?),
-                })
-            })
-            .collect()
-    }
-
-    fn write_points(
-        &self,
-        shard: &EdgeShard,
-        location: &Path,
-        points: Vec<PointStructPersisted>,
-    ) -> Result<(), VectorError> {
-        shard
-            .update(UpdateOperation::PointOperation(
-                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
-            ))
-            .map_err(|error| engine("writing records", location, error))
-    }
-
-    fn delete_points(&self, active: &Active, ids: Vec<PointId>) -> Result<(), VectorError> {
-        if ids.is_empty() {
-            return Ok(());
+    fn generation<'a>(&'a self, shard: &'a EdgeShard, meta: &Meta) -> Shard<'a> {
+        Shard {
+            shard,
+            location: generation_path(&self.root, meta.generation),
         }
-        active
-            .shard
-            .update(UpdateOperation::PointOperation(
-                PointOperations::DeletePoints { ids },
-            ))
-            .map_err(|error| engine("deleting records", &self.shard_path(active), error))?;
-        active.shard.flush();
+    }
+
+    fn create(&self, meta: &Meta) -> Result<EdgeShard, VectorError> {
+        create_shard(&self.root, meta)
+    }
+
+    fn commit(&self, shard: &EdgeShard, meta: &Meta) -> Result<(), VectorError> {
+        shard.flush();
+        write_meta(&self.root, meta)
+    }
+
+    fn retire(&self, shard: EdgeShard, meta: &Meta) {
+        let path = generation_path(&self.root, meta.generation);
+        drop(shard);
+        if let Err(error) = std::fs::remove_dir_all(&path) {
+            tracing::warn!(path = %path.display(), %error, "could not remove the replaced vector shard");
+        }
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        disk_bytes(&self.root)
+    }
+}
+
+/// One shard's point operations. qdrant-edge does not replay its WAL on load, so every write
+/// is flushed before it returns.
+pub struct Shard<'a> {
+    shard: &'a EdgeShard,
+    location: PathBuf,
+}
+
+impl Shard<'_> {
+    fn update(&self, action: &'static str, operation: UpdateOperation) -> Result<(), VectorError> {
+        self.shard
+            .update(operation)
+            .map_err(|error| engine(action, &self.location, error))?;
+        self.shard.flush();
         Ok(())
     }
 
-    /// One scroll page of records after `offset`, and the offset of the next page.
-    fn page(
+    fn search(
         &self,
-        active: &Active,
-        offset: Option<PointId>,
-    ) -> Result<(Vec<MemoryRecord>, Option<PointId>), VectorError> {
-        let (points, next) = active
-            .shard
-            .scroll(ScrollRequest {
-                offset,
-                limit: Some(PAGE),
-                filter: None,
-                with_payload: Some(WithPayloadInterface::Bool(true)),
-                with_vector: WithVector::Bool(false),
-                order_by: None,
-            })
-            .map_err(|error| engine("reading records", &self.shard_path(active), error))?;
-        let records = points
-            .into_iter()
-            .map(|point| from_payload(point.payload))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((records, next))
-    }
-
-    fn all_records(&self, active: &Active) -> Result<Vec<MemoryRecord>, VectorError> {
-        let mut records = Vec::new();
-        let mut offset = None;
-        loop {
-            let (page, next) = self.page(active, offset)?;
-            records.extend(page);
-            match next {
-                Some(next) => offset = Some(next),
-                None => return Ok(records),
-            }
-        }
-    }
-
-    fn search_engine(
-        &self,
-        active: &Active,
-        query: QueryEnum,
-        filter: Option<Filter>,
+        query: VectorInternal,
+        using: &str,
+        filter: &RecordFilter,
         limit: usize,
         with_dense: bool,
     ) -> Result<Vec<qdrant_edge::ScoredPoint>, VectorError> {
-        active
-            .shard
+        self.shard
             .search(SearchRequest {
-                query,
-                filter,
+                query: QueryEnum::Nearest(NamedQuery {
+                    query,
+                    using: Some(using.to_owned()),
+                }),
+                filter: filter_for(filter)?,
                 params: None,
                 limit,
                 offset: 0,
@@ -304,293 +184,125 @@ impl EmbeddedStore {
                 }),
                 score_threshold: None,
             })
-            .map_err(|error| engine("searching", &self.shard_path(active), error))
+            .map_err(|error| engine("searching", &self.location, error))
     }
 }
 
-impl MemoryStore for EmbeddedStore {
-    fn backend(&self) -> &'static str {
-        "embedded"
+impl Generation for Shard<'_> {
+    type Id = PointId;
+
+    fn point(&self, record_id: &str) -> Result<PointId, VectorError> {
+        points::point_uuid(record_id).map(PointId::Uuid)
     }
 
-    fn upsert(&self, records: Vec<MemoryRecord>) -> Result<UpsertReport, VectorError> {
-        for (index, record) in records.iter().enumerate() {
-            record.validate(index)?;
-        }
-        // the same document twice in one call is one record
-        let mut unique: BTreeMap<&str, &MemoryRecord> = BTreeMap::new();
-        for record in &records {
-            unique.insert(record.id.as_str(), record);
-        }
-        let records: Vec<MemoryRecord> = unique.into_values().cloned().collect();
-        let _writes = self.writes.lock();
-        let active = self.active.read();
-        if let Some(mismatch) = active.mismatch(&self.root) {
-            return Err(mismatch);
-        }
-        let location = self.shard_path(&active);
-        let mut report = UpsertReport::default();
-        for batch in records.chunks(BATCH) {
-            let ids = batch
-                .iter()
-                .map(|r| point_id(&r.id))
-                .collect::<Result<Vec<_>, _>>()?;
-            let existing = active
-                .shard
-                .retrieve(&ids, Some(WithPayloadInterface::Bool(false)), None)
-                .map_err(|error| engine("looking up records", &location, error))?
-                .len();
-            let points = self.points(active.embedder.as_ref(), batch)?;
-            self.write_points(&active.shard, &location, points)?;
-            report.replaced += existing;
-            report.inserted += batch.len() - existing;
-        }
-        active.shard.flush();
-        Ok(report)
-    }
-
-    fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, VectorError> {
-        query.validate()?;
-        let now = query.now.unwrap_or_else(Utc::now);
-        let active = self.active.read();
-        if let Some(mismatch) = active.mismatch(&self.root) {
-            return Err(mismatch);
-        }
-        let embedder = active.embedder.as_ref();
-        let query_vectors = embedder.embed(&[query.text.as_str()])?;
-        check_vectors(embedder, 1, &query_vectors)?;
-        let query_vector = query_vectors.into_iter().next().unwrap_or_default();
-        let filter = filter_for(query, now)?;
-        let candidates = (query.limit * 4).clamp(40, 1000);
-
-        // candidate id -> (record, dense cosine, raw BM25)
-        let mut found: HashMap<PointId, (MemoryRecord, f32, f32)> = HashMap::new();
-        let dense_hits = self.search_engine(
-            &active,
-            QueryEnum::Nearest(NamedQuery {
-                query: VectorInternal::Dense(query_vector.clone()),
-                using: Some(DENSE.to_owned()),
-            }),
-            filter.clone(),
-            candidates,
-            false,
-        )?;
-        for point in dense_hits {
-            let record = from_payload(point.payload)?;
-            found.insert(point.id, (record, point.score, 0.0));
-        }
-        let sparse_query = self.bm25.embed_query(&query.text);
-        if !sparse_query.indices.is_empty() && query.weights.keyword > 0.0 {
-            let keyword_hits = self.search_engine(
-                &active,
-                QueryEnum::Nearest(NamedQuery {
-                    query: VectorInternal::Sparse(SparseVector {
-                        indices: sparse_query.indices,
-                        values: sparse_query.values,
-                    }),
-                    using: Some(SPARSE.to_owned()),
-                }),
-                filter,
-                candidates,
-                true,
-            )?;
-            for point in keyword_hits {
-                if let Some(entry) = found.get_mut(&point.id) {
-                    entry.2 = point.score;
-                } else {
-                    let dense = dense_of(point.vector.as_ref())
-                        .map(|stored| cosine(&query_vector, stored))
-                        .unwrap_or(0.0);
-                    let record = from_payload(point.payload)?;
-                    found.insert(point.id, (record, dense, point.score));
-                }
-            }
-        }
-        let best_keyword = found.values().map(|entry| entry.2).fold(0.0f32, f32::max);
-        let mut hits: Vec<SearchHit> = found
-            .into_values()
-            .map(|(record, dense, keyword_raw)| {
-                let keyword = if best_keyword > 0.0 {
-                    (keyword_raw / best_keyword).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
-                SearchHit {
-                    score: query.combine(dense, keyword, record.fetched_at, now),
-                    dense_score: dense,
-                    keyword_score: keyword,
-                    record,
-                }
+    fn count(&self) -> Result<usize, VectorError> {
+        self.shard
+            .count(qdrant_edge::CountRequest {
+                filter: None,
+                exact: true,
             })
-            .collect();
-        rank(&mut hits);
-        hits.truncate(query.limit);
-        Ok(hits)
+            .map_err(|error| engine("counting records", &self.location, error))
     }
 
-    fn get(&self, id: &str) -> Result<Option<MemoryRecord>, VectorError> {
-        let point = point_id(id)?;
-        let active = self.active.read();
-        let mut found = active
+    fn count_stored(&self, ids: Vec<PointId>) -> Result<usize, VectorError> {
+        self.shard
+            .retrieve(&ids, Some(WithPayloadInterface::Bool(false)), None)
+            .map(|found| found.len())
+            .map_err(|error| engine("looking up records", &self.location, error))
+    }
+
+    fn write(&self, points: Vec<PointData<'_>>) -> Result<(), VectorError> {
+        let points = points
+            .into_iter()
+            .map(|point| {
+                let mut named = HashMap::new();
+                named.insert(DENSE.to_owned(), VectorInternal::Dense(point.dense));
+                named.insert(SPARSE.to_owned(), VectorInternal::Sparse(point.sparse));
+                Ok(PointStructPersisted {
+                    id: self.point(&point.record.id)?,
+                    vector: VectorStructPersisted::from(VectorStructInternal::Named(named)),
+                    payload: Some(Payload(
+                        points::record_payload(point.record)?.into_iter().collect(),
+                    )),
+                })
+            })
+            .collect::<Result<Vec<_>, VectorError>>()?;
+        self.update(
+            "writing records",
+            UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                PointInsertOperations::PointsList(points),
+            )),
+        )
+    }
+
+    fn remove(&self, ids: Vec<PointId>) -> Result<(), VectorError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.update(
+            "deleting records",
+            UpdateOperation::PointOperation(PointOperations::DeletePoints { ids }),
+        )
+    }
+
+    fn get(&self, id: PointId) -> Result<Option<MemoryRecord>, VectorError> {
+        let mut found = self
             .shard
-            .retrieve(&[point], Some(WithPayloadInterface::Bool(true)), None)
-            .map_err(|error| engine("reading a record", &self.shard_path(&active), error))?;
-        match found.pop() {
-            Some(point) => from_payload(point.payload).map(Some),
-            None => Ok(None),
-        }
+            .retrieve(&[id], Some(WithPayloadInterface::Bool(true)), None)
+            .map_err(|error| engine("reading a record", &self.location, error))?;
+        found
+            .pop()
+            .map(|point| from_payload(point.payload))
+            .transpose()
     }
 
-    fn delete(&self, id: &str) -> Result<bool, VectorError> {
-        let point = point_id(id)?;
-        let _writes = self.writes.lock();
-        let active = self.active.read();
-        let existed = !active
+    fn page(
+        &self,
+        offset: Option<PointId>,
+    ) -> Result<(Vec<MemoryRecord>, Option<PointId>), VectorError> {
+        let (points, next) = self
             .shard
-            .retrieve(&[point], Some(WithPayloadInterface::Bool(false)), None)
-            .map_err(|error| engine("reading a record", &self.shard_path(&active), error))?
-            .is_empty();
-        if existed {
-            self.delete_points(&active, vec![point])?;
-        }
-        Ok(existed)
+            .scroll(ScrollRequest {
+                offset,
+                limit: Some(PAGE),
+                filter: None,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: WithVector::Bool(false),
+                order_by: None,
+            })
+            .map_err(|error| engine("reading records", &self.location, error))?;
+        let records = points
+            .into_iter()
+            .map(|point| from_payload(point.payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, next))
     }
 
-    fn stats(&self) -> Result<MemoryStats, VectorError> {
-        let active = self.active.read();
-        let mut by_domain = BTreeMap::new();
-        let mut by_kind = BTreeMap::new();
-        let records = self.all_records(&active)?;
-        for record in &records {
-            *by_domain.entry(record.domain.clone()).or_insert(0) += 1;
-            *by_kind.entry(record.kind).or_insert(0) += 1;
-        }
-        Ok(MemoryStats {
-            backend: self.backend(),
-            records: records.len(),
-            by_domain,
-            by_kind,
-            embedder_id: active.meta.embedder_id.clone(),
-            dims: active.meta.dims,
-            configured_embedder_id: active.embedder.id().to_owned(),
-            needs_reindex: active.mismatch(&self.root).is_some(),
-            disk_bytes: disk_bytes(&self.root),
-        })
-    }
-
-    fn expire(
+    fn nearest_dense(
         &self,
-        now: DateTime<Utc>,
-        retention: &Retention,
-    ) -> Result<ExpireReport, VectorError> {
-        let _writes = self.writes.lock();
-        let active = self.active.read();
-        let mut report = ExpireReport::default();
-        let mut due = Vec::new();
-        for record in self.all_records(&active)? {
-            if retention.is_due(&record, now) {
-                *report.removed_by_kind.entry(record.kind).or_insert(0) += 1;
-                due.push(point_id(&record.id)?);
-            }
-        }
-        report.removed = due.len();
-        for batch in due.chunks(BATCH) {
-            self.delete_points(&active, batch.to_vec())?;
-        }
-        Ok(report)
+        vector: Vec<f32>,
+        filter: &RecordFilter,
+        limit: usize,
+    ) -> Result<Vec<(MemoryRecord, f32)>, VectorError> {
+        self.search(VectorInternal::Dense(vector), DENSE, filter, limit, false)?
+            .into_iter()
+            .map(|point| Ok((from_payload(point.payload)?, point.score)))
+            .collect()
     }
 
-    fn export(
+    fn nearest_keyword(
         &self,
-    ) -> Result<Box<dyn Iterator<Item = Result<MemoryRecord, VectorError>> + '_>, VectorError> {
-        Ok(Box::new(Export {
-            store: self,
-            buffer: Vec::new().into_iter(),
-            next: None,
-            done: false,
-        }))
-    }
-
-    fn reindex(&self, embedder: Arc<dyn Embedder>) -> Result<ReindexReport, VectorError> {
-        let _writes = self.writes.lock();
-        let (records, from, generation) = {
-            let active = self.active.read();
-            let records = self.all_records(&active)?;
-            let from = (!records.is_empty()).then(|| active.meta.embedder_id.clone());
-            (records, from, active.meta.generation)
-        };
-        let meta = Meta {
-            format: META_FORMAT,
-            generation: generation + 1,
-            embedder_id: embedder.id().to_owned(),
-            dims: embedder.dims(),
-        };
-        // searches keep using the old shard until the new one is complete
-        let shard = create_shard(&self.root, &meta)?;
-        let location = generation_path(&self.root, meta.generation);
-        for batch in records.chunks(BATCH) {
-            let points = self.points(embedder.as_ref(), batch)?;
-            self.write_points(&shard, &location, points)?;
-        }
-        shard.flush();
-        write_meta(&self.root, &meta)?;
-        let old = {
-            let mut active = self.active.write();
-            std::mem::replace(
-                &mut *active,
-                Active {
-                    shard,
-                    meta,
-                    embedder: embedder.clone(),
-                },
-            )
-        };
-        let old_path = generation_path(&self.root, old.meta.generation);
-        drop(old);
-        if let Err(error) = std::fs::remove_dir_all(&old_path) {
-            tracing::warn!(path = %old_path.display(), %error, "could not remove the replaced vector shard");
-        }
-        Ok(ReindexReport {
-            records: records.len(),
-            from_embedder: from,
-            to_embedder: embedder.id().to_owned(),
-        })
-    }
-}
-
-/// Pages through the store; each page is read under the lock, so a reindex between pages is
-/// seen as a switch to the new shard (with the same ids).
-struct Export<'a> {
-    store: &'a EmbeddedStore,
-    buffer: std::vec::IntoIter<MemoryRecord>,
-    next: Option<PointId>,
-    done: bool,
-}
-
-impl Iterator for Export<'_> {
-    type Item = Result<MemoryRecord, VectorError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(record) = self.buffer.next() {
-                return Some(Ok(record));
-            }
-            if self.done {
-                return None;
-            }
-            let active = self.store.active.read();
-            match self.store.page(&active, self.next) {
-                Ok((records, next)) => {
-                    self.buffer = records.into_iter();
-                    self.done = next.is_none();
-                    self.next = next;
-                }
-                Err(error) => {
-                    self.done = true;
-                    return Some(Err(error));
-                }
-            }
-        }
+        query: SparseVector,
+        filter: &RecordFilter,
+        limit: usize,
+    ) -> Result<Vec<KeywordHit>, VectorError> {
+        self.search(VectorInternal::Sparse(query), SPARSE, filter, limit, true)?
+            .into_iter()
+            .map(|point| {
+                let stored = dense_of(point.vector.as_ref()).map(<[f32]>::to_vec);
+                Ok((from_payload(point.payload)?, point.score, stored))
+            })
+            .collect()
     }
 }
 
@@ -724,13 +436,10 @@ fn create_shard(root: &Path, meta: &Meta) -> Result<EdgeShard, VectorError> {
         .build();
     let shard = EdgeShard::new(&path, config)
         .map_err(|error| engine("creating the shard", &path, error))?;
-    let indexes = [
-        ("domain", PayloadSchemaType::Keyword),
-        ("kind", PayloadSchemaType::Keyword),
-        ("trust", PayloadSchemaType::Keyword),
-        ("fetched_at_ms", PayloadSchemaType::Integer),
-        ("expires_at_ms", PayloadSchemaType::Integer),
-    ];
+    let indexes = KEYWORD_FIELDS
+        .map(|field| (field, PayloadSchemaType::Keyword))
+        .into_iter()
+        .chain(INTEGER_FIELDS.map(|field| (field, PayloadSchemaType::Integer)));
     for (field, schema) in indexes {
         let field_name = JsonPath::try_from(field).map_err(|()| VectorError::InvalidInput {
             field: "payload index",
@@ -749,89 +458,39 @@ fn create_shard(root: &Path, meta: &Meta) -> Result<EdgeShard, VectorError> {
     Ok(shard)
 }
 
-/// The engine's point id: the first 16 bytes of the record's SHA-256 id as a UUID.
-fn point_id(id: &str) -> Result<PointId, VectorError> {
-    let bytes = hex::decode(id)
-        .ok()
-        .filter(|bytes| bytes.len() == 32)
-        .ok_or_else(|| VectorError::InvalidInput {
-            field: "id",
-            message: format!("{id:?} is not a record id (64 hex digits)"),
-        })?;
-    let mut uuid = [0u8; 16];
-    uuid.copy_from_slice(&bytes[..16]);
-    Ok(PointId::Uuid(Uuid::from_bytes(uuid)))
-}
-
-fn to_payload(record: &MemoryRecord) -> Result<Payload, VectorError> {
-    let mut value = serde_json::to_value(record).map_err(|error| VectorError::Corrupt {
-        what: format!("record {}", record.id),
-        message: error.to_string(),
-    })?;
-    if let Value::Object(map) = &mut value {
-        map.insert(
-            "fetched_at_ms".to_owned(),
-            json!(record.fetched_at.timestamp_millis()),
-        );
-        if let Some(expires_at) = record.expires_at {
-            map.insert(
-                "expires_at_ms".to_owned(),
-                json!(expires_at.timestamp_millis()),
-            );
-        }
-    }
-    match value {
-        Value::Object(map) => Ok(Payload(map.into_iter().collect())),
-        _ => Err(VectorError::Corrupt {
-            what: format!("record {}", record.id),
-            message: "did not serialize to a JSON object".to_owned(),
-        }),
-    }
-}
-
 fn from_payload(payload: Option<Payload>) -> Result<MemoryRecord, VectorError> {
     let payload = payload.ok_or_else(|| VectorError::Corrupt {
         what: "a stored point".to_owned(),
         message: "it has no payload".to_owned(),
     })?;
-    let map: serde_json::Map<String, Value> = payload.0.into_iter().collect();
-    serde_json::from_value(Value::Object(map)).map_err(|error| VectorError::Corrupt {
-        what: "a stored record".to_owned(),
-        message: error.to_string(),
-    })
+    points::record_from_payload(payload.0.into_iter().collect())
 }
 
-/// The engine filter for a query's filters, hiding records already past their own expiry.
-fn filter_for(query: &SearchQuery, now: DateTime<Utc>) -> Result<Option<Filter>, VectorError> {
-    let filter = &query.filter;
+/// The engine filter for a search: the query's filters, and records already past their own
+/// expiry hidden.
+fn filter_for(filter: &RecordFilter) -> Result<Option<Filter>, VectorError> {
     let mut must = Vec::new();
     if !filter.domains.is_empty() {
-        let domains: Vec<String> = filter
-            .domains
-            .iter()
-            .map(|d| d.trim().to_lowercase())
-            .collect();
-        must.push(json!({ "key": "domain", "match": { "any": domains } }));
+        must.push(json!({ "key": "domain", "match": { "any": filter.domains } }));
     }
     if !filter.kinds.is_empty() {
-        let kinds: Vec<&str> = filter.kinds.iter().map(|k| k.as_str()).collect();
-        must.push(json!({ "key": "kind", "match": { "any": kinds } }));
+        must.push(json!({ "key": "kind", "match": { "any": filter.kinds } }));
     }
     if let Some(trust) = filter.trust {
-        must.push(json!({ "key": "trust", "match": { "value": trust.as_str() } }));
+        must.push(json!({ "key": "trust", "match": { "value": trust } }));
     }
-    if filter.since.is_some() || filter.until.is_some() {
+    if filter.fetched_since_ms.is_some() || filter.fetched_until_ms.is_some() {
         let mut range = serde_json::Map::new();
-        if let Some(since) = filter.since {
-            range.insert("gte".to_owned(), json!(since.timestamp_millis()));
+        if let Some(since) = filter.fetched_since_ms {
+            range.insert("gte".to_owned(), json!(since));
         }
-        if let Some(until) = filter.until {
-            range.insert("lte".to_owned(), json!(until.timestamp_millis()));
+        if let Some(until) = filter.fetched_until_ms {
+            range.insert("lte".to_owned(), json!(until));
         }
         must.push(json!({ "key": "fetched_at_ms", "range": range }));
     }
     let mut spec = json!({
-        "must_not": [ { "key": "expires_at_ms", "range": { "lte": now.timestamp_millis() } } ]
+        "must_not": [ { "key": "expires_at_ms", "range": { "lte": filter.expired_at_ms } } ]
     });
     if !must.is_empty()
         && let Value::Object(map) = &mut spec
@@ -854,17 +513,6 @@ fn dense_of(vector: Option<&VectorStructInternal>) -> Option<&[f32]> {
         },
         VectorStructInternal::Single(values) => Some(values),
         VectorStructInternal::MultiDense(_) => None,
-    }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm_a = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let norm_b = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm_a == 0.0 || norm_b == 0.0 {
-        0.0
-    } else {
-        dot / (norm_a * norm_b)
     }
 }
 

@@ -2,8 +2,8 @@
 //! their provenance, searchable by meaning and by exact words.
 //!
 //! - [`MemoryStore`] is the object-safe boundary every backend implements; [`EmbeddedStore`]
-//!   (the Qdrant engine in process, under `<data_dir>/vectors/`) is the default. A Qdrant server
-//!   backend implements the same trait and passes the same [`suite`].
+//!   (the Qdrant engine in process, under `<data_dir>/vectors/`) is the default; [`QdrantStore`]
+//!   keeps the same records on a Qdrant server over gRPC. Both pass the same `suite`.
 //! - [`Embedder`] turns text into vectors; [`HashingEmbedder`] needs no files or network.
 //!
 //! **Invariant:** one store holds vectors of one embedder. A store opened with another embedder
@@ -12,6 +12,11 @@
 
 mod embed;
 mod embedded;
+mod generation;
+mod points;
+mod qdrant;
+#[cfg(test)]
+mod qdrant_sim;
 mod record;
 #[cfg(test)]
 pub mod suite;
@@ -25,6 +30,7 @@ use chrono::{DateTime, Utc};
 
 pub use embed::{EmbedError, Embedder, HASHING_DIMS, HashingEmbedder};
 pub use embedded::EmbeddedStore;
+pub use qdrant::{DEFAULT_COLLECTION, QdrantConfig, QdrantStore};
 pub use record::{
     ExpireReport, HybridWeights, Kind, MAX_SEARCH_LIMIT, MemoryRecord, MemoryStats, ReindexReport,
     Retention, SearchFilter, SearchHit, SearchQuery, Trust, UpsertReport, content_id, rank,
