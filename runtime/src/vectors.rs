@@ -107,10 +107,17 @@ pub fn open(section: &MemorySection, data_dir: &Path) -> Result<Option<VectorMem
                 .map_err(|error| format!("memory: {error}"))?,
         ),
         MemoryBackend::Qdrant => {
-            return Err(
-                "memory.backend = \"qdrant\" is not available in this build; use \"embedded\""
-                    .to_owned(),
-            );
+            let qdrant = &section.qdrant;
+            let config = memory::vector::QdrantConfig {
+                url: qdrant.url.clone(),
+                api_key: qdrant.api_key.as_ref().map(|key| key.expose().to_owned()),
+                collection: qdrant.collection.clone(),
+                timeout: qdrant.timeout,
+            };
+            Arc::new(
+                memory::vector::QdrantStore::connect(config, embedder.clone())
+                    .map_err(|error| format!("memory.qdrant: {error}"))?,
+            )
         }
     };
     Ok(Some(VectorMemory {

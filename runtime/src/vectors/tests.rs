@@ -282,3 +282,24 @@ async fn changing_the_embedder_re_embeds_on_start_and_is_journaled() {
     assert_eq!(entries[0].body["to_embedder"], "minilm-l6-v2");
     assert!(!memory.reindex_if_needed(&auditor).await.unwrap());
 }
+
+#[test]
+fn a_qdrant_server_that_is_not_there_is_named_without_its_key() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = section(EmbedderChoice::Hashing);
+    config.backend = MemoryBackend::Qdrant;
+    config.qdrant.url = format!("http://127.0.0.1:{port}");
+    config.qdrant.api_key = Some(::tools::secret::Secret::new("qdrant-secret-key-123"));
+    config.qdrant.timeout = Duration::from_secs(2);
+    let Err(error) = open(&config, dir.path()) else {
+        panic!("nothing listens there");
+    };
+    assert!(error.starts_with("memory.qdrant:"), "{error}");
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+    assert!(!error.contains("qdrant-secret-key-123"), "{error}");
+}
