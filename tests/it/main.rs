@@ -16,6 +16,7 @@ mod conversation;
 mod email;
 mod faults;
 mod gate_api;
+mod injection;
 mod market_flow;
 mod memory;
 mod policy_reload;
