@@ -39,6 +39,8 @@ const MAX_ENTRY_TEXT: usize = 2000;
 /// The open vector memory and the settings it is searched with.
 pub struct VectorMemory {
     store: Arc<dyn MemoryStore>,
+    /// The same store when it is the embedded engine, whose index is built in the background.
+    embedded: Option<Arc<EmbeddedStore>>,
     embedder: Arc<dyn Embedder>,
     settings: MemorySection,
     /// How the embedder was chosen (`auto` falls back with a reason).
@@ -101,11 +103,16 @@ pub fn open(section: &MemorySection, data_dir: &Path) -> Result<Option<VectorMem
         return Ok(None);
     }
     let (embedder, embedder_note) = embedder(section, data_dir)?;
+    let mut embedded = None;
     let store: Arc<dyn MemoryStore> = match section.backend {
-        MemoryBackend::Embedded => Arc::new(
-            EmbeddedStore::open(data_dir, embedder.clone())
-                .map_err(|error| format!("memory: {error}"))?,
-        ),
+        MemoryBackend::Embedded => {
+            let store = Arc::new(
+                EmbeddedStore::open(data_dir, embedder.clone())
+                    .map_err(|error| format!("memory: {error}"))?,
+            );
+            embedded = Some(store.clone());
+            store
+        }
         MemoryBackend::Qdrant => {
             let qdrant = &section.qdrant;
             let config = memory::vector::QdrantConfig {
@@ -122,6 +129,7 @@ pub fn open(section: &MemorySection, data_dir: &Path) -> Result<Option<VectorMem
     };
     Ok(Some(VectorMemory {
         store,
+        embedded,
         embedder,
         settings: section.clone(),
         embedder_note,
@@ -245,6 +253,25 @@ impl VectorMemory {
         blocking(move || store.expire(now, &retention).map(|report| report.removed)).await
     }
 
+    /// Builds the embedded engine's search index over what was added since the last time
+    /// (searches stay exact, and slower, over segments not yet indexed). Writes wait meanwhile.
+    pub async fn optimize(&self) {
+        let Some(store) = self.embedded.clone() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        match blocking(move || store.optimize()).await {
+            Ok(true) => tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "memory: search index built"
+            ),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "memory: building the search index failed; retrying later")
+            }
+        }
+    }
+
     /// Runs until `stop`: reindex when needed, then remember the journal and expire old
     /// records on their intervals.
     pub async fn maintain(
@@ -274,6 +301,7 @@ impl VectorMemory {
                         Ok(removed) => tracing::info!(removed, "memory: removed records past their retention"),
                         Err(error) => tracing::warn!(%error, "memory: expiry failed; retrying"),
                     }
+                    self.optimize().await;
                 }
             }
         }

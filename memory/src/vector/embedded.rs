@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use qdrant_edge::{
-    CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
-    EdgeVectorParamsBuilder, FieldIndexOperations, Filter, JsonPath, Modifier, NamedQuery, Payload,
-    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStructPersisted, QueryEnum, ScrollRequest, SearchRequest, SparseVector, UpdateOperation,
-    VectorInternal, VectorStructInternal, VectorStructPersisted, WalOptions, WithPayloadInterface,
-    WithVector,
+    AcornSearchParams, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldIndexOperations, Filter, JsonPath,
+    Modifier, NamedQuery, Payload, PayloadFieldSchema, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStructPersisted, QueryEnum, ScrollRequest,
+    SearchParams, SearchRequest, SparseVector, UpdateOperation, VectorInternal,
+    VectorStructInternal, VectorStructPersisted, WalOptions, WithPayloadInterface, WithVector,
 };
+
 use serde_json::{Value, json};
 
 #[cfg(doc)]
@@ -28,6 +29,9 @@ use super::points::{
     self, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, META_FORMAT, Meta, PAGE, RecordFilter, SPARSE,
 };
 use super::{Embedder, MemoryRecord, VectorError};
+
+/// The HNSW beam width of a search (at least twice the candidates asked for).
+const HNSW_EF: usize = 256;
 
 /// Names the live generation and its embedder ([`Meta`]).
 const META_FILE: &str = "meta.json";
@@ -166,14 +170,25 @@ impl Shard<'_> {
         limit: usize,
         with_dense: bool,
     ) -> Result<Vec<qdrant_edge::ScoredPoint>, VectorError> {
+        let filter = filter_for(filter)?;
+        // A wider beam than the engine's default (which gave recall@10 of 0.61 at 100k
+        // records), and ACORN when a filter leaves few points, where plain HNSW loses most.
+        let params = SearchParams {
+            hnsw_ef: Some((limit * 2).max(HNSW_EF)),
+            acorn: filter.as_ref().map(|_| AcornSearchParams {
+                enable: true,
+                max_selectivity: None,
+            }),
+            ..SearchParams::default()
+        };
         self.shard
             .search(SearchRequest {
                 query: QueryEnum::Nearest(NamedQuery {
                     query,
                     using: Some(using.to_owned()),
                 }),
-                filter: filter_for(filter)?,
-                params: None,
+                filter,
+                params: Some(params),
                 limit,
                 offset: 0,
                 with_payload: Some(WithPayloadInterface::Bool(true)),
