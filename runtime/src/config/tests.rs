@@ -609,3 +609,50 @@ fn the_reasoner_section_is_checked_and_its_key_never_read_from_the_file() {
             .contains("sk-from-env")
     );
 }
+
+#[test]
+fn the_memory_and_briefings_sections_are_checked() {
+    let joined = problems(
+        "[memory]\nbackend = \"qdrant\"\nembedder = \"local\"\nmodel_dir = \"/nonexistent/model\"\nrecency_half_life = \"0s\"\n\n[memory.qdrant]\nurl = \"grpc://x\"\ncollection = \"bad name\"\napi_key = \"qdrant-in-the-file\"\n\n[briefings]\nenabled = true\nat = \"7am\"\ndomains = [\"weather\"]\nreceivers = [\"nobody\"]\n",
+        &[],
+    )
+    .join("\n");
+    for expected in [
+        "memory.qdrant.url",
+        "memory.qdrant.collection",
+        "memory.embedder: \"local\" needs the model, but /nonexistent/model/config.json is missing; run `command-center models install`",
+        "memory.recency_half_life",
+        "briefings.at: \"7am\" is not a UTC time of day",
+        "briefings.domains[0]: no domain agent \"weather\"; known: validators, market",
+        "briefings.receivers[0]: no receiver named \"nobody\"",
+        "memory.qdrant.api_key",
+    ] {
+        assert!(joined.contains(expected), "{expected}\n{joined}");
+    }
+    assert!(!joined.contains("qdrant-in-the-file"), "{joined}");
+
+    let config = load_ok(
+        "[memory]\nembedder = \"hashing\"\n\n[memory.retention]\nnews = \"7days\"\nnote = \"0s\"\n",
+        &[("COMMAND_CENTER__MEMORY__QDRANT__API_KEY", "from-env")],
+    );
+    assert_eq!(config.memory.embedder, EmbedderChoice::Hashing);
+    assert_eq!(
+        config
+            .memory
+            .qdrant
+            .api_key
+            .as_ref()
+            .map(|key| key.expose()),
+        Some("from-env")
+    );
+    let retention = config.memory.retention.retention();
+    assert_eq!(
+        retention.per_kind.get(&::memory::vector::Kind::News),
+        Some(&Duration::from_secs(7 * 24 * 3600))
+    );
+    assert!(
+        !retention
+            .per_kind
+            .contains_key(&::memory::vector::Kind::Note)
+    );
+}

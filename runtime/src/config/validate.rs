@@ -663,6 +663,21 @@ fn validate_memory(config: &Config, problems: &mut Vec<(String, String)>) {
             ));
         }
     }
+    if memory.embedder == EmbedderChoice::Local {
+        let dir = memory.model_dir(&config.daemon.data_dir);
+        if let Some(missing) = ::memory::minilm::MODEL_FILES
+            .iter()
+            .find(|file| !dir.join(file).is_file())
+        {
+            problems.push((
+                "memory.embedder".to_owned(),
+                format!(
+                    "\"local\" needs the model, but {} is missing; run `command-center models install` (or use \"auto\", which falls back to hashing)",
+                    dir.join(missing).display()
+                ),
+            ));
+        }
+    }
     if memory.embedder == EmbedderChoice::Openai {
         check_url(problems, "memory.openai.base_url", &memory.openai.base_url);
         if memory.openai.model.trim().is_empty() {
