@@ -14,6 +14,9 @@
 //! without `usage`) is charged an estimate of one token per four bytes of request and answer,
 //! and the reply says so ([`Reply::usage_estimated`]).
 //!
+//! [`embed::OpenAiEmbedder`] turns texts into vectors through the same kind of endpoint
+//! (`/v1/embeddings`), for the vector memory.
+//!
 //! What it must never do: act, let text from outside read as instructions (the question and
 //! anything fetched are wrapped as untrusted data), spend past a token budget (each agent's
 //! tokens are counted per day in the store; over budget it refuses and the caller falls back to
@@ -36,6 +39,7 @@ use serde_json::{Value, json};
 pub use tools::llm::{ToolDefinition, ToolRegistry, truncate, untrusted};
 use tools::secret::Secret;
 
+pub mod embed;
 pub mod usage;
 
 use usage::{UsageLedger, UsageTotals};
