@@ -9,6 +9,8 @@ use futures::future::BoxFuture;
 
 use super::*;
 
+mod real_model;
+
 /// A [`ToolBox`] from plain functions, for tests and small uses.
 struct FnTools {
     specs: Vec<ToolDefinition>,
