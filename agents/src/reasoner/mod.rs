@@ -565,14 +565,21 @@ impl Reasoner {
                 "the answer stream ended after {chunks} chunks, before the model finished (no finish_reason)"
             )));
         }
-        turn.calls = calls.into_values().collect();
-        if let Some((_, name, _)) = turn
-            .calls
-            .iter()
-            .find(|(id, name, _)| id.is_empty() || name.is_empty())
-        {
+        // A server that leaves out a call's id still gets its result matched: by index.
+        turn.calls = calls
+            .into_iter()
+            .map(|(index, (id, name, arguments))| {
+                let id = if id.is_empty() {
+                    format!("call_{index}")
+                } else {
+                    id
+                };
+                (id, name, arguments)
+            })
+            .collect();
+        if let Some((id, ..)) = turn.calls.iter().find(|(_, name, _)| name.is_empty()) {
             return Err(ReasonerError::Malformed(format!(
-                "a streamed tool call came without its id or name (name {name:?})"
+                "the streamed tool call {id} came without a tool name"
             )));
         }
         Ok(turn)

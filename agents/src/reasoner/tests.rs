@@ -530,3 +530,35 @@ async fn a_stream_without_usage_is_charged_an_estimate() {
     assert!(!reply.usage_estimated);
     assert_eq!(server.requests().len(), 3);
 }
+
+#[tokio::test]
+async fn a_streamed_tool_call_without_an_id_is_matched_by_its_index() {
+    let (server, reasoner, _dir) = setup(|_| {}).await;
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-sim", "object": "chat.completion.chunk", "created": 0, "model": "sim",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    server.push([
+        Scripted::Stream {
+            chunks: vec![
+                chunk(json!({"role": "assistant"}), Value::Null),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"name": "market_prices", "arguments": "{}"}}]}),
+                    Value::Null,
+                ),
+                chunk(json!({}), json!("tool_calls")),
+            ],
+            usage: None,
+            cut_after: None,
+        },
+        Scripted::reply("TON is at $5.12.", 10, 5),
+    ]);
+    let (reply, _) = answer_streamed(&reasoner, &question("TON?"), &toolbox(Arc::default())).await;
+    let reply = reply.unwrap();
+    assert_eq!(reply.tools[0].id, "call_0");
+    assert_eq!(reply.text, "TON is at $5.12.");
+    assert_eq!(
+        server.requests()[1].body["messages"][5]["tool_call_id"],
+        "call_0"
+    );
+}
