@@ -8,6 +8,9 @@
 //!   `/metrics` read;
 //! - [`telemetry`]: the Prometheus metric families agents and the runtime update;
 //! - [`audit`]: the [`audit::Auditor`] every journal write goes through;
+//! - [`reasoner`]: the LLM tool loop over any OpenAI-compatible endpoint (plain or streamed),
+//!   and [`reasoner::embed::OpenAiEmbedder`], embeddings from such an endpoint; the only
+//!   module that names async-openai;
 //! - [`DomainAgent`]: the trait the runtime's supervisor drives.
 //!
 //! What it must never do: cause a side effect. Agents read through `tools` clients, remember

@@ -7,6 +7,16 @@
 //! tool that changes anything, `propose_action`, hands a proposal to the gate and returns the
 //! gate's decision.
 //!
+//! [`Reasoner::answer_streaming`] is the same loop with every model call streamed (server-sent
+//! events): the answer's text reaches a callback delta by delta as the model writes it, so a chat
+//! or the console can show progress; tool calls are assembled from their deltas. Token usage is
+//! asked for with `stream_options.include_usage`; a server that sends none (or any answer
+//! without `usage`) is charged an estimate of one token per four bytes of request and answer,
+//! and the reply says so ([`Reply::usage_estimated`]).
+//!
+//! [`embed::OpenAiEmbedder`] turns texts into vectors through the same kind of endpoint
+//! (`/v1/embeddings`), for the vector memory.
+//!
 //! What it must never do: act, let text from outside read as instructions (the question and
 //! anything fetched are wrapped as untrusted data), spend past a token budget (each agent's
 //! tokens are counted per day in the store; over budget it refuses and the caller falls back to
@@ -18,15 +28,18 @@ use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
-    ChatCompletionMessageToolCalls, CreateChatCompletionRequest, CreateChatCompletionResponse,
+    ChatCompletionMessageToolCalls, ChatCompletionStreamOptions, CreateChatCompletionRequest,
+    CreateChatCompletionResponse,
 };
 use chrono::Utc;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 pub use tools::llm::{ToolDefinition, ToolRegistry, truncate, untrusted};
 use tools::secret::Secret;
 
+pub mod embed;
 pub mod usage;
 
 use usage::{UsageLedger, UsageTotals};
@@ -131,6 +144,10 @@ pub struct Reply {
     pub tools: Vec<ToolUse>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Some model call came back without token usage, so its tokens were estimated (one per
+    /// four bytes of request and answer) for the totals and the budget.
+    #[serde(default)]
+    pub usage_estimated: bool,
 }
 
 impl Reply {
@@ -254,6 +271,32 @@ impl Reasoner {
         question: &Question,
         tools: &dyn ToolBox,
     ) -> Result<Reply, ReasonerError> {
+        self.run(question, tools, None).await
+    }
+
+    /// Answers `question` with `tools`, every model call streamed: `on_delta` gets the text as
+    /// the model writes it, in order (the final answer's text; a refusal's text too, and the
+    /// rare words a model writes next to its tool calls). The deltas concatenated are
+    /// [`Reply::text`] before trimming.
+    ///
+    /// A stream that breaks off is [`ReasonerError::Unavailable`]; it is tried again under the
+    /// usual rules only while that call has passed nothing to `on_delta` (text already shown is
+    /// never repeated), otherwise the error is returned and the text shown so far is partial.
+    pub async fn answer_streaming(
+        &self,
+        question: &Question,
+        tools: &dyn ToolBox,
+        mut on_delta: impl FnMut(&str) + Send,
+    ) -> Result<Reply, ReasonerError> {
+        self.run(question, tools, Some(&mut on_delta)).await
+    }
+
+    async fn run(
+        &self,
+        question: &Question,
+        tools: &dyn ToolBox,
+        mut on_delta: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> Result<Reply, ReasonerError> {
         let definitions = tools.definitions();
         let offered: Vec<Value> = definitions
             .iter()
@@ -285,6 +328,7 @@ impl Reasoner {
             tools: Vec::new(),
             prompt_tokens: 0,
             completion_tokens: 0,
+            usage_estimated: false,
         };
         while reply.model_calls < self.config.max_steps {
             self.check_budget(&question.agent)?;
@@ -296,55 +340,50 @@ impl Reasoner {
             if let Some(temperature) = self.config.temperature {
                 body["temperature"] = json!(temperature);
             }
-            let response = self.call_model(body).await?;
-            reply.model_calls += 1;
-            if let Some(usage) = &response.usage {
-                reply.prompt_tokens += u64::from(usage.prompt_tokens);
-                reply.completion_tokens += u64::from(usage.completion_tokens);
-                self.ledger.add(
-                    &question.agent,
-                    Utc::now().date_naive(),
-                    u64::from(usage.prompt_tokens),
-                    u64::from(usage.completion_tokens),
-                )?;
-            }
-            let Some(choice) = response.choices.into_iter().next() else {
-                return Err(ReasonerError::Malformed(
-                    "the answer has no choices".to_owned(),
-                ));
+            let request_bytes = body.to_string().len();
+            let turn = match on_delta.as_mut() {
+                None => self.call_model(body).await?,
+                Some(sink) => self.call_model_streaming(body, &mut **sink).await?,
             };
-            let message = choice.message;
-            if let Some(refusal) = message.refusal {
+            reply.model_calls += 1;
+            let (prompt_tokens, completion_tokens) = match turn.usage {
+                Some(usage) => usage,
+                None => {
+                    reply.usage_estimated = true;
+                    (
+                        estimate_tokens(request_bytes),
+                        estimate_tokens(turn.bytes()),
+                    )
+                }
+            };
+            reply.prompt_tokens += prompt_tokens;
+            reply.completion_tokens += completion_tokens;
+            self.ledger.add(
+                &question.agent,
+                Utc::now().date_naive(),
+                prompt_tokens,
+                completion_tokens,
+            )?;
+            if let Some(refusal) = turn.refusal {
                 reply.text = refusal;
                 reply.refused = true;
                 return Ok(reply);
             }
-            let calls: Vec<(String, String, String)> = message
-                .tool_calls
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|call| match call {
-                    ChatCompletionMessageToolCalls::Function(call) => {
-                        Some((call.id, call.function.name, call.function.arguments))
-                    }
-                    ChatCompletionMessageToolCalls::Custom(_) => None,
-                })
-                .collect();
-            if calls.is_empty() {
-                reply.text = message.content.unwrap_or_default().trim().to_owned();
+            if turn.calls.is_empty() {
+                reply.text = turn.content.unwrap_or_default().trim().to_owned();
                 return Ok(reply);
             }
             // The assistant turn goes back with its calls; content "" (not null: llama.cpp's
             // server answers 500 to a null content next to tool_calls).
             messages.push(json!({
                 "role": "assistant",
-                "content": message.content.unwrap_or_default(),
-                "tool_calls": calls.iter().map(|(id, name, arguments)| json!({
+                "content": turn.content.unwrap_or_default(),
+                "tool_calls": turn.calls.iter().map(|(id, name, arguments)| json!({
                     "id": id, "type": "function", "function": {"name": name, "arguments": arguments}
                 })).collect::<Vec<_>>(),
             }));
             let results = futures::future::join_all(
-                calls
+                turn.calls
                     .iter()
                     .map(|(id, name, arguments)| self.run_tool(tools, id, name, arguments)),
             )
@@ -390,12 +429,15 @@ impl Reasoner {
         }
     }
 
+    fn request(&self, body: Value) -> Result<CreateChatCompletionRequest, ReasonerError> {
+        serde_json::from_value(body).map_err(|error| {
+            ReasonerError::InvalidRequest(format!("building the request: {error}"))
+        })
+    }
+
     /// One model call with the retries transient failures deserve.
-    async fn call_model(&self, body: Value) -> Result<CreateChatCompletionResponse, ReasonerError> {
-        let request: CreateChatCompletionRequest =
-            serde_json::from_value(body).map_err(|error| {
-                ReasonerError::InvalidRequest(format!("building the request: {error}"))
-            })?;
+    async fn call_model(&self, body: Value) -> Result<ModelTurn, ReasonerError> {
+        let request = self.request(body)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -406,52 +448,261 @@ impl Reasoner {
             .await;
             let error = match outcome {
                 Err(_) => ReasonerError::Timeout(self.config.call_timeout),
-                Ok(Ok(response)) => return Ok(response),
+                Ok(Ok(response)) => return ModelTurn::from_response(response),
                 Ok(Err(error)) => self.classify(error),
             };
             if !error.transient() || attempt >= self.config.max_attempts {
                 return Err(error);
             }
-            let delay = Duration::from_millis(250 * 2u64.saturating_pow(attempt - 1))
-                .min(Duration::from_secs(8));
             tracing::warn!(%error, attempt, "reasoner: model call failed; trying again");
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(backoff(attempt)).await;
         }
     }
 
-    fn classify(&self, error: OpenAIError) -> ReasonerError {
-        let scrub = |text: String| match &self.config.api_key {
-            Some(key) if !key.expose().is_empty() => text.replace(key.expose(), "***"),
-            _ => text,
-        };
-        match error {
-            OpenAIError::ApiError(response) => {
-                let status = response.status_code.as_u16();
-                let api = &response.api_error;
-                let text = scrub(format!("HTTP {status}: {}", api.message));
-                let quota = api.r#type.as_deref() == Some("insufficient_quota")
-                    || api.code.as_deref() == Some("insufficient_quota");
-                if quota {
-                    ReasonerError::Quota(text)
-                } else if status == 429 || status >= 500 {
-                    ReasonerError::Unavailable(text)
-                } else {
-                    ReasonerError::InvalidRequest(text)
-                }
+    /// One streamed model call: content deltas go to `sink` as they arrive. Retried like
+    /// [`Self::call_model`], but only while this call has passed nothing to `sink`.
+    async fn call_model_streaming(
+        &self,
+        body: Value,
+        sink: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ModelTurn, ReasonerError> {
+        let mut request = self.request(body)?;
+        request.stream = Some(true);
+        request.stream_options = Some(ChatCompletionStreamOptions {
+            include_usage: Some(true),
+            include_obfuscation: None,
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut emitted = false;
+            let outcome = tokio::time::timeout(
+                self.config.call_timeout,
+                self.stream_once(request.clone(), sink, &mut emitted),
+            )
+            .await;
+            let error = match outcome {
+                Err(_) => ReasonerError::Timeout(self.config.call_timeout),
+                Ok(Ok(turn)) => return Ok(turn),
+                Ok(Err(error)) => error,
+            };
+            if !error.transient() || attempt >= self.config.max_attempts {
+                return Err(error);
             }
-            OpenAIError::Reqwest(error) => {
-                if error.is_timeout() {
-                    ReasonerError::Timeout(self.config.call_timeout)
-                } else {
-                    ReasonerError::Unavailable(scrub(error.without_url().to_string()))
-                }
+            if emitted {
+                tracing::warn!(%error, attempt, "reasoner: the answer stream broke off after text was shown; not trying again");
+                return Err(error);
             }
-            OpenAIError::JSONDeserialize(error, content) => {
-                let snippet: String = content.chars().take(160).collect();
-                ReasonerError::Malformed(scrub(format!("{error}; the body starts {snippet:?}")))
-            }
-            other => ReasonerError::Unavailable(scrub(other.to_string())),
+            tracing::warn!(%error, attempt, "reasoner: model call failed; trying again");
+            tokio::time::sleep(backoff(attempt)).await;
         }
+    }
+
+    async fn stream_once(
+        &self,
+        request: CreateChatCompletionRequest,
+        sink: &mut (dyn FnMut(&str) + Send),
+        emitted: &mut bool,
+    ) -> Result<ModelTurn, ReasonerError> {
+        let mut stream = self
+            .client
+            .chat()
+            .create_stream(request)
+            .await
+            .map_err(|error| self.classify(error))?;
+        let mut turn = ModelTurn::default();
+        // Tool calls by their `index`: id and name come first, arguments in pieces.
+        let mut calls: std::collections::BTreeMap<u32, (String, String, String)> =
+            std::collections::BTreeMap::new();
+        let mut finished = false;
+        let mut chunks = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| self.classify(error))?;
+            chunks += 1;
+            if let Some(usage) = chunk.usage {
+                turn.usage = Some((
+                    u64::from(usage.prompt_tokens),
+                    u64::from(usage.completion_tokens),
+                ));
+            }
+            // One choice is asked for (no `n`); others would be alternatives, not more text.
+            let Some(choice) = chunk.choices.into_iter().find(|choice| choice.index == 0) else {
+                continue;
+            };
+            let delta = choice.delta;
+            for text in [&delta.content, &delta.refusal].into_iter().flatten() {
+                if !text.is_empty() {
+                    sink(text);
+                    *emitted = true;
+                }
+            }
+            if let Some(text) = delta.content {
+                turn.content.get_or_insert_with(String::new).push_str(&text);
+            }
+            if let Some(text) = delta.refusal {
+                turn.refusal.get_or_insert_with(String::new).push_str(&text);
+            }
+            for piece in delta.tool_calls.unwrap_or_default() {
+                let call = calls.entry(piece.index).or_default();
+                if let Some(id) = piece.id {
+                    call.0 = id;
+                }
+                if let Some(function) = piece.function {
+                    if let Some(name) = function.name {
+                        call.1.push_str(&name);
+                    }
+                    if let Some(arguments) = function.arguments {
+                        call.2.push_str(&arguments);
+                    }
+                }
+            }
+            if choice.finish_reason.is_some() {
+                finished = true;
+            }
+        }
+        if !finished {
+            return Err(ReasonerError::Unavailable(format!(
+                "the answer stream ended after {chunks} chunks, before the model finished (no finish_reason)"
+            )));
+        }
+        // A server that leaves out a call's id still gets its result matched: by index.
+        turn.calls = calls
+            .into_iter()
+            .map(|(index, (id, name, arguments))| {
+                let id = if id.is_empty() {
+                    format!("call_{index}")
+                } else {
+                    id
+                };
+                (id, name, arguments)
+            })
+            .collect();
+        if let Some((id, ..)) = turn.calls.iter().find(|(_, name, _)| name.is_empty()) {
+            return Err(ReasonerError::Malformed(format!(
+                "the streamed tool call {id} came without a tool name"
+            )));
+        }
+        Ok(turn)
+    }
+
+    fn classify(&self, error: OpenAIError) -> ReasonerError {
+        classify(
+            error,
+            self.config.api_key.as_ref(),
+            self.config.call_timeout,
+        )
+    }
+}
+
+/// What one model call gave back, streamed or not.
+#[derive(Debug, Default)]
+struct ModelTurn {
+    content: Option<String>,
+    refusal: Option<String>,
+    /// `(call id, tool name, arguments)`, in the model's order.
+    calls: Vec<(String, String, String)>,
+    /// `(prompt, completion)` tokens as the server counted them; `None` when it did not say.
+    usage: Option<(u64, u64)>,
+}
+
+impl ModelTurn {
+    fn from_response(response: CreateChatCompletionResponse) -> Result<Self, ReasonerError> {
+        let usage = response.usage.map(|usage| {
+            (
+                u64::from(usage.prompt_tokens),
+                u64::from(usage.completion_tokens),
+            )
+        });
+        let Some(choice) = response.choices.into_iter().next() else {
+            return Err(ReasonerError::Malformed(
+                "the answer has no choices".to_owned(),
+            ));
+        };
+        let message = choice.message;
+        let calls = message
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|call| match call {
+                ChatCompletionMessageToolCalls::Function(call) => {
+                    Some((call.id, call.function.name, call.function.arguments))
+                }
+                ChatCompletionMessageToolCalls::Custom(_) => None,
+            })
+            .collect();
+        Ok(Self {
+            content: message.content,
+            refusal: message.refusal,
+            calls,
+            usage,
+        })
+    }
+
+    /// Bytes of what the model wrote, for estimating its tokens.
+    fn bytes(&self) -> usize {
+        let text = |text: &Option<String>| text.as_ref().map_or(0, String::len);
+        text(&self.content)
+            + text(&self.refusal)
+            + self
+                .calls
+                .iter()
+                .map(|(id, name, arguments)| id.len() + name.len() + arguments.len())
+                .sum::<usize>()
+    }
+}
+
+/// Tokens of `bytes` bytes of text (or JSON) when the server did not count them: one per four
+/// bytes, as OpenAI's tokenizers average on English, and at least one.
+fn estimate_tokens(bytes: usize) -> u64 {
+    (bytes.div_ceil(4) as u64).max(1)
+}
+
+/// The wait before attempt `attempt + 1`: 250 ms doubling, at most 8 s.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250 * 2u64.saturating_pow(attempt.saturating_sub(1)))
+        .min(Duration::from_secs(8))
+}
+
+/// An async-openai error as the kind a caller acts on, with the key (if any) masked.
+pub(crate) fn classify(
+    error: OpenAIError,
+    api_key: Option<&Secret>,
+    timeout: Duration,
+) -> ReasonerError {
+    let scrub = |text: String| match api_key {
+        Some(key) if !key.expose().is_empty() => text.replace(key.expose(), "***"),
+        _ => text,
+    };
+    match error {
+        OpenAIError::ApiError(response) => {
+            let status = response.status_code.as_u16();
+            let api = &response.api_error;
+            let text = scrub(format!("HTTP {status}: {}", api.message));
+            let quota = api.r#type.as_deref() == Some("insufficient_quota")
+                || api.code.as_deref() == Some("insufficient_quota");
+            if quota {
+                ReasonerError::Quota(text)
+            } else if status == 429 || status >= 500 {
+                ReasonerError::Unavailable(text)
+            } else {
+                ReasonerError::InvalidRequest(text)
+            }
+        }
+        OpenAIError::Reqwest(error) => {
+            if error.is_timeout() {
+                ReasonerError::Timeout(timeout)
+            } else {
+                ReasonerError::Unavailable(scrub(error.without_url().to_string()))
+            }
+        }
+        OpenAIError::JSONDeserialize(error, content) => {
+            let snippet: String = content.chars().take(160).collect();
+            ReasonerError::Malformed(scrub(format!("{error}; the body starts {snippet:?}")))
+        }
+        OpenAIError::StreamError(error) => {
+            ReasonerError::Unavailable(scrub(format!("the answer stream broke off: {error}")))
+        }
+        other => ReasonerError::Unavailable(scrub(other.to_string())),
     }
 }
 

@@ -9,6 +9,8 @@ use futures::future::BoxFuture;
 
 use super::*;
 
+mod real_model;
+
 /// A [`ToolBox`] from plain functions, for tests and small uses.
 struct FnTools {
     specs: Vec<ToolDefinition>,
@@ -377,4 +379,186 @@ async fn an_unreachable_endpoint_is_unavailable_and_a_bad_url_is_refused() {
         .await
         .unwrap_err();
     assert!(error.transient(), "{error:?}");
+}
+
+/// Runs [`Reasoner::answer_streaming`], collecting the deltas.
+async fn answer_streamed(
+    reasoner: &Reasoner,
+    question: &Question,
+    tools: &dyn ToolBox,
+) -> (Result<Reply, ReasonerError>, Vec<String>) {
+    let mut deltas = Vec::new();
+    let outcome = reasoner
+        .answer_streaming(question, tools, |delta| deltas.push(delta.to_owned()))
+        .await;
+    (outcome, deltas)
+}
+
+#[tokio::test]
+async fn streamed_deltas_arrive_in_order_and_make_the_answer() {
+    let (server, reasoner, _dir) = setup(|_| {}).await;
+    server.push([Scripted::streamed(
+        &["validator-1 ", "is 268 s ", "behind", "."],
+        150,
+        9,
+    )]);
+    let (reply, deltas) = answer_streamed(
+        &reasoner,
+        &question("why is validator-1 behind?"),
+        &toolbox(Arc::default()),
+    )
+    .await;
+    let reply = reply.unwrap();
+    assert_eq!(deltas, ["validator-1 ", "is 268 s ", "behind", "."]);
+    assert_eq!(deltas.concat(), reply.text);
+    assert_eq!(reply.model_calls, 1);
+    assert_eq!((reply.prompt_tokens, reply.completion_tokens), (150, 9));
+    assert!(!reply.usage_estimated);
+    let used = reasoner.usage_today("conversation").unwrap();
+    assert_eq!((used.total(), used.model_calls), (159, 1));
+
+    let request = &server.requests()[0].body;
+    assert_eq!(request["stream"], true);
+    assert_eq!(request["stream_options"]["include_usage"], true);
+    assert_eq!(request["tools"][0]["function"]["name"], "validator_status");
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_split_across_chunks_are_assembled() {
+    let (server, reasoner, _dir) = setup(|_| {}).await;
+    server.push([
+        // Each call's arguments in four pieces, the two calls' pieces interleaved.
+        Scripted::streamed_tool_calls(
+            &[
+                ("call_1", "validator_status", r#"{"name": "validator-1"}"#),
+                ("call_2", "market_prices", "{}"),
+            ],
+            4,
+            120,
+        ),
+        // A plain scripted reply, streamed word by word because the request asks for a stream.
+        Scripted::reply("validator-1 is 268 s behind; TON is at $5.12.", 200, 30),
+    ]);
+    let calls = Arc::default();
+    let (reply, deltas) = answer_streamed(
+        &reasoner,
+        &question("why is validator-1 behind?"),
+        &toolbox(Arc::clone(&calls)),
+    )
+    .await;
+    let reply = reply.unwrap();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        [
+            r#"validator_status({"name": "validator-1"})"#,
+            "market_prices({})"
+        ]
+    );
+    assert_eq!(reply.tools[0].id, "call_1");
+    assert_eq!(reply.tools[0].result["lag_seconds"], 268);
+    assert_eq!(reply.text, "validator-1 is 268 s behind; TON is at $5.12.");
+    assert!(deltas.len() > 5, "{deltas:?}");
+    assert_eq!(deltas.concat(), reply.text);
+    assert_eq!((reply.prompt_tokens, reply.completion_tokens), (320, 40));
+    let second = &server.requests()[1].body["messages"];
+    assert_eq!(second[4]["content"], "", "never null next to tool_calls");
+    assert_eq!(
+        second[4]["tool_calls"][0]["function"]["arguments"],
+        r#"{"name": "validator-1"}"#
+    );
+    assert_eq!(second[6]["tool_call_id"], "call_2");
+}
+
+#[tokio::test]
+async fn a_stream_cut_before_any_text_is_tried_again_and_after_text_is_an_error() {
+    let (server, reasoner, _dir) = setup(|_| {}).await;
+    let tools = toolbox(Arc::default());
+
+    // Cut after the role chunk: nothing was shown, so the call is made again.
+    server.push([
+        Scripted::streamed(&["all ", "good"], 10, 2).cut_after(1),
+        Scripted::streamed(&["all ", "good"], 10, 2),
+    ]);
+    let (reply, deltas) = answer_streamed(&reasoner, &question("status?"), &tools).await;
+    assert_eq!(reply.unwrap().text, "all good");
+    assert_eq!(deltas.concat(), "all good");
+    assert_eq!(server.requests().len(), 2);
+
+    // Cut after two words were shown: not repeated, a clear transient error instead.
+    server.push([
+        Scripted::reply("validator-1 is 268 s behind.", 10, 7).cut_after(3),
+        Scripted::reply("never asked for", 1, 1),
+    ]);
+    let (outcome, deltas) = answer_streamed(&reasoner, &question("status?"), &tools).await;
+    let error = outcome.unwrap_err();
+    assert!(matches!(error, ReasonerError::Unavailable(_)), "{error:?}");
+    assert!(
+        error.to_string().contains("before the model finished"),
+        "{error}"
+    );
+    assert!(error.transient());
+    assert_eq!(deltas, ["validator-1 ", "is "]);
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(server.remaining(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_without_usage_is_charged_an_estimate() {
+    let (server, reasoner, _dir) = setup(|_| {}).await;
+    server.push([
+        Scripted::streamed(&["all ", "good"], 10, 2).without_usage(),
+        Scripted::rate_limited(0),
+        Scripted::reply("fine", 10, 2),
+    ]);
+    let tools = toolbox(Arc::default());
+    let (reply, _) = answer_streamed(&reasoner, &question("status?"), &tools).await;
+    let reply = reply.unwrap();
+    assert!(reply.usage_estimated);
+    // "all good" is 8 bytes: 2 tokens; the request is a few hundred bytes of JSON.
+    assert_eq!(reply.completion_tokens, 2);
+    assert!(reply.prompt_tokens > 50, "{}", reply.prompt_tokens);
+    let used = reasoner.usage_today("conversation").unwrap();
+    assert_eq!(used.total(), reply.prompt_tokens + 2);
+
+    // A 429 before the stream starts is an ordinary error answer, tried again.
+    let (reply, deltas) = answer_streamed(&reasoner, &question("status?"), &tools).await;
+    let reply = reply.unwrap();
+    assert_eq!(
+        (reply.text.as_str(), deltas.concat().as_str()),
+        ("fine", "fine")
+    );
+    assert!(!reply.usage_estimated);
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_without_an_id_is_matched_by_its_index() {
+    let (server, reasoner, _dir) = setup(|_| {}).await;
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-sim", "object": "chat.completion.chunk", "created": 0, "model": "sim",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    server.push([
+        Scripted::Stream {
+            chunks: vec![
+                chunk(json!({"role": "assistant"}), Value::Null),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"name": "market_prices", "arguments": "{}"}}]}),
+                    Value::Null,
+                ),
+                chunk(json!({}), json!("tool_calls")),
+            ],
+            usage: None,
+            cut_after: None,
+        },
+        Scripted::reply("TON is at $5.12.", 10, 5),
+    ]);
+    let (reply, _) = answer_streamed(&reasoner, &question("TON?"), &toolbox(Arc::default())).await;
+    let reply = reply.unwrap();
+    assert_eq!(reply.tools[0].id, "call_0");
+    assert_eq!(reply.text, "TON is at $5.12.");
+    assert_eq!(
+        server.requests()[1].body["messages"][5]["tool_call_id"],
+        "call_0"
+    );
 }
