@@ -89,10 +89,23 @@ pub fn embedder(
             )),
             Err(error) => Err(format!("memory.embedder = \"auto\": {error}")),
         },
-        EmbedderChoice::Openai => Err(
-            "memory.embedder = \"openai\" is not available in this build; use \"local\" or \"hashing\""
-                .to_owned(),
-        ),
+        EmbedderChoice::Openai => {
+            let openai = &section.openai;
+            let embedder = agents::reasoner::embed::OpenAiEmbedder::new(
+                agents::reasoner::embed::OpenAiEmbedderConfig {
+                    base_url: openai.base_url.clone(),
+                    model: openai.model.clone(),
+                    api_key: openai.api_key.clone(),
+                    dimensions: (openai.dimensions > 0).then_some(openai.dimensions),
+                    ..agents::reasoner::embed::OpenAiEmbedderConfig::default()
+                },
+            )
+            .map_err(|error| format!("memory.embedder = \"openai\": {error}"))?;
+            Ok((
+                Arc::new(embedder),
+                format!("openai {} at {}", openai.model, openai.base_url),
+            ))
+        }
     }
 }
 

@@ -305,3 +305,40 @@ fn a_qdrant_server_that_is_not_there_is_named_without_its_key() {
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     assert!(!error.contains("qdrant-secret-key-123"), "{error}");
 }
+
+#[test]
+fn an_openai_compatible_endpoint_embeds_the_memory() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let model = runtime
+        .block_on(::tools::sim::openai::ScriptedOpenAi::start())
+        .unwrap();
+    model.set_embedding_dims(Some(64));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = section(EmbedderChoice::Openai);
+    config.openai.base_url = model.base_url();
+    config.openai.model = "text-embedding-test".into();
+    config.openai.dimensions = 64;
+    config.openai.api_key = Some(::tools::secret::Secret::new("sk-embed-test"));
+    let memory = open(&config, dir.path()).unwrap().unwrap();
+    assert!(
+        memory
+            .embedder_note
+            .starts_with("openai text-embedding-test")
+    );
+    let store = memory.store();
+    store
+        .upsert(vec![MemoryRecord::new(
+            "The disk on validator-2 is nearly full",
+            "validators",
+            Kind::Incident,
+            Utc::now(),
+        )])
+        .unwrap();
+    let hits = store
+        .search(&SearchQuery::new("The disk on validator-2 is nearly full"))
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.embedder_id, "openai:text-embedding-test:64");
+    assert_eq!(stats.dims, 64);
+}
