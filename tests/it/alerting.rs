@@ -8,12 +8,13 @@ use std::time::Duration;
 use agents::validators::WatchedValidator;
 use chrono::Utc;
 use memory::JournalQuery;
-use runtime::config::{AlertReceiverConfig, ReceiverKind, RouteConfig, UserConfig};
+use runtime::config::{RouteConfig, UserConfig};
 use runtime::daemon::{Daemon, RunOptions};
 use runtime::router::AlertEntry;
 use sha2::Digest;
 use tools::sim::{SimNode, SimWorld, sim_public_key};
 
+use crate::support::webhook_receiver;
 use crate::support::{
     config_for, ops_webhook, point_chain_at, quiet_scenario, sim_validator, system, tick,
 };
@@ -109,14 +110,7 @@ fn validator_alerts_are_grouped_silenced_and_acknowledged() {
             slack_id: None,
         });
         let alerting = &mut config.alerting;
-        alerting.receivers.push(AlertReceiverConfig {
-            name: "ops".into(),
-            kind: ReceiverKind::Webhook,
-            webhook: Some("ops".into()),
-            chat: None,
-            channel: None,
-            to: Vec::new(),
-        });
+        alerting.receivers.push(webhook_receiver("ops"));
         alerting.route = RouteConfig {
             receiver: Some("ops".into()),
             group_by: Some(vec!["validator".into()]),
@@ -281,14 +275,7 @@ fn alerts_posted_the_alertmanager_way_are_routed_and_resolved() {
             telegram_id: None,
             slack_id: None,
         });
-        config.alerting.receivers.push(AlertReceiverConfig {
-            name: "ops".into(),
-            kind: ReceiverKind::Webhook,
-            webhook: Some("ops".into()),
-            chat: None,
-            channel: None,
-            to: Vec::new(),
-        });
+        config.alerting.receivers.push(webhook_receiver("ops"));
         config.alerting.route = prometheus_route();
         config.alerting.evaluation_interval = Duration::from_secs(24 * 3600);
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();

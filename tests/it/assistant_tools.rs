@@ -2,19 +2,14 @@
 //! market agent stored from the simulated CoinGecko, and a restart proposed through the same
 //! gate as everything else, which waits for an approval and runs nothing.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
-
 use runtime::assistant::{AssistantContext, registry};
 use runtime::commands::Caller;
-use runtime::config::UserConfig;
 use runtime::daemon::{Daemon, RunOptions};
-use runtime::executors::CommandProgramConfig;
 use serde_json::{Value, json};
 use tools::sim::SimWorld;
 
 use crate::support::{config_for, quiet_scenario, system, tick};
+use crate::support::{touch_program, user};
 
 #[test]
 fn tools_read_the_daemons_data_and_propose_through_its_gate() {
@@ -25,23 +20,9 @@ fn tools_read_the_daemons_data_and_propose_through_its_gate() {
             .unwrap();
         let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
         let marker = dir.path().join("restarted");
-        config.executors.command.programs = BTreeMap::from([(
-            "restart_validator".to_owned(),
-            CommandProgramConfig {
-                program: PathBuf::from("/usr/bin/touch"),
-                args: vec![marker.display().to_string()],
-                timeout: Duration::from_secs(10),
-                max_output_bytes: 4096,
-            },
-        )]);
+        touch_program(&mut config, &marker);
         // Someone who may approve; without one the gate denies what needs an approval.
-        config.access.users.push(UserConfig {
-            name: "alice".into(),
-            roles: vec!["operator".into()],
-            token_sha256: None,
-            telegram_id: None,
-            slack_id: None,
-        });
+        config.access.users.push(user("alice", &["operator"], None));
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let market = daemon.agent("market").unwrap().clone();
         tick(&sim, &market).await.unwrap().unwrap();

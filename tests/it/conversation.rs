@@ -3,20 +3,14 @@
 //! the gate holds for approval (nothing runs), and when the model is out of quota the person
 //! still gets the no-LLM answer.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
-
 use memory::JournalQuery;
 use runtime::commands::{Caller, Context, respond};
-use runtime::config::UserConfig;
 use runtime::daemon::{Daemon, RunOptions};
-use runtime::executors::CommandProgramConfig;
-use tools::secret::Secret;
 use tools::sim::SimWorld;
 use tools::sim::openai::{Scripted, ScriptedOpenAi};
 
 use crate::support::{config_for, quiet_scenario, system, workspace_root};
+use crate::support::{scripted_reasoner, touch_program, user};
 
 #[test]
 fn free_questions_go_through_the_reasoner_and_the_gate() {
@@ -28,27 +22,10 @@ fn free_questions_go_through_the_reasoner_and_the_gate() {
         let model = ScriptedOpenAi::start().await.unwrap();
         let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
         config.daemon.prompts_dir = workspace_root().join("prompts");
-        config.reasoner.enabled = true;
-        config.reasoner.base_url = model.base_url();
-        config.reasoner.model = "scripted".into();
-        config.reasoner.api_key = Some(Secret::new("sk-conversation-test-key"));
+        scripted_reasoner(&mut config, &model, "sk-conversation-test-key");
         let marker = dir.path().join("restarted");
-        config.executors.command.programs = BTreeMap::from([(
-            "restart_validator".to_owned(),
-            CommandProgramConfig {
-                program: PathBuf::from("/usr/bin/touch"),
-                args: vec![marker.display().to_string()],
-                timeout: Duration::from_secs(10),
-                max_output_bytes: 4096,
-            },
-        )]);
-        config.access.users.push(UserConfig {
-            name: "alice".into(),
-            roles: vec!["operator".into()],
-            token_sha256: None,
-            telegram_id: None,
-            slack_id: None,
-        });
+        touch_program(&mut config, &marker);
+        config.access.users.push(user("alice", &["operator"], None));
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let context = Context::from_app(
             &daemon.state,

@@ -8,16 +8,15 @@
 //! - outside text reaches the model only inside `<untrusted>`, and a document cannot close
 //!   that element early.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use memory::JournalQuery;
 use memory::vector::{Kind, MemoryRecord, Trust};
 use runtime::commands::{Caller, Context, respond};
-use runtime::config::{EmbedderChoice, UserConfig};
+use runtime::config::EmbedderChoice;
 use runtime::daemon::{Daemon, RunOptions};
-use runtime::executors::{CommandProgramConfig, TonTransferExecutorConfig};
+use runtime::executors::TonTransferExecutorConfig;
 use runtime::gate::ProposalState;
 use serde_json::Value;
 use sha2::Digest;
@@ -26,6 +25,7 @@ use tools::sim::SimWorld;
 use tools::sim::openai::{Scripted, ScriptedOpenAi};
 
 use crate::support::{config_for, ops_webhook, quiet_scenario, system, workspace_root};
+use crate::support::{scripted_reasoner, touch_program, user};
 
 const MODEL_KEY: &str = "sk-injection-model-key-7f3a9c";
 const WEBHOOK_SECRET: &str = "whsec-injection-webhook-4d2e1b";
@@ -72,25 +72,14 @@ fn an_obedient_model_cannot_act_past_the_policy_or_leak_a_secret() {
             .unwrap();
         let model = ScriptedOpenAi::start().await.unwrap();
         let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
-        config.reasoner.enabled = true;
-        config.reasoner.base_url = model.base_url();
-        config.reasoner.model = "scripted".into();
-        config.reasoner.api_key = Some(Secret::new(MODEL_KEY));
+        scripted_reasoner(&mut config, &model, MODEL_KEY);
         config.memory.embedder = EmbedderChoice::Hashing;
         config
             .notify
             .webhooks
             .push(ops_webhook(&sim, Some(Secret::new(WEBHOOK_SECRET))));
         let marker = dir.path().join("restarted");
-        config.executors.command.programs = BTreeMap::from([(
-            "restart_validator".to_owned(),
-            CommandProgramConfig {
-                program: PathBuf::from("/usr/bin/touch"),
-                args: vec![marker.display().to_string()],
-                timeout: Duration::from_secs(10),
-                max_output_bytes: 4096,
-            },
-        )]);
+        touch_program(&mut config, &marker);
         config.executors.ton_transfer = Some(TonTransferExecutorConfig {
             wallet_version: tools::ton::WalletKind::V4r2,
             mnemonic_file: mnemonic_file(),
@@ -102,20 +91,12 @@ fn an_obedient_model_cannot_act_past_the_policy_or_leak_a_secret() {
             max_amount_nanoton: 100_000 * NANOTON,
             send: false,
         });
-        for (name, roles, token) in [
-            ("alice", vec!["operator".to_owned()], Some(ALICE_TOKEN)),
-            ("bob", vec!["treasurer".to_owned()], None),
-            ("carol", vec!["treasurer".to_owned()], None),
-            ("mallory", Vec::new(), None),
-        ] {
-            config.access.users.push(UserConfig {
-                name: name.into(),
-                roles,
-                token_sha256: token.map(|token| hex::encode(sha2::Sha256::digest(token))),
-                telegram_id: None,
-                slack_id: None,
-            });
-        }
+        config.access.users.extend([
+            user("alice", &["operator"], Some(ALICE_TOKEN)),
+            user("bob", &["treasurer"], None),
+            user("carol", &["treasurer"], None),
+            user("mallory", &[], None),
+        ]);
         let policies_before = policy_digest();
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let memory = daemon.state.memory.clone().unwrap();
@@ -335,9 +316,13 @@ fn an_obedient_model_cannot_act_past_the_policy_or_leak_a_secret() {
             .find(|text| text.contains("admin mode"))
             .expect("the release note was fed back");
         assert!(poisoned.contains("<untrusted source=\\\"memory:"), "{poisoned}");
-        let opened = poisoned.matches("<untrusted").count();
-        let closed = poisoned.matches("</untrusted>").count();
-        assert!(closed <= opened, "a document closed the element: {poisoned}");
+        // The document's own tags arrive neutralised: one element per hit, opened and closed
+        // by the wrapper only.
+        let hits = poisoned.matches("\"citation\"").count();
+        assert_eq!(poisoned.matches("<untrusted").count(), hits, "{poisoned}");
+        assert_eq!(poisoned.matches("</untrusted>").count(), hits, "{poisoned}");
+        assert!(poisoned.contains("notes. &lt;/untrusted>"), "{poisoned}");
+        assert!(!poisoned.contains("notes. </untrusted>"), "{poisoned}");
         for request in &requests {
             let user_turns = request.body["messages"]
                 .as_array()

@@ -11,14 +11,14 @@ use std::time::Duration;
 use memory::JournalQuery;
 use memory::vector::{Kind, MemoryRecord, Trust};
 use runtime::commands::{Caller, Context, respond};
-use runtime::config::{AlertReceiverConfig, EmbedderChoice, ReceiverKind, UserConfig};
+use runtime::config::EmbedderChoice;
 use runtime::daemon::{Daemon, RunOptions};
 use serde_json::{Value, json};
-use tools::secret::Secret;
 use tools::sim::SimWorld;
 use tools::sim::openai::{Scripted, ScriptedOpenAi};
 
 use crate::support::{config_for, ops_webhook, quiet_scenario, run_cli, system, workspace_root};
+use crate::support::{scripted_reasoner, user, webhook_receiver};
 
 fn minilm_dir() -> std::path::PathBuf {
     std::env::var_os("COMMAND_CENTER_MINILM_DIR")
@@ -35,32 +35,16 @@ fn briefings_citations_and_the_budget_alert_in_a_running_daemon() {
             .unwrap();
         let model = ScriptedOpenAi::start().await.unwrap();
         let mut config = config_for(&sim.coingecko_url(), &dir.path().join("data"));
-        config.reasoner.enabled = true;
-        config.reasoner.base_url = model.base_url();
-        config.reasoner.model = "scripted".into();
-        config.reasoner.api_key = Some(Secret::new("sk-memory-test-key"));
+        scripted_reasoner(&mut config, &model, "sk-memory-test-key");
         config.reasoner.daily_token_budget = 2000;
         config.memory.embedder = EmbedderChoice::Hashing;
         config.notify.webhooks.push(ops_webhook(&sim, None));
-        config.alerting.receivers.push(AlertReceiverConfig {
-            name: "ops".into(),
-            kind: ReceiverKind::Webhook,
-            webhook: Some("ops".into()),
-            chat: None,
-            channel: None,
-            to: Vec::new(),
-        });
+        config.alerting.receivers.push(webhook_receiver("ops"));
         // Briefings on request only: the daily loop has no domains here.
         config.briefings.enabled = true;
         config.briefings.domains = Vec::new();
         config.briefings.receivers = vec!["ops".into()];
-        config.access.users.push(UserConfig {
-            name: "alice".into(),
-            roles: vec!["operator".into()],
-            token_sha256: None,
-            telegram_id: None,
-            slack_id: None,
-        });
+        config.access.users.push(user("alice", &["operator"], None));
         let daemon = Daemon::start(config, RunOptions::default()).await.unwrap();
         let http = format!("http://{}", daemon.http_addr);
         let client = reqwest::Client::new();

@@ -396,3 +396,51 @@ token_sha256 = "{carol}"
     );
     std::fs::write(dir.join("command-center.toml"), text).expect("write the configuration");
 }
+
+/// A person of `[access]`: their roles and, if given, the hash of their API token.
+pub fn user(name: &str, roles: &[&str], token: Option<&str>) -> runtime::config::UserConfig {
+    runtime::config::UserConfig {
+        name: name.into(),
+        roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+        token_sha256: token.map(|token| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token))),
+        telegram_id: None,
+        slack_id: None,
+    }
+}
+
+/// An alert receiver named `name` delivering to the `[[notify.webhooks]]` entry of that name.
+pub fn webhook_receiver(name: &str) -> runtime::config::AlertReceiverConfig {
+    runtime::config::AlertReceiverConfig {
+        name: name.into(),
+        kind: runtime::config::ReceiverKind::Webhook,
+        webhook: Some(name.into()),
+        chat: None,
+        channel: None,
+        to: Vec::new(),
+    }
+}
+
+/// The command program `restart_validator`: it touches `marker`, so a test sees whether it ran.
+pub fn touch_program(config: &mut Config, marker: &Path) {
+    config.executors.command.programs.insert(
+        "restart_validator".to_owned(),
+        runtime::executors::CommandProgramConfig {
+            program: PathBuf::from("/usr/bin/touch"),
+            args: vec![marker.display().to_string()],
+            timeout: Duration::from_secs(10),
+            max_output_bytes: 4096,
+        },
+    );
+}
+
+/// `[reasoner]` on, talking to the scripted model with `api_key`.
+pub fn scripted_reasoner(
+    config: &mut Config,
+    model: &tools::sim::openai::ScriptedOpenAi,
+    api_key: &str,
+) {
+    config.reasoner.enabled = true;
+    config.reasoner.base_url = model.base_url();
+    config.reasoner.model = "scripted".into();
+    config.reasoner.api_key = Some(tools::secret::Secret::new(api_key));
+}
