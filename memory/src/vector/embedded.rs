@@ -172,10 +172,11 @@ impl Shard<'_> {
     ) -> Result<Vec<qdrant_edge::ScoredPoint>, VectorError> {
         let filter = filter_for(filter)?;
         // A wider beam than the engine's default (which gave recall@10 of 0.61 at 100k
-        // records), and ACORN when a filter leaves few points, where plain HNSW loses most.
+        // records), and ACORN, which the engine uses when the filter (there always is one:
+        // expired records are hidden) leaves few points, where plain HNSW loses most.
         let params = SearchParams {
             hnsw_ef: Some((limit * 2).max(HNSW_EF)),
-            acorn: filter.as_ref().map(|_| AcornSearchParams {
+            acorn: Some(AcornSearchParams {
                 enable: true,
                 max_selectivity: None,
             }),
@@ -413,7 +414,11 @@ fn write_meta(root: &Path, meta: &Meta) -> Result<(), VectorError> {
         file.write_all(&bytes).map_err(io("write", &temporary))?;
         file.sync_all().map_err(io("sync", &temporary))?;
     }
-    std::fs::rename(&temporary, &path).map_err(io("rename into place", &path))
+    std::fs::rename(&temporary, &path).map_err(io("rename into place", &path))?;
+    // The rename is durable only once the directory is: the old generation is removed next.
+    std::fs::File::open(root)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io("sync", root))
 }
 
 /// A fresh shard for `meta`'s generation (a leftover directory of an interrupted reindex is

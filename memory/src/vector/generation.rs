@@ -98,11 +98,6 @@ impl<B: Backend> Store<B> {
         Ok(store)
     }
 
-    /// Whether the stored vectors were made by another embedder than the configured one.
-    pub fn needs_reindex(&self) -> bool {
-        self.mismatch(&self.live.read()).is_some()
-    }
-
     fn mismatch(&self, live: &Live<B::Handle>) -> Option<VectorError> {
         live.meta
             .mismatch(self.backend.location(), live.embedder.as_ref())
@@ -116,6 +111,10 @@ impl<B: Backend> Store<B> {
 impl<B: Backend> MemoryStore for Store<B> {
     fn backend(&self) -> &'static str {
         B::NAME
+    }
+
+    fn needs_reindex(&self) -> bool {
+        self.mismatch(&self.live.read()).is_some()
     }
 
     fn upsert(&self, records: Vec<MemoryRecord>) -> Result<UpsertReport, VectorError> {

@@ -54,7 +54,12 @@ pub trait MemoryStore: Send + Sync {
     /// Whether a record with this id was there.
     fn delete(&self, id: &str) -> Result<bool, VectorError>;
 
+    /// Counts every record by kind and domain (reads them all).
     fn stats(&self) -> Result<MemoryStats, VectorError>;
+
+    /// Whether the stored vectors were made by another embedder than the configured one
+    /// (from the store's metadata; cheap).
+    fn needs_reindex(&self) -> bool;
 
     /// Removes every record whose own expiry or whose kind's retention has passed at `now`.
     fn expire(
