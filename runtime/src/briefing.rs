@@ -147,6 +147,14 @@ pub async fn send(
         )
         .await
         .map_err(|error| format!("journal: {error}"))?;
+    // Noted before delivery: a failed hand-over below is not a reason to write it again.
+    if let Err(error) = app
+        .store
+        .state()
+        .put(&last_sent_key(domain), &briefing.date)
+    {
+        tracing::error!(%error, domain, "could not note the briefing as sent");
+    }
     for receiver in receivers {
         app.router
             .send_briefing(receiver, &briefing.title, &briefing.text, domain, now)
@@ -170,10 +178,6 @@ pub async fn run(app: AppState, section: BriefingsSection, mut stop: watch::Rece
             match send(&app, domain, &section.receivers, now).await {
                 Ok(briefing) => {
                     tracing::info!(domain, written_by = %briefing.written_by, "briefing sent");
-                    let key = format!("{LAST_SENT_PREFIX}{domain}");
-                    if let Err(error) = app.store.state().put(&key, &briefing.date) {
-                        tracing::error!(%error, domain, "could not note the briefing as sent");
-                    }
                 }
                 Err(error) => {
                     tracing::error!(%error, domain, "briefing failed; retrying in a minute")
@@ -187,13 +191,16 @@ pub async fn run(app: AppState, section: BriefingsSection, mut stop: watch::Rece
     }
 }
 
+fn last_sent_key(domain: &str) -> String {
+    format!("{LAST_SENT_PREFIX}{domain}")
+}
+
 /// Whether `domain`'s briefing for today is due: the time has come and today's is not sent.
 fn due(app: &AppState, domain: &str, at: chrono::NaiveTime, now: DateTime<Utc>) -> bool {
     if now.time() < at {
         return false;
     }
-    let key = format!("{LAST_SENT_PREFIX}{domain}");
-    match app.store.state().get::<NaiveDate>(&key) {
+    match app.store.state().get::<NaiveDate>(&last_sent_key(domain)) {
         Ok(last) => last.is_none_or(|last| last < now.date_naive()),
         Err(error) => {
             tracing::error!(%error, domain, "cannot read when the last briefing went out");
@@ -222,48 +229,37 @@ mod http {
     use axum::Json;
     use axum::extract::{ConnectInfo, Path, State};
     use axum::http::StatusCode;
-    use axum::response::{IntoResponse, Response};
     use chrono::Utc;
-    use serde_json::json;
 
-    use super::{BriefRequest, DOMAINS};
-    use crate::http::AppState;
-
-    fn problem(status: StatusCode, message: impl Into<String>) -> Response {
-        (status, Json(json!({ "error": message.into() }))).into_response()
-    }
+    use super::{BriefRequest, Briefing, DOMAINS};
+    use crate::http::{ApiError, AppState, loopback_only};
 
     pub async fn brief(
         State(state): State<AppState>,
         ConnectInfo(peer): ConnectInfo<SocketAddr>,
         Path(domain): Path<String>,
         body: Option<Json<BriefRequest>>,
-    ) -> Response {
-        if !peer.ip().is_loopback() {
-            return problem(
-                StatusCode::FORBIDDEN,
-                "write endpoints answer only to clients on this machine (loopback)",
-            );
-        }
+    ) -> Result<Json<Briefing>, ApiError> {
+        loopback_only(peer)?;
         if !DOMAINS.contains(&domain.as_str()) {
-            return problem(
+            return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("no domain agent {domain:?}; known: {}", DOMAINS.join(", ")),
-            );
+            ));
         }
         let request = body.map(|Json(request)| request).unwrap_or_default();
         if !request.send {
-            return Json(super::write(&state, &domain, Utc::now()).await).into_response();
+            return Ok(Json(super::write(&state, &domain, Utc::now()).await));
         }
         if state.briefings.receivers.is_empty() {
-            return problem(
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "no receivers: set [briefings] receivers in the configuration",
-            );
+            ));
         }
-        match super::send(&state, &domain, &state.briefings.receivers, Utc::now()).await {
-            Ok(briefing) => Json(briefing).into_response(),
-            Err(message) => problem(StatusCode::INTERNAL_SERVER_ERROR, message),
-        }
+        super::send(&state, &domain, &state.briefings.receivers, Utc::now())
+            .await
+            .map(Json)
+            .map_err(|message| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message))
     }
 }

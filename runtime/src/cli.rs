@@ -2,9 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigSource, LogFormat};
@@ -621,28 +619,7 @@ pub struct Exit(pub u8);
 /// Exit code for invalid configuration, policies, prompts or arguments.
 pub const EXIT_INVALID: u8 = 2;
 
-/// Parses a time bound: RFC 3339, a date, or an age before now.
-pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let text = text.trim();
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(time.with_timezone(&Utc));
-    }
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        && let Some(midnight) = date.and_hms_opt(0, 0, 0)
-    {
-        return Ok(midnight.and_utc());
-    }
-    let age = if let Some(days) = text.strip_suffix('d').and_then(|d| d.parse::<u64>().ok()) {
-        Duration::from_secs(days * 86_400)
-    } else {
-        humantime::parse_duration(text).map_err(|_| {
-            format!("{text:?} is not a time: use RFC 3339 (2026-11-24T12:00:00Z), a date (2026-11-24) or an age (30m, 24h, 7d)")
-        })?
-    };
-    chrono::Duration::from_std(age)
-        .map(|age| now - age)
-        .map_err(|_| format!("{text:?} is too far back"))
-}
+pub use agents::duration::parse_time;
 
 fn load_config(cli: &Cli) -> Result<Config, Exit> {
     let source = ConfigSource::locate(cli.config.as_deref());

@@ -100,7 +100,7 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
 }
 
-fn loopback_only(peer: SocketAddr) -> Result<(), ApiError> {
+pub(crate) fn loopback_only(peer: SocketAddr) -> Result<(), ApiError> {
     if peer.ip().is_loopback() {
         Ok(())
     } else {

@@ -199,7 +199,7 @@ impl VectorMemory {
     /// Re-embeds with the configured embedder when the stored vectors are another's; journals
     /// `memory.reindexed`. Returns whether it did.
     pub async fn reindex_if_needed(&self, auditor: &Auditor) -> Result<bool, VectorError> {
-        if !self.stats().await?.needs_reindex {
+        if !self.store.needs_reindex() {
             return Ok(false);
         }
         let store = self.store.clone();
@@ -438,37 +438,23 @@ impl SearchParams {
                 .map(str::trim)
                 .filter(|kind| !kind.is_empty())
                 .map(|kind| {
-                    Kind::ALL
-                        .into_iter()
-                        .find(|known| known.as_str() == kind)
-                        .ok_or_else(|| {
-                            format!(
-                                "kind: {kind:?} is not one of {}",
-                                Kind::ALL.map(Kind::as_str).join(", ")
-                            )
-                        })
+                    kind.parse::<Kind>().map_err(|_| {
+                        format!(
+                            "kind: {kind:?} is not one of {}",
+                            Kind::ALL.map(Kind::as_str).join(", ")
+                        )
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let since = match &self.since {
-            None => None,
-            Some(text) => Some(
-                DateTime::parse_from_rfc3339(text.trim())
-                    .map(|at| at.with_timezone(&Utc))
-                    .or_else(|_| {
-                        agents::duration::parse(text)
-                            .ok()
-                            .and_then(|ago| chrono::Duration::from_std(ago).ok())
-                            .map(|ago| now - ago)
-                            .ok_or(())
-                    })
-                    .map_err(|()| {
-                        format!(
-                            "since: {text:?} is neither an RFC 3339 time nor a duration like 7d"
-                        )
-                    })?,
-            ),
-        };
+        let since = self
+            .since
+            .as_deref()
+            .map(|text| {
+                agents::duration::parse_time(text, now)
+                    .map_err(|message| format!("since: {message}"))
+            })
+            .transpose()?;
         let trust = match self.trust.as_deref().map(str::trim) {
             None | Some("") => None,
             Some("internal") => Some(Trust::Internal),
@@ -510,75 +496,58 @@ mod http {
     use axum::extract::{Query, State};
     use axum::http::StatusCode;
     use axum::response::{IntoResponse, Response};
+    use memory::vector::VectorError;
     use serde_json::{Value, json};
 
-    use super::SearchParams;
-    use crate::http::AppState;
+    use super::{SearchParams, VectorMemory};
+    use crate::http::{ApiError, AppState};
 
-    fn problem(status: StatusCode, message: impl Into<String>) -> Response {
-        (status, Json(json!({ "error": message.into() }))).into_response()
+    fn memory(state: &AppState) -> Result<&VectorMemory, ApiError> {
+        state.memory.as_deref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "vector memory is off ([memory] enabled = false)",
+            )
+        })
     }
 
-    fn off() -> Response {
-        problem(
-            StatusCode::NOT_FOUND,
-            "vector memory is off ([memory] enabled = false)",
-        )
-    }
-
-    fn failed(error: memory::vector::VectorError) -> Response {
+    fn failed(error: VectorError) -> ApiError {
         let status = match error {
-            memory::vector::VectorError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-            memory::vector::VectorError::EmbedderMismatch { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            VectorError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            VectorError::EmbedderMismatch { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        problem(status, error.to_string())
+        ApiError::new(status, error.to_string())
     }
 
     pub async fn search(
         State(state): State<AppState>,
         Query(params): Query<SearchParams>,
-    ) -> Response {
-        let Some(memory) = state.memory.as_deref() else {
-            return off();
-        };
-        let query = match params.query(memory.recency_half_life(), chrono::Utc::now()) {
-            Ok(query) => query,
-            Err(message) => return problem(StatusCode::BAD_REQUEST, message),
-        };
-        match memory.search(query).await {
-            Ok(hits) => {
-                Json(hits.iter().map(super::hit_json).collect::<Vec<Value>>()).into_response()
-            }
-            Err(error) => failed(error),
-        }
+    ) -> Result<Json<Vec<Value>>, ApiError> {
+        let memory = memory(&state)?;
+        let query = params
+            .query(memory.recency_half_life(), chrono::Utc::now())
+            .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message))?;
+        let hits = memory.search(query).await.map_err(failed)?;
+        Ok(Json(hits.iter().map(super::hit_json).collect()))
     }
 
-    pub async fn stats(State(state): State<AppState>) -> Response {
-        let Some(memory) = state.memory.as_deref() else {
-            return off();
-        };
-        match memory.stats().await {
-            Ok(stats) => {
-                let mut value = serde_json::to_value(&stats).unwrap_or_default();
-                value["embedder_note"] = json!(memory.embedder_note);
-                Json(value).into_response()
-            }
-            Err(error) => failed(error),
-        }
+    pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+        let memory = memory(&state)?;
+        let stats = memory.stats().await.map_err(failed)?;
+        let mut value = serde_json::to_value(&stats)
+            .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+        value["embedder_note"] = json!(memory.embedder_note);
+        Ok(Json(value))
     }
 
-    pub async fn export(State(state): State<AppState>) -> Response {
-        let Some(memory) = state.memory.as_deref() else {
-            return off();
-        };
-        let store = memory.store();
-        let lines = tokio::task::spawn_blocking(move || super::export_lines(store.as_ref())).await;
-        match lines {
-            Ok(Ok(text)) => ([("content-type", "application/x-ndjson")], text).into_response(),
-            Ok(Err(error)) => failed(error),
-            Err(error) => problem(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-        }
+    pub async fn export(State(state): State<AppState>) -> Result<Response, ApiError> {
+        let store = memory(&state)?.store();
+        let text = tokio::task::spawn_blocking(move || super::export_lines(store.as_ref()))
+            .await
+            .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+            .map_err(failed)?;
+        Ok(([("content-type", "application/x-ndjson")], text).into_response())
     }
 }
 

@@ -242,10 +242,6 @@ impl Reasoner {
         })
     }
 
-    pub fn config(&self) -> &ReasonerConfig {
-        &self.config
-    }
-
     /// Tokens `agent` used today.
     pub fn usage_today(&self, agent: &str) -> Result<UsageTotals, ReasonerError> {
         Ok(self.ledger.day(agent, Utc::now().date_naive())?)

@@ -23,8 +23,6 @@ pub struct Conversation {
     reasoner: Reasoner,
     prompt: agents::prompts::Prompt,
     briefing_prompt: agents::prompts::Prompt,
-    /// Agents whose budget alert fires (resolved by their next answer from the model).
-    over_budget: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Conversation {
@@ -97,7 +95,6 @@ impl Conversation {
             reasoner,
             prompt,
             briefing_prompt,
-            over_budget: std::sync::Mutex::default(),
         }))
     }
 
@@ -132,43 +129,30 @@ impl Conversation {
 
     /// Fires `reasoner.budget_exceeded/<agent>` when an agent's daily token budget is spent
     /// (it answers without the model until midnight UTC), and resolves it at its next answer.
+    /// The router keeps the alert's state across restarts: a repeated firing only refreshes
+    /// it, and a resolution of an alert that is not firing is ignored.
     async fn watch_budget(
         &self,
         app: &AppState,
         agent: &str,
         outcome: &Result<Reply, ReasonerError>,
     ) {
-        let status = match outcome {
-            Err(ReasonerError::BudgetExceeded { .. }) => agents::AlertStatus::Firing,
-            Ok(_) => agents::AlertStatus::Resolved,
-            Err(_) => return,
-        };
-        {
-            let mut over = self
-                .over_budget
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let changed = match status {
-                agents::AlertStatus::Firing => over.insert(agent.to_owned()),
-                agents::AlertStatus::Resolved => over.remove(agent),
-            };
-            if !changed {
-                return;
-            }
-        }
-        let now = Utc::now();
-        let (summary, evidence) = match outcome {
+        let (status, summary, evidence) = match outcome {
             Err(error @ ReasonerError::BudgetExceeded { used, budget, .. }) => (
+                agents::AlertStatus::Firing,
                 format!(
                     "{agent}: the language model budget for today is spent; answering without it"
                 ),
                 json!({ "used": used, "budget": budget, "message": error.to_string() }),
             ),
-            _ => (
+            Ok(_) => (
+                agents::AlertStatus::Resolved,
                 format!("{agent}: the language model answers again"),
                 json!({}),
             ),
+            Err(_) => return,
         };
+        let now = Utc::now();
         let alert = agents::Alert {
             key: format!("reasoner.budget_exceeded/{agent}"),
             rule: "budget_exceeded".to_owned(),

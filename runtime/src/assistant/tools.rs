@@ -28,22 +28,10 @@ fn unavailable(what: &str, error: impl std::fmt::Display) -> ToolError {
     ToolError::Unavailable(format!("reading {what} failed: {error}"))
 }
 
-/// A time given as RFC 3339 (`2026-11-24T06:00:00Z`) or as a duration back from now (`24h`,
-/// `7d`, `30m`).
+/// A time argument, as `agents::duration::parse_time` reads it.
 fn parse_time(field: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ToolError> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text.trim()) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    humantime::parse_duration(text.trim())
-        .ok()
-        .and_then(|ago| Duration::from_std(ago).ok())
-        .map(|ago| now - ago)
-        .ok_or_else(|| {
-            ToolError::InvalidArguments(format!(
-                "at `{field}`: {text:?} is neither an RFC 3339 time (2026-11-24T06:00:00Z) nor \
-                 a duration back from now (24h, 7d)"
-            ))
-        })
+    agents::duration::parse_time(text, now)
+        .map_err(|message| ToolError::InvalidArguments(format!("at `{field}`: {message}")))
 }
 
 /// Alert summaries can quote the outside world (release notes, Prometheus annotations).

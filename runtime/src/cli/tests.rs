@@ -1,4 +1,4 @@
-use chrono::TimeZone;
+use chrono::{TimeZone, Utc};
 use clap::CommandFactory;
 
 use super::*;

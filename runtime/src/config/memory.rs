@@ -8,6 +8,8 @@ use memory::vector::{Kind, Retention};
 use serde::{Deserialize, Serialize};
 use tools::secret::Secret;
 
+use super::default_true;
+
 /// Where the vectors live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -34,20 +36,6 @@ pub enum EmbedderChoice {
     Hashing,
 }
 
-impl EmbedderChoice {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EmbedderChoice::Auto => "auto",
-            EmbedderChoice::Local => "local",
-            EmbedderChoice::Openai => "openai",
-            EmbedderChoice::Hashing => "hashing",
-        }
-    }
-}
-
-fn default_true() -> bool {
-    true
-}
 fn default_half_life() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }
