@@ -7,6 +7,7 @@
 //! - **series**: numeric samples by metric name and labels, with hour/day downsampling
 //!   ([`SeriesStore`]);
 //! - **state**: small JSON documents by string key ([`StateStore`]);
+//! - the finance **ledger** and exchange rates, amounts as exact decimals ([`ledger::Ledger`]);
 //! - **vector memory**: documents with provenance, searched by meaning and keywords, in the
 //!   Qdrant engine embedded in process under `<data_dir>/vectors/` or on a Qdrant server over
 //!   gRPC ([`vector::MemoryStore`], [`vector::EmbeddedStore`], [`vector::QdrantStore`],
@@ -29,6 +30,7 @@ mod checkpoint;
 mod error;
 mod gate;
 mod journal;
+pub mod ledger;
 pub mod minilm;
 mod series;
 mod state;

@@ -15,6 +15,7 @@ use crate::checkpoint::{CHECKPOINTS_FILE, Checkpoint, append_checkpoint};
 use crate::error::StoreError;
 use crate::gate::MutationGate;
 use crate::journal::{GENESIS_HASH, Journal};
+use crate::ledger::Ledger;
 use crate::series::SeriesStore;
 use crate::state::StateStore;
 
@@ -35,6 +36,7 @@ struct StoreInner {
     journal: Journal,
     series: SeriesStore,
     state: StateStore,
+    ledger: Ledger,
     db: sled::Db,
     data_dir: PathBuf,
     gate: Arc<MutationGate>,
@@ -55,11 +57,13 @@ impl Store {
         let journal = Journal::open(&db, &store_path, Arc::clone(&gate))?;
         let series = SeriesStore::open(&db, &store_path, Arc::clone(&gate))?;
         let state = StateStore::open(&db, &store_path, Arc::clone(&gate))?;
+        let ledger = Ledger::open(&db, &store_path, Arc::clone(&gate))?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 journal,
                 series,
                 state,
+                ledger,
                 db,
                 data_dir: data_dir.to_path_buf(),
                 gate,
@@ -81,6 +85,11 @@ impl Store {
 
     pub fn state(&self) -> &StateStore {
         &self.inner.state
+    }
+
+    /// The finance ledger and its exchange rates.
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
     }
 
     fn store_path(&self) -> PathBuf {
