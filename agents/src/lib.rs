@@ -21,6 +21,7 @@
 pub mod alert;
 pub mod audit;
 pub mod duration;
+pub mod finance;
 pub mod health;
 pub mod market;
 pub mod prompts;
