@@ -4,6 +4,8 @@
 //! - [`market`]: the market-intelligence agent (prices, moves, recoveries);
 //! - [`validators`]: the validators agent (wallet balance, current set, node sync and disk);
 //! - [`alert`]: the alert value every agent emits;
+//! - [`finance`]: forecasts with intervals, rolling-origin backtests, anomalies and cash runway
+//!   over daily series (pure functions on augurs);
 //! - [`health`]: the registry of actor and data-source health that status, `/readyz` and
 //!   `/metrics` read;
 //! - [`telemetry`]: the Prometheus metric families agents and the runtime update;
@@ -21,6 +23,7 @@
 pub mod alert;
 pub mod audit;
 pub mod duration;
+pub mod finance;
 pub mod health;
 pub mod market;
 pub mod prompts;

@@ -1,0 +1,3 @@
+//! Finance: forecasts, backtests and anomalies over daily money series.
+
+pub mod forecast;
