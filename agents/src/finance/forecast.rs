@@ -232,6 +232,9 @@ pub fn forecast_with_periods(
             seasonal_periods: Vec::new(),
         });
     }
+    // Non-seasonal ETS only, also under MSTL: augurs 0.10 has no prediction intervals for
+    // several seasonal ETS models (they panic with `todo!`), nor for multiplicative trends
+    // (simulated, random), which "ZZN" leaves out by default.
     let ets = AutoETS::new(1, "ZZN").map_err(|e| ForecastError::Model(e.to_string()))?;
     let (model, (point, lower80, upper80), (_, lower95, upper95)) = if periods.is_empty() {
         let fitted = ets
@@ -256,7 +259,7 @@ pub fn forecast_with_periods(
             .map(usize::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let name = format!("MSTL[{list}]+AutoETS({chosen})");
+        let name = format!("MSTL[{list}]+{chosen}");
         let p80 = split(fitted.predict(horizon, 0.80), horizon)?;
         let p95 = split(fitted.predict(horizon, 0.95), horizon)?;
         (name, p80, p95)
@@ -508,7 +511,9 @@ pub fn anomalies(series: &[f64], threshold_sigmas: f64) -> Vec<Anomaly> {
         .zip(&local)
         .map(|(d, m)| d - m)
         .collect();
-    let sigma = robust_sigma(&residuals).max(1e-9 * scale_of(series));
+    // Floor: a millionth of the series' scale, below MSTL's f32 rounding, so an exactly
+    // periodic or constant series does not turn rounding into anomalies.
+    let sigma = robust_sigma(&residuals).max(FLAT_TREND * scale_of(series));
 
     let mut found = Vec::new();
     for (index, r) in residuals.iter().enumerate() {
@@ -626,8 +631,17 @@ struct NamedEts {
     chosen: Mutex<Option<String>>,
 }
 
+/// The fitted trend model: AutoETS, or a flat line when the deseasonalised series does not vary
+/// (an exactly periodic series), where ETS has nothing to estimate and may fail.
 #[derive(Debug)]
-struct FittedNamedEts(FittedAutoETS);
+enum FittedNamedEts {
+    Ets(Box<FittedAutoETS>),
+    Flat { value: f64, n: usize },
+}
+
+/// Relative variation under which MSTL's deseasonalised series counts as flat (MSTL works in
+/// `f32`, so an exactly periodic series leaves a remainder of about 1e-7 of its scale).
+const FLAT_TREND: f64 = 1e-6;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -637,9 +651,19 @@ impl TrendModel for NamedEts {
     }
 
     fn fit(&self, y: &[f64]) -> Result<Box<dyn FittedTrendModel + Sync + Send>, BoxError> {
+        let (lo, hi) = y
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        if y.is_empty() || hi - lo <= FLAT_TREND * scale_of(y) {
+            *self.chosen.lock() = Some("Constant".into());
+            let value = y.iter().sum::<f64>() / y.len().max(1) as f64;
+            return Ok(Box::new(FittedNamedEts::Flat { value, n: y.len() }));
+        }
         let fitted = self.ets.fit(y)?;
-        *self.chosen.lock() = Some(describe_ets(&fitted));
-        Ok(Box::new(FittedNamedEts(fitted)))
+        *self.chosen.lock() = Some(format!("AutoETS({})", describe_ets(&fitted)));
+        Ok(Box::new(FittedNamedEts::Ets(Box::new(fitted))))
     }
 }
 
@@ -650,7 +674,13 @@ impl FittedTrendModel for FittedNamedEts {
         level: Option<f64>,
         forecast: &mut augurs::Forecast,
     ) -> Result<(), BoxError> {
-        Ok(self.0.predict_inplace(horizon, level, forecast)?)
+        match self {
+            Self::Ets(fitted) => Ok(fitted.predict_inplace(horizon, level, forecast)?),
+            Self::Flat { value, .. } => {
+                flat_into(*value, horizon, level, forecast);
+                Ok(())
+            }
+        }
     }
 
     fn predict_in_sample_inplace(
@@ -658,12 +688,31 @@ impl FittedTrendModel for FittedNamedEts {
         level: Option<f64>,
         forecast: &mut augurs::Forecast,
     ) -> Result<(), BoxError> {
-        Ok(self.0.predict_in_sample_inplace(level, forecast)?)
+        match self {
+            Self::Ets(fitted) => Ok(fitted.predict_in_sample_inplace(level, forecast)?),
+            Self::Flat { value, n } => {
+                flat_into(*value, *n, level, forecast);
+                Ok(())
+            }
+        }
     }
 
     fn training_data_size(&self) -> Option<usize> {
-        Some(self.0.training_data_size())
+        match self {
+            Self::Ets(fitted) => Some(fitted.training_data_size()),
+            Self::Flat { n, .. } => Some(*n),
+        }
     }
+}
+
+/// `len` copies of `value`, with zero-width intervals when a level is asked for.
+fn flat_into(value: f64, len: usize, level: Option<f64>, forecast: &mut augurs::Forecast) {
+    forecast.point = vec![value; len];
+    forecast.intervals = level.map(|level| augurs::ForecastIntervals {
+        level,
+        lower: vec![value; len],
+        upper: vec![value; len],
+    });
 }
 
 /// `A,Ad,N`-style name of the ETS model AutoETS chose (error, trend, season).

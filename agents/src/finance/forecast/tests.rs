@@ -283,6 +283,25 @@ fn degenerate_inputs_give_errors_or_flat_forecasts() {
     assert_eq!(detect_seasonality(&[0.0; 100]), Vec::<usize>::new());
     assert_eq!(forecast(&[0.0; 9], 3).unwrap().point, vec![0.0; 3], "zeros");
 
+    // Exactly periodic (a fixed weekly pattern, no noise): MSTL leaves nothing for ETS, so the
+    // trend is flat and the forecast repeats the week.
+    let pattern = [100.0, 0.0, 0.0, 250.0, 0.0, 0.0, 40.0];
+    let weekly: Vec<f64> = (0..70).map(|t| pattern[t % 7]).collect();
+    let fc = forecast_with_periods(&weekly, 14, &[7]).unwrap();
+    assert_eq!(fc.model, "MSTL[7]+Constant");
+    assert_well_formed(&fc, 14);
+    for (j, p) in fc.point.iter().enumerate() {
+        assert!((p - pattern[(70 + j) % 7]).abs() < 1e-3, "{fc:?}");
+    }
+    let fc = forecast(&weekly, 14).unwrap();
+    assert_well_formed(&fc, 14);
+    assert_eq!(anomalies(&weekly, 4.0), Vec::new());
+    let mut one_spike = constant.clone();
+    one_spike[30] = 50.0;
+    let found = anomalies(&one_spike, 4.0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].index, found[0].kind), (30, AnomalyKind::Spike));
+
     // Too short.
     assert_eq!(
         forecast(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 3),
