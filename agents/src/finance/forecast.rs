@@ -47,9 +47,10 @@ const MIN_RELATIVE_POWER: f64 = 0.05;
 /// bar is raised on short series, where noise alone explains about `(period - 1) / n`.
 const MIN_SEASONAL_STRENGTH: f64 = 0.2;
 
-/// Half-width (days) of the rolling median that spikes are measured against, and of the windows
-/// compared on either side of a level shift.
+/// Half-width (days) of the centred rolling median that spikes are measured against (15 days).
 const LOCAL_WINDOW: usize = 7;
+
+/// Days compared on either side of a level shift; also the least distance between two shifts.
 const SHIFT_WINDOW: usize = 14;
 
 /// Expected run length (days) between changepoints, the prior of the changepoint detector.
@@ -61,8 +62,8 @@ const MAD_TO_SIGMA: f64 = 1.482_602_218_505_602;
 /// A forecast for the days after the last observation: `point[0]` is the day after it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Forecast {
-    /// The model that produced it, e.g. `AutoETS(A,Ad,N)`, `MSTL[7]+AutoETS(A,N,N)` or
-    /// `Constant`.
+    /// The model that produced it, e.g. `AutoETS(A,Ad,N)` (error, trend, season; `d` =
+    /// damped), `MSTL[7,30]+AutoETS(M,A,N)`, `MSTL[7]+Constant` (exactly periodic) or `Constant`.
     pub model: String,
     /// Point forecasts (the conditional mean), one per day of the horizon.
     pub point: Vec<f64>,
