@@ -4,6 +4,7 @@
 //! Everything here is plain functions over the [`memory::ledger::Ledger`]; the runtime hosts
 //! them (CLI, API, the monthly backtest) and books approved expenses.
 
+pub mod forecast;
 pub mod import;
 pub mod report;
 

@@ -4,6 +4,9 @@
 //! - [`market`]: the market-intelligence agent (prices, moves, recoveries);
 //! - [`validators`]: the validators agent (wallet balance, current set, node sync and disk);
 //! - [`alert`]: the alert value every agent emits;
+//! - [`finance`]: the ledger's vocabulary, statement imports, valuation, monthly reports,
+//!   forecasts with intervals, rolling-origin backtests, anomalies and cash runway
+//!   over daily series (pure functions on augurs);
 //! - [`health`]: the registry of actor and data-source health that status, `/readyz` and
 //!   `/metrics` read;
 //! - [`telemetry`]: the Prometheus metric families agents and the runtime update;
