@@ -6,7 +6,11 @@
 
 pub mod forecast;
 pub mod import;
+pub mod outlook;
 pub mod report;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -45,6 +49,10 @@ fn default_runway_floor_months() -> f64 {
     6.0
 }
 
+fn default_anomaly_sigmas() -> f64 {
+    4.0
+}
+
 fn default_max_rate_age_days() -> u64 {
     7
 }
@@ -74,6 +82,10 @@ pub struct FinanceConfig {
     /// A rate up to this many days older than an entry values it (weekends, holidays).
     #[serde(default = "default_max_rate_age_days")]
     pub max_rate_age_days: u64,
+    /// A day this many robust standard deviations away from its neighbours is an expense
+    /// spike or a revenue drop.
+    #[serde(default = "default_anomaly_sigmas")]
+    pub anomaly_sigmas: f64,
     /// CoinGecko coin id for each crypto currency code held (TON -> the-open-network).
     #[serde(default = "default_coin_ids")]
     pub coin_ids: BTreeMap<String, String>,
@@ -96,6 +108,7 @@ impl Default for FinanceConfig {
             opening_date: None,
             runway_floor_months: default_runway_floor_months(),
             max_rate_age_days: default_max_rate_age_days(),
+            anomaly_sigmas: default_anomaly_sigmas(),
             coin_ids: default_coin_ids(),
         }
     }
@@ -125,6 +138,9 @@ impl FinanceConfig {
             problems.push(
                 "finance.runway_floor_months: must be a number of months, 0 or more".to_owned(),
             );
+        }
+        if !(self.anomaly_sigmas.is_finite() && self.anomaly_sigmas > 0.0) {
+            problems.push("finance.anomaly_sigmas: must be a positive number".to_owned());
         }
         for code in self.coin_ids.keys() {
             if !is_currency_code(code) {

@@ -579,8 +579,9 @@ pub fn anomalies(series: &[f64], threshold_sigmas: f64) -> Vec<Anomaly> {
             kind: AnomalyKind::LevelShift,
             score,
             reason: format!(
-                "level moved from {before:.2} to {after:.2} ({score:.1} sigma, medians of up to \
-                 {SHIFT_WINDOW} days before and after; sigma {sigma:.3})"
+                "level moved {} from {before:.2} to {after:.2} ({score:.1} sigma, medians of up \
+                 to {SHIFT_WINDOW} days before and after; sigma {sigma:.3})",
+                if after < before { "down" } else { "up" }
             ),
         });
     }

@@ -428,13 +428,33 @@ pub fn parse_statement(
     let mut occurrences: HashMap<(NaiveDate, Decimal, String, String, String), u32> =
         HashMap::new();
     let recorded_at = Utc::now();
+    // The csv reader's own line count skips blank lines; count newlines up to each record's
+    // byte offset instead, so a reported line is the line an editor shows.
+    let body = &text[offset..];
+    let newlines: Vec<u64> = body
+        .iter()
+        .enumerate()
+        .filter(|(_, byte)| **byte == b'\n')
+        .map(|(index, _)| index as u64)
+        .collect();
+    let line_at = |position: Option<&csv::Position>| -> u64 {
+        position.map_or(0, |position| {
+            // A record's position can point at blank lines before it.
+            let mut start = position.byte();
+            while body
+                .get(start as usize)
+                .is_some_and(|byte| matches!(byte, b'\n' | b'\r'))
+            {
+                start += 1;
+            }
+            newlines.partition_point(|&newline| newline < start) as u64 + 1 + spec.skip_lines as u64
+        })
+    };
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
             Err(error) => {
-                let line = error
-                    .position()
-                    .map_or(0, |position| position.line() + spec.skip_lines as u64);
+                let line = line_at(error.position());
                 errors.push(RowError {
                     line,
                     message: format!("not readable as CSV: {error}"),
@@ -442,9 +462,7 @@ pub fn parse_statement(
                 continue;
             }
         };
-        let line = record
-            .position()
-            .map_or(0, |position| position.line() + spec.skip_lines as u64);
+        let line = line_at(record.position());
         if record.iter().all(str::is_empty) {
             continue;
         }

@@ -23,6 +23,9 @@ pub struct MissingRate {
     pub entries: usize,
 }
 
+/// Entries with their value in the reporting currency.
+pub type Valued = Vec<(LedgerEntry, Decimal)>;
+
 /// Values amounts in the reporting currency at the day's rate.
 pub struct Valuer<'a> {
     ledger: &'a Ledger,
@@ -86,7 +89,7 @@ impl<'a> Valuer<'a> {
     pub fn value_all(
         &self,
         entries: Vec<LedgerEntry>,
-    ) -> Result<(Vec<(LedgerEntry, Decimal)>, Vec<MissingRate>), StoreError> {
+    ) -> Result<(Valued, Vec<MissingRate>), StoreError> {
         let mut valued = Vec::with_capacity(entries.len());
         let mut missing: BTreeMap<(String, NaiveDate), usize> = BTreeMap::new();
         let mut cache: BTreeMap<(String, NaiveDate), Option<Decimal>> = BTreeMap::new();
@@ -354,7 +357,7 @@ fn change_text(change: Option<&Change>, pick: fn(&Change) -> Option<f64>) -> Str
 pub fn report_rows(report: &MonthlyReport, plain_numbers: bool) -> Vec<Vec<String>> {
     let cell = |value: Decimal| {
         if plain_numbers {
-            value.round_dp(2).to_string()
+            value.round_dp(2).normalize().to_string()
         } else {
             money(value)
         }
