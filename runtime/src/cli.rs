@@ -10,6 +10,7 @@ use crate::config::{self, Config, ConfigSource, LogFormat};
 mod alerts;
 mod ask;
 mod audit;
+mod finance;
 mod gate;
 mod memory;
 mod models;
@@ -182,6 +183,12 @@ pub enum Command {
     /// Example: `command-center models install`
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// The finance ledger: import statements, add entries, load rates, report, forecast,
+    /// backtest (on the data directory; while the daemon runs use /v1/finance/...).
+    ///
+    /// Example: `command-center finance import nov.csv --mapping chase.toml --dry-run`
+    #[command(subcommand)]
+    Finance(FinanceCommand),
     /// Write a domain agent's daily briefing now (through the running daemon).
     ///
     /// Example: `command-center briefing validators` (print it) or `... --send` (also send it
@@ -196,6 +203,119 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How `finance report` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FinanceCommand {
+    /// Import a CSV bank or card statement through a mapping file (all rows or none).
+    ///
+    /// Example: `command-center finance import nov.csv --mapping chase.toml --dry-run`
+    Import {
+        file: PathBuf,
+        /// The statement's mapping (TOML: columns, date and number formats, sign, rules)
+        #[arg(long, value_name = "FILE")]
+        mapping: PathBuf,
+        /// Show what would be added, store nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add one entry by hand: positive amounts are income, negative expenses.
+    ///
+    /// Example: `command-center finance add --amount -1200 --currency EUR --category legal_and_compliance --counterparty "Law firm"`
+    Add {
+        /// Signed amount: 1500 is income, -1500 an expense
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        /// YYYY-MM-DD [default: today]
+        #[arg(long)]
+        date: Option<String>,
+        /// [default: the reporting currency]
+        #[arg(long)]
+        currency: Option<String>,
+        #[arg(long, conflicts_with = "category")]
+        stream: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long, requires = "category")]
+        subcategory: Option<String>,
+        #[arg(long)]
+        counterparty: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        tag: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List ledger entries.
+    ///
+    /// Example: `command-center finance entries --from 2026-11-01`
+    Entries {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exchange rates that value entries in the reporting currency.
+    #[command(subcommand)]
+    Rates(RatesCommand),
+    /// Monthly P&L by stream and category, MoM and YoY, burn, cash and runway.
+    ///
+    /// Example: `command-center finance report --from 2026-01 --format csv`
+    Report {
+        /// First month, YYYY-MM [default: 11 months before --to]
+        #[arg(long)]
+        from: Option<String>,
+        /// Last month, YYYY-MM [default: this month]
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+    },
+    /// Forecast revenue per stream, expenses per category, net cash flow, cash and runway.
+    ///
+    /// Example: `command-center finance forecast --horizon 90`
+    Forecast {
+        /// Days ahead
+        #[arg(long, default_value_t = 90)]
+        horizon: usize,
+        /// Days of history the models learn from
+        #[arg(long, default_value_t = 365)]
+        history: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rolling-origin backtest of every series (MAE, MASE, interval coverage), stored.
+    ///
+    /// Example: `command-center finance backtest --horizon 30 --origins 3`
+    Backtest {
+        #[arg(long, default_value_t = 30)]
+        horizon: usize,
+        #[arg(long, default_value_t = 3)]
+        origins: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RatesCommand {
+    /// Load rates from a CSV file with the header `date,base,quote,rate`.
+    ///
+    /// Example: `command-center finance rates import ecb-2026.csv`
+    Import { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -796,6 +916,10 @@ pub fn main() -> ExitCode {
             load_config(&cli).and_then(|config| block_on(ops::backup(config, args)))
         }
         Command::Restore(args) => load_config(&cli).and_then(|config| ops::restore(config, args)),
+        Command::Finance(command) => load_config(&cli).and_then(|config| {
+            crate::logging::init(config.daemon.log_format, "warn");
+            finance::run(config, command)
+        }),
         Command::Memory(command) => load_config(&cli).and_then(|config| {
             crate::logging::init(config.daemon.log_format, "warn");
             block_on(memory::run(config, command))

@@ -694,6 +694,9 @@ pub struct Config {
     pub memory: MemorySection,
     #[serde(default)]
     pub briefings: BriefingsSection,
+    /// `[finance]`: streams, categories, reporting currency, opening balance.
+    #[serde(default)]
+    pub finance: agents::finance::FinanceConfig,
     #[serde(default)]
     pub demo: DemoConfig,
 }

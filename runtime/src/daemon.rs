@@ -540,6 +540,7 @@ impl Daemon {
         let state = AppState {
             memory: vector_memory.clone(),
             briefings: Arc::new(config.briefings.clone()),
+            finance: Arc::new(config.finance.clone()),
             store: store.clone(),
             auditor: auditor.clone(),
             health: health.clone(),

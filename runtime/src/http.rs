@@ -42,6 +42,8 @@ pub struct AppState {
     pub memory: Option<Arc<crate::vectors::VectorMemory>>,
     /// `[briefings]`: who gets the daily briefings.
     pub briefings: Arc<crate::config::BriefingsSection>,
+    /// `[finance]`: streams, categories, reporting currency.
+    pub finance: Arc<agents::finance::FinanceConfig>,
 }
 
 /// `GET /v1/status`
@@ -133,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::router::http::routes())
         .merge(crate::vectors::routes())
         .merge(crate::briefing::routes())
+        .merge(crate::finance::routes())
         .with_state(state)
 }
 

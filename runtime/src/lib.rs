@@ -3,7 +3,8 @@
 //! This crate holds configuration ([`config`]), the supervision tree ([`supervisor`]), the
 //! alert router ([`router`]), the notifier ([`notifier`]), the HTTP port ([`http`]), the chat
 //! command layer shared by Telegram, Slack, the CLI and the API ([`commands`]), the reasoner's
-//! read-only tools and `propose_action` ([`assistant`]), the daemon's
+//! read-only tools and `propose_action` ([`assistant`]), the finance ledger's imports, reports,
+//! forecasts and backtests ([`finance`]), the daemon's
 //! wiring ([`daemon`]) and the command line ([`cli`]). It is the only crate that executes
 //! effects; agents only read and propose.
 //!
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod executors;
+pub mod finance;
 pub mod gate;
 pub mod http;
 pub mod logging;

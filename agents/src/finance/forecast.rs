@@ -308,6 +308,9 @@ pub struct BacktestReport {
     /// one-season difference (`y[t] - y[t - season]`) of that origin's training part, averaged
     /// (Hyndman & Koehler, 2006). Under 1: better than the in-sample seasonal-naive. Infinite when
     /// a training part repeats exactly every season and the forecast still errs.
+    /// Infinite (`null` in JSON) when the training part has no seasonal-naive error at all
+    /// but the forecast errs.
+    #[serde(deserialize_with = "null_as_infinity")]
     pub mase: f64,
     /// Share of actual values inside the 80 % interval.
     pub coverage80: f64,
@@ -907,4 +910,10 @@ fn seasonal_diff_mae(series: &[f64], season: usize) -> f64 {
         .map(|w| (w[season] - w[0]).abs())
         .sum();
     total / (series.len() - season) as f64
+}
+
+/// Reads a number written by serde_json, where an infinite value was written as `null`.
+fn null_as_infinity<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let value: Option<f64> = Deserialize::deserialize(deserializer)?;
+    Ok(value.unwrap_or(f64::INFINITY))
 }

@@ -171,6 +171,157 @@ fn horizon_totals(forecast: &Forecast) -> Vec<HorizonTotal> {
         .collect()
 }
 
+/// A series with money on fewer than half its days (weekly invoices, monthly rent and payroll)
+/// is lumpy: a daily model sees mostly zeros and calls every payment a spike.
+pub fn is_sparse(values: &[f64]) -> bool {
+    let busy = values.iter().filter(|value| **value != 0.0).count();
+    busy * 2 < values.len()
+}
+
+/// Sums of `size`-day buckets ending on the last day (the oldest days that do not fill a
+/// bucket are left out), and the index of the first day counted.
+pub fn bucket_sums(values: &[f64], size: usize) -> (Vec<f64>, usize) {
+    let size = size.max(1);
+    let start = values.len() % size;
+    (
+        values[start..]
+            .chunks(size)
+            .map(|bucket| bucket.iter().sum())
+            .collect(),
+        start,
+    )
+}
+
+/// The days per bucket a line is modelled in: 1 for a dense series; 7 for a sparse one
+/// (weekly invoices); 30 when even its weekly sums are mostly empty (monthly bills, payroll)
+/// and there are eight 30-day buckets of history. Too short for buckets: 1.
+pub fn bucket_size(values: &[f64]) -> usize {
+    if !is_sparse(values) || values.len() < 7 * forecast::MIN_POINTS {
+        return 1;
+    }
+    let (weeks, _) = bucket_sums(values, 7);
+    if !is_sparse(&weeks) || values.len() < 30 * forecast::MIN_POINTS {
+        7
+    } else {
+        30
+    }
+}
+
+fn bucket_name(size: usize) -> &'static str {
+    match size {
+        1 => "daily",
+        7 => "weekly sums",
+        _ => "30-day sums",
+    }
+}
+
+/// Forecast and anomalies of one line. Dense ([`bucket_size`] 1): anomalies by day, and the
+/// forecast of the series with one-day spikes replaced ([`without_spikes`]). Lumpy: both on
+/// 7- or 30-day sums (no anomalies for 30-day sums), the forecast spread evenly over each bucket's days (so sums over 30, 60
+/// or 90 days are right, not the day a bill falls on), an anomaly reported on its bucket's last
+/// day.
+pub fn forecast_line(
+    values: &[f64],
+    horizon: usize,
+    sigmas: f64,
+) -> (Result<Forecast, forecast::ForecastError>, Vec<Anomaly>) {
+    let size = bucket_size(values);
+    if size == 1 {
+        let spikes = forecast::anomalies(values, sigmas);
+        let result = forecast::forecast(&without_spikes(values, &spikes), horizon);
+        return (result, spikes);
+    }
+    let (sums, start) = bucket_sums(values, size);
+    // 30-day windows do not follow calendar months, so a window with two paydays or none is
+    // no anomaly: lines billed monthly are not checked for spikes (see docs/finance.md).
+    let anomalies = if size == 30 {
+        Vec::new()
+    } else {
+        forecast::anomalies(&sums, sigmas)
+    };
+    let anomalies = anomalies
+        .into_iter()
+        .map(|mut anomaly| {
+            anomaly.index = start + anomaly.index * size + size - 1;
+            anomaly.reason = format!("{} to this day: {}", bucket_name(size), anomaly.reason);
+            anomaly
+        })
+        .collect();
+    let result = forecast::forecast(&sums, horizon.div_ceil(size)).map(|buckets| {
+        let daily = |band: &[f64]| -> Vec<f64> {
+            (0..horizon)
+                .map(|day| band.get(day / size).copied().unwrap_or(0.0) / size as f64)
+                .collect()
+        };
+        Forecast {
+            model: format!("{}, {}", bucket_name(size), buckets.model),
+            point: daily(&buckets.point),
+            lower80: daily(&buckets.lower80),
+            upper80: daily(&buckets.upper80),
+            lower95: daily(&buckets.lower95),
+            upper95: daily(&buckets.upper95),
+            seasonal_periods: buckets.seasonal_periods,
+        }
+    });
+    (result, anomalies)
+}
+
+/// Net cash flow as revenue lines minus expense lines. Its band puts every revenue line at
+/// its low edge and every expense at its high edge (and the reverse): as if all lines erred
+/// the same bad way at once, wider than independence, the safe side for cash.
+pub fn compose_net(revenue: &[&Forecast], expenses: &[&Forecast], horizon: usize) -> Forecast {
+    let sum = |forecasts: &[&Forecast], pick: fn(&Forecast) -> &Vec<f64>| -> Vec<f64> {
+        (0..horizon)
+            .map(|day| {
+                forecasts
+                    .iter()
+                    .map(|f| pick(f).get(day).copied().unwrap_or(0.0))
+                    .sum()
+            })
+            .collect()
+    };
+    let minus =
+        |a: Vec<f64>, b: Vec<f64>| -> Vec<f64> { a.iter().zip(&b).map(|(a, b)| a - b).collect() };
+    Forecast {
+        model: format!(
+            "sum of {} revenue and {} expense lines",
+            revenue.len(),
+            expenses.len()
+        ),
+        point: minus(sum(revenue, |f| &f.point), sum(expenses, |f| &f.point)),
+        lower80: minus(sum(revenue, |f| &f.lower80), sum(expenses, |f| &f.upper80)),
+        upper80: minus(sum(revenue, |f| &f.upper80), sum(expenses, |f| &f.lower80)),
+        lower95: minus(sum(revenue, |f| &f.lower95), sum(expenses, |f| &f.upper95)),
+        upper95: minus(sum(revenue, |f| &f.upper95), sum(expenses, |f| &f.lower95)),
+        seasonal_periods: Vec::new(),
+    }
+}
+
+/// Forecasts every revenue and expense line of `series` (cut to its first `length` days) and
+/// composes the net; the error of the first line that cannot be forecast otherwise.
+fn net_from_lines(
+    series: &BTreeMap<String, Vec<f64>>,
+    length: usize,
+    horizon: usize,
+    sigmas: f64,
+) -> Result<Forecast, forecast::ForecastError> {
+    let mut revenue = Vec::new();
+    let mut expenses = Vec::new();
+    for (name, values) in series {
+        let history = &values[..length.min(values.len())];
+        if name.starts_with("revenue:") {
+            revenue.push(forecast_line(history, horizon, sigmas).0?);
+        } else if name.starts_with("expense:") {
+            expenses.push(forecast_line(history, horizon, sigmas).0?);
+        }
+    }
+    Ok(compose_net(
+        &revenue.iter().collect::<Vec<_>>(),
+        &expenses.iter().collect::<Vec<_>>(),
+        horizon,
+    ))
+}
+
 /// The series with each one-day spike or drop replaced by the median of the week either side
 /// of it, so a one-off payment is reported (as an anomaly) but not extrapolated. Level shifts
 /// are kept: they are the new normal.
@@ -235,21 +386,19 @@ pub fn outlook(
     let mut series = Vec::new();
     let mut runway = None;
     let mut balance_forecast = None;
-    let net_forecast = daily.series.get("net").map(|net| {
-        let spikes = forecast::anomalies(net, config.anomaly_sigmas);
-        forecast::forecast(&without_spikes(net, &spikes), horizon_days)
-    });
+    let days = daily.series.get("net").map_or(0, Vec::len);
+    let net_forecast = net_from_lines(&daily.series, days, horizon_days, config.anomaly_sigmas);
     for (name, values) in &daily.series {
         let last_30_days = values.iter().rev().take(30).sum();
-        let result = match (name.as_str(), &net_forecast) {
-            ("net", Some(net)) => net.clone(),
-            ("balance", Some(net)) => net
-                .clone()
-                .map(|net| balance_from_net(values.last().copied().unwrap_or(0.0), &net)),
-            _ => {
-                let spikes = forecast::anomalies(values, config.anomaly_sigmas);
-                forecast::forecast(&without_spikes(values, &spikes), horizon_days)
-            }
+        let (result, anomalies) = match name.as_str() {
+            "net" => (net_forecast.clone(), Vec::new()),
+            "balance" => (
+                net_forecast
+                    .clone()
+                    .map(|net| balance_from_net(values.last().copied().unwrap_or(0.0), &net)),
+                Vec::new(),
+            ),
+            _ => forecast_line(values, horizon_days, config.anomaly_sigmas),
         };
         let (forecast, skipped) = match result {
             Ok(forecast) => (Some(forecast), None),
@@ -261,11 +410,6 @@ pub fn outlook(
             runway = Some(runway_from_balance(forecast, DAYS_PER_MONTH));
             balance_forecast = Some(forecast.clone());
         }
-        let anomalies = if name == "balance" {
-            Vec::new()
-        } else {
-            forecast::anomalies(values, config.anomaly_sigmas)
-        };
         series.push(SeriesOutlook {
             name: name.clone(),
             history_days: values.len(),
@@ -352,7 +496,7 @@ pub fn alerts(outlook: &Outlook, recent_days: usize, now: DateTime<Utc>) -> Vec<
             }
             let (rule, wanted) = if series.name.starts_with("expense:") {
                 ("expense_spike", anomaly.kind == AnomalyKind::Spike)
-            } else if series.name.starts_with("revenue:") || series.name == "net" {
+            } else if series.name.starts_with("revenue:") {
                 (
                     "revenue_drop",
                     anomaly.kind == AnomalyKind::Drop
@@ -365,7 +509,7 @@ pub fn alerts(outlook: &Outlook, recent_days: usize, now: DateTime<Utc>) -> Vec<
             if !wanted {
                 continue;
             }
-            let line = series.name.split_once(':').map_or("net", |(_, line)| line);
+            let line = series.name.split_once(':').map_or("", |(_, line)| line);
             let days_ago = length.saturating_sub(anomaly.index + 1);
             alerts.push(Alert {
                 key: format!("finance.{rule}/{line}"),
@@ -425,12 +569,45 @@ pub fn backtest_all(
         if name == "balance" {
             continue;
         }
-        match forecast::backtest(values, horizon_days, origins, 7) {
+        let sigmas = config.anomaly_sigmas;
+        let size = if name == "net" {
+            1
+        } else {
+            bucket_size(values)
+        };
+        let (label, result) = if name == "net" {
+            // The net forecast the cash projection uses: composed from the lines, each cut
+            // at the origin.
+            let forecaster = |history: &[f64], horizon: usize| {
+                net_from_lines(&daily.series, history.len(), horizon, sigmas)
+            };
+            (
+                name.clone(),
+                forecast::backtest_with(values, horizon_days, origins, 7, forecaster),
+            )
+        } else if size == 1 {
+            let forecaster =
+                |history: &[f64], horizon: usize| forecast_line(history, horizon, sigmas).0;
+            (
+                name.clone(),
+                forecast::backtest_with(values, horizon_days, origins, 7, forecaster),
+            )
+        } else {
+            // A lumpy line is judged on the sums it is modelled in, against the naive
+            // forecast "same as the last bucket": spreading a bill over its days is right for
+            // totals and wrong for every single day.
+            let (sums, _) = bucket_sums(values, size);
+            (
+                format!("{name} ({})", bucket_name(size)),
+                forecast::backtest(&sums, horizon_days.div_ceil(size), origins, 1),
+            )
+        };
+        match result {
             Ok(report) => {
-                results.insert(name.clone(), report);
+                results.insert(label, report);
             }
             Err(error) => {
-                skipped.insert(name.clone(), error.to_string());
+                skipped.insert(label, error.to_string());
             }
         }
     }

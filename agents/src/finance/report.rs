@@ -143,6 +143,8 @@ pub struct Change {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MonthRow {
     pub month: String,
+    /// The month is not over (it is `today`'s month): its sums and changes are to date.
+    pub partial: bool,
     pub revenue: BTreeMap<String, Decimal>,
     pub expenses: BTreeMap<String, Decimal>,
     pub revenue_total: Decimal,
@@ -277,6 +279,7 @@ pub fn monthly_report(
             },
         );
         months.push(MonthRow {
+            partial: month == month_of(today),
             month,
             revenue: row_revenue,
             expenses: row_expenses,
@@ -364,7 +367,13 @@ pub fn report_rows(report: &MonthlyReport, plain_numbers: bool) -> Vec<Vec<Strin
     };
     let last = report.months.last();
     let mut header = vec![format!("{} ({})", "line", report.currency)];
-    header.extend(report.months.iter().map(|row| row.month.clone()));
+    header.extend(report.months.iter().map(|row| {
+        if row.partial && !plain_numbers {
+            format!("{}*", row.month)
+        } else {
+            row.month.clone()
+        }
+    }));
     header.push("MoM".to_owned());
     header.push("YoY".to_owned());
     let mut rows = vec![header];
@@ -433,6 +442,9 @@ pub fn render_table(report: &MonthlyReport) -> String {
             );
             out.push('\n');
         }
+    }
+    if report.months.iter().any(|row| row.partial) {
+        out.push_str("* month to date: its sums and changes are not final\n");
     }
     let show = |value: Option<Decimal>| value.map_or_else(|| "unknown".to_owned(), money);
     out.push_str(&format!(

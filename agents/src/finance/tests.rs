@@ -550,3 +550,65 @@ fn outlook_warns_before_cash_crosses_the_floor_and_flags_an_expense_spike() {
     let spike = raised.iter().find(|a| a.rule == "expense_spike").unwrap();
     assert_eq!(spike.labels["line"], "infrastructure");
 }
+
+#[test]
+fn lumpy_bills_are_forecast_as_sums_and_the_net_is_composed_from_the_lines() {
+    let (_dir, store) = store();
+    let start = day("2026-01-01");
+    let as_of = day("2026-11-23");
+    let mut entries = Vec::new();
+    let mut date = start;
+    while date <= as_of {
+        entries.push(manual(date, "1000", "USD", ("stream", "validators")));
+        if date.format("%d").to_string() == "25" {
+            entries.push(manual(date, "-20000", "USD", ("category", "personnel")));
+        }
+        date = date.checked_add_days(Days::new(1)).unwrap();
+    }
+    store.ledger().insert_batch(&entries).unwrap();
+    let config = FinanceConfig {
+        opening_balance: dec("50000"),
+        opening_date: Some(start),
+        ..FinanceConfig::default()
+    };
+    let outlook = outlook(store.ledger(), &config, as_of, 365, 90).unwrap();
+    let line = |name: &str| {
+        outlook
+            .series
+            .iter()
+            .find(|series| series.name == name)
+            .unwrap()
+    };
+    let personnel = line("expense:personnel");
+    // 327 days, one payroll a month: modelled as 30-day sums, never as spikes.
+    assert!(
+        personnel
+            .forecast
+            .as_ref()
+            .unwrap()
+            .model
+            .starts_with("30-day sums"),
+        "{personnel:?}"
+    );
+    assert!(personnel.anomalies.is_empty(), "{:?}", personnel.anomalies);
+    // 90 days hold about three payrolls: 60,000 (a 30-day window holds one 25th, rarely none).
+    let payroll_90 = personnel.totals[2].point;
+    assert!((payroll_90 - 60_000.0).abs() < 12_000.0, "{payroll_90}");
+    // Net over 90 days: 90 × 1,000 − ~60,000 = ~30,000, with the payroll in it.
+    let net_90 = line("net").totals[2].point;
+    assert!((net_90 - 30_000.0).abs() < 12_000.0, "{net_90}");
+    assert!(
+        line("net")
+            .forecast
+            .as_ref()
+            .unwrap()
+            .model
+            .starts_with("sum of 1 revenue and 1 expense")
+    );
+    // No alerts: revenue is flat and payroll is regular.
+    let raised = alerts(&outlook, 7, Utc::now());
+    assert!(
+        raised.iter().all(|alert| alert.rule == "cash_floor"),
+        "{raised:?}"
+    );
+}

@@ -264,6 +264,7 @@ const SECTIONS: &[&str] = &[
     "reasoner",
     "memory",
     "briefings",
+    "finance",
     "demo",
 ];
 
@@ -459,6 +460,12 @@ pub fn load_text(
         reasoner: section::<super::ReasonerSection>(&table, "reasoner", &locator, &mut problems),
         memory: section::<super::MemorySection>(&table, "memory", &locator, &mut problems),
         briefings: section::<super::BriefingsSection>(&table, "briefings", &locator, &mut problems),
+        finance: section::<agents::finance::FinanceConfig>(
+            &table,
+            "finance",
+            &locator,
+            &mut problems,
+        ),
         demo: section::<DemoConfig>(&table, "demo", &locator, &mut problems),
     };
 

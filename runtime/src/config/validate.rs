@@ -358,6 +358,13 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
     }
     validate_alerting(config, &mut problems);
     validate_memory(config, &mut problems);
+    for problem in config.finance.problems() {
+        let (path, message) = problem.split_once(": ").map_or(
+            ("finance".to_owned(), problem.clone()),
+            |(path, message)| (path.to_owned(), message.to_owned()),
+        );
+        problems.push((path, message));
+    }
     validate_briefings(config, &mut problems);
 
     if !(config.demo.speed.is_finite() && config.demo.speed > 0.0) {
