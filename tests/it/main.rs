@@ -15,6 +15,7 @@ mod commands;
 mod conversation;
 mod email;
 mod faults;
+mod finance;
 mod gate_api;
 mod injection;
 mod market_flow;

@@ -1,0 +1,416 @@
+//! The finance ledger through the real binary: statement imports (dry run, import, re-import,
+//! a rejected file), manual entries, rates, the monthly report, the forecast and the stored
+//! backtest from the CLI; entries, imports and reports through the daemon's API.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::{Daemon, free_port, run_cli, write_config, write_team_config};
+
+const MAPPING: &str = r#"
+account = "operating"
+date_format = "%d.%m.%Y"
+delimiter = ";"
+decimal_separator = ","
+thousands_separator = "."
+skip_lines = 2
+currency = "EUR"
+columns = { date = "Datum", amount = "Betrag", description = "Text", counterparty = "Partner" }
+
+[[rules]]
+counterparty = "ton pool"
+stream = "validators"
+
+[[rules]]
+counterparty = "hetzner"
+category = "infrastructure"
+subcategory = "servers"
+"#;
+
+/// 200 days to 2026-11-20 of validator payouts (a weekly pattern) and a Hetzner bill on the
+/// first of each month, in the German bank dialect with a two-line preamble and a BOM.
+fn statement() -> String {
+    let mut text = String::from(
+        "\u{feff}Umsätze Girokonto;;;\nKonto DE00 1234;;;\nDatum;Partner;Text;Betrag\n",
+    );
+    let mut date = chrono::NaiveDate::from_ymd_opt(2026, 5, 5).unwrap();
+    let mut index = 0;
+    while date <= chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap() {
+        let payout = 1_000 + [120, 80, 40, 0, -40, -80, -120][index % 7] + (index % 5) as i64 * 10;
+        let amount = if payout >= 1000 {
+            format!("1.{:03},50", payout - 1000)
+        } else {
+            format!("{payout},50")
+        };
+        writeln!(
+            text,
+            "{};TON Pool;Auszahlung;{amount}",
+            date.format("%d.%m.%Y")
+        )
+        .unwrap();
+        if date.format("%d").to_string() == "01" {
+            writeln!(
+                text,
+                "{};Hetzner Online GmbH;Rechnung;-3.200,00",
+                date.format("%d.%m.%Y")
+            )
+            .unwrap();
+        }
+        date = date.succ_opt().unwrap();
+        index += 1;
+    }
+    text
+}
+
+fn setup() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port(), None);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[finance]\nreporting_currency = \"USD\"\nopening_balance = \"50000\"\nopening_date = \"2026-05-01\"\nrunway_floor_months = 3\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(dir.path().join("mapping.toml"), MAPPING).unwrap();
+    std::fs::write(dir.path().join("statement.csv"), statement()).unwrap();
+    // EUR at 1.10 USD to the end of July, 1.20 from August.
+    let mut rates = String::from("date,base,quote,rate\n");
+    let mut date = chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
+    while date <= chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap() {
+        let rate = if date.format("%m").to_string().as_str() < "08" {
+            "1.10"
+        } else {
+            "1.20"
+        };
+        writeln!(rates, "{date},EUR,USD,{rate}").unwrap();
+        date = date.succ_opt().unwrap();
+    }
+    std::fs::write(dir.path().join("rates.csv"), rates).unwrap();
+    (dir, config.display().to_string())
+}
+
+fn cli(dir: &Path, config: &str, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["--config", config, "finance"];
+    all.extend_from_slice(args);
+    run_cli(dir, &all)
+}
+
+#[test]
+fn import_report_forecast_and_backtest_from_the_cli() {
+    let (dir, config) = setup();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let (statement_file, mapping) = (path("statement.csv"), path("mapping.toml"));
+
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &config,
+        &[
+            "import",
+            &statement_file,
+            "--mapping",
+            &mapping,
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("dry run, nothing stored:"), "{stdout}");
+    assert!(stdout.contains("stream:validators: 200"), "{stdout}");
+    assert!(stdout.contains("category:infrastructure: 6"), "{stdout}");
+    let (_, stdout, _) = cli(dir.path(), &config, &["entries", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&stdout)
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &config,
+        &["import", &statement_file, "--mapping", &mapping, "--json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["new_entries"], 206);
+    let (_, stdout, _) = cli(
+        dir.path(),
+        &config,
+        &["import", &statement_file, "--mapping", &mapping, "--json"],
+    );
+    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (again["new_entries"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(206))
+    );
+
+    // A file with bad rows: rejected whole, exit 2, every bad line named.
+    let bad = statement().replace(
+        "01.06.2026;TON Pool;Auszahlung",
+        "2026-06-01;TON Pool;Auszahlung",
+    ) + "21.11.2026;TON Pool;Auszahlung;viel\n";
+    std::fs::write(dir.path().join("bad.csv"), bad).unwrap();
+    let (code, _, stderr) = cli(
+        dir.path(),
+        &config,
+        &["import", &path("bad.csv"), "--mapping", &mapping],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("2 bad row(s), nothing imported"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 31: date \"2026-06-01\" does not match"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"viel\" is not an amount"), "{stderr}");
+    let (_, stdout, _) = cli(dir.path(), &config, &["entries", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&stdout)
+            .unwrap()
+            .len(),
+        206
+    );
+
+    // A manual entry, checked against the configured categories.
+    let (code, _, stderr) = cli(
+        dir.path(),
+        &config,
+        &[
+            "add",
+            "--amount",
+            "-500",
+            "--currency",
+            "USD",
+            "--category",
+            "catering",
+            "--date",
+            "2026-11-10",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown category \"catering\""), "{stderr}");
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &config,
+        &[
+            "add",
+            "--amount",
+            "-500",
+            "--currency",
+            "USD",
+            "--category",
+            "legal_and_compliance",
+            "--date",
+            "2026-11-10",
+            "--counterparty",
+            "Notary",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("added to the ledger"), "{stdout}");
+
+    // Without EUR rates nothing EUR is valued, and the report says so.
+    let (code, stdout, _) = cli(
+        dir.path(),
+        &config,
+        &["report", "--from", "2026-06", "--to", "2026-10"],
+    );
+    assert_eq!(code, 0);
+    assert!(stdout.contains("warning: 206 entries left out"), "{stdout}");
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &config,
+        &["rates", "import", &path("rates.csv")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("204 rates stored"), "{stdout}");
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &config,
+        &[
+            "report", "--from", "2026-06", "--to", "2026-10", "--format", "csv",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "line (USD),2026-06,2026-07,2026-08,2026-09,2026-10,MoM,YoY"
+    );
+    // Hetzner's 3,200 EUR a month at each day's rate: 1.10 to July, 1.20 from August.
+    let infrastructure = lines
+        .iter()
+        .find(|line| line.starts_with("expense: infrastructure"))
+        .unwrap();
+    assert_eq!(
+        *infrastructure,
+        "expense: infrastructure,3520,3520,3840,3840,3840,-,-"
+    );
+
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &config,
+        &["forecast", "--horizon", "60", "--json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let outlook: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outlook["horizon_days"], 60);
+    let names: Vec<&str> = outlook["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|series| series["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"revenue:validators") && names.contains(&"balance"),
+        "{names:?}"
+    );
+
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &config,
+        &["backtest", "--horizon", "14", "--origins", "2"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("revenue:validators"), "{stdout}");
+    assert!(stdout.contains("stored; 1 run(s) kept"), "{stdout}");
+
+    // Every change is in the audit log.
+    let (_, stdout, _) = run_cli(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "audit",
+            "search",
+            "--kind",
+            "finance.imported",
+        ],
+    );
+    assert!(stdout.contains("finance.imported"), "{stdout}");
+    let (_, stdout, _) = run_cli(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "audit",
+            "search",
+            "--kind",
+            "finance.backtest",
+        ],
+    );
+    assert!(stdout.contains("finance.backtest"), "{stdout}");
+}
+
+const ALICE: &str = "cc_test_token_alice_finance";
+const CAROL: &str = "cc_test_token_carol_finance";
+
+#[test]
+fn entries_import_and_report_through_the_api() {
+    tools::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_team_config(
+        dir.path(),
+        port,
+        ALICE,
+        CAROL,
+        "\n[finance]\nreporting_currency = \"USD\"\n",
+    );
+    let mut daemon = Daemon::spawn(dir.path(), &["run"]);
+    daemon.wait_for("ready", Duration::from_secs(60));
+    let url = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let post = |path: &str, body: serde_json::Value| {
+            client
+                .post(format!("{url}{path}"))
+                .bearer_auth(ALICE)
+                .json(&body)
+                .send()
+        };
+        let anonymous = client
+            .post(format!("{url}/v1/finance/entries"))
+            .json(&serde_json::json!({ "entries": [] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401);
+
+        let bad = post(
+            "/v1/finance/entries",
+            serde_json::json!({ "entries": [
+                { "date": "2026-11-02", "amount": "2500", "currency": "USD", "stream": "cocoon" },
+                { "date": "2026-11-03", "amount": "12,5", "currency": "USD", "stream": "lottery" }
+            ]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(bad.status(), 422);
+        let error = bad.json::<serde_json::Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(error.contains("nothing stored"), "{error}");
+        assert!(error.contains("entries[1]: amount \"12,5\" is not a decimal number"), "{error}");
+        assert!(error.contains("entries[1]: unknown stream \"lottery\""), "{error}");
+
+        let body = serde_json::json!({ "entries": [
+            { "date": "2026-10-02", "amount": "2000", "currency": "USD", "stream": "cocoon", "id": "inv-1" },
+            { "date": "2026-11-02", "amount": 2500, "currency": "USD", "stream": "cocoon", "id": "inv-2" },
+            { "date": "2026-11-05", "amount": "-700.25", "currency": "USD", "category": "marketing", "subcategory": "ads" }
+        ]});
+        let added: serde_json::Value = post("/v1/finance/entries", body.clone()).await.unwrap().json().await.unwrap();
+        assert_eq!(added["inserted"], 3, "{added}");
+        let again: serde_json::Value = post("/v1/finance/entries", body).await.unwrap().json().await.unwrap();
+        assert_eq!((again["inserted"].as_u64(), again["duplicates"].as_array().map(Vec::len)), (Some(0), Some(3)));
+
+        let imported: serde_json::Value = post(
+            "/v1/finance/import",
+            serde_json::json!({
+                "file": "card.csv",
+                "csv": "Date,Description,Amount\n2026-11-07,AWS,-120.00\n",
+                "mapping": {
+                    "account": "card",
+                    "date_format": "%Y-%m-%d",
+                    "currency": "USD",
+                    "columns": { "date": "Date", "amount": "Amount", "description": "Description" },
+                    "rules": [{ "description": "aws", "category": "infrastructure", "subcategory": "cloud" }]
+                }
+            }),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(imported["new_entries"], 1, "{imported}");
+
+        let report: serde_json::Value = client
+            .get(format!("{url}/v1/finance/report?from=2026-10&to=2026-11"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let november = &report["months"][1];
+        assert_eq!(november["month"], "2026-11");
+        assert_eq!(november["revenue"]["cocoon"], "2500");
+        assert_eq!(november["expenses"]["infrastructure"], "120.00");
+        assert_eq!(november["revenue_change"]["cocoon"]["mom_pct"], 25.0);
+        let bad_month = client
+            .get(format!("{url}/v1/finance/report?from=2026-13"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad_month.status(), 422);
+    });
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_exit(Duration::from_secs(30));
+}
