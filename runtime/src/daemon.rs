@@ -692,6 +692,11 @@ impl Daemon {
                 background_stop_rx.clone(),
             )));
         }
+        background.push(tokio::spawn(crate::finance::monthly_backtests(
+            store.clone(),
+            Arc::new(config.finance.clone()),
+            background_stop_rx.clone(),
+        )));
         if config.briefings.enabled {
             background.push(tokio::spawn(crate::briefing::run(
                 state.clone(),

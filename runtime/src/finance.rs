@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::{ApiError, AppState, json_body};
 
+#[cfg(test)]
+mod tests;
+
 /// What went wrong, for the CLI's message and the API's status code.
 #[derive(Debug, thiserror::Error)]
 pub enum FinanceError {
@@ -347,13 +350,43 @@ pub fn backtest_if_due(
     config: &FinanceConfig,
     today: NaiveDate,
 ) -> Result<bool, FinanceError> {
-    let latest: Option<BacktestRun> = store.state().get(LATEST_BACKTEST)?;
-    if latest.is_some_and(|run| month_of(run.as_of) == month_of(today)) || store.ledger().is_empty()
-    {
+    const LAST_MONTH: &str = "finance/backtest_month";
+    let month = month_of(today);
+    let last: Option<String> = store.state().get(LAST_MONTH)?;
+    if last.as_deref() == Some(month.as_str()) || store.ledger().is_empty() {
         return Ok(false);
     }
     backtest(store, config, today, 30, 3, "scheduler")?;
+    store.state().put(LAST_MONTH, &month)?;
     Ok(true)
+}
+
+/// The daemon's monthly backtest: checks once an hour (and at start) whether this month has a
+/// stored run, and runs one when not, until `stop` turns true.
+pub async fn monthly_backtests(
+    store: Store,
+    config: Arc<FinanceConfig>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let (store, config) = (store.clone(), Arc::clone(&config));
+        let today = Utc::now().date_naive();
+        match tokio::task::spawn_blocking(move || backtest_if_due(&store, &config, today)).await {
+            Ok(Ok(true)) => tracing::info!("finance: monthly backtest stored"),
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "finance: monthly backtest failed"),
+            Err(error) => tracing::warn!(%error, "finance: monthly backtest task failed"),
+        }
+    }
 }
 
 // --- HTTP ---------------------------------------------------------------------------------

@@ -66,10 +66,16 @@ pub fn daily_series(
     {
         from = opening.min(as_of);
     }
+    let entries = ledger.entries(config.opening_date, Some(as_of))?;
+    // A ledger younger than the window starts at its first entry, not with months of zeros.
+    if let Some(first) = entries.first()
+        && first.date > from
+    {
+        from = first.date;
+    }
     let days = day_index(from, as_of).map_or(1, |index| index + 1);
     let valuer = Valuer::new(ledger, config);
-    let (valued, missing_rates) =
-        valuer.value_all(ledger.entries(config.opening_date, Some(as_of))?)?;
+    let (valued, missing_rates) = valuer.value_all(entries)?;
     let mut series: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut net = vec![0.0; days];
     let mut before_window = Decimal::ZERO;
