@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo bench -p policies --bench decide`. Prints one JSON object on stdout.
 //!
-//! Two policy sets are measured: the shipped `default.cedar` (8 policies) plus generated,
+//! Two policy sets are measured: the shipped `default.cedar` (13 policies) plus generated,
 //! valid policies with distinct `@id`s on distinct operation kinds (`kind-N`), up to 10 and
 //! up to 200 policies. The generated policies cover all three actions and carry `when`
 //! conditions on `amount_nanoton`, `risk`, `context.local_hour` and
@@ -81,7 +81,7 @@ fn generated_policy(n: usize) -> String {
 }
 
 fn engine_with(total: usize, dir: &Path, schema: &str, default: &str) -> PolicyEngine {
-    let generated: String = (0..total.saturating_sub(8))
+    let generated: String = (0..total.saturating_sub(13))
         .map(generated_policy)
         .collect::<Vec<_>>()
         .join("\n");
@@ -118,6 +118,7 @@ fn proposal(id: &str, proposer: Proposer, kind: &str, domain: &str, risk: Risk) 
             domain: domain.to_owned(),
             risk,
             amount_nanoton: 0,
+            amount_cents: 0,
             target: String::new(),
             parameters: Value::Null,
         },

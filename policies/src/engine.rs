@@ -310,6 +310,7 @@ impl PolicyEngine {
                     RestrictedExpression::new_string(operation.risk.as_str().to_owned()),
                 ),
                 ("amount_nanoton".to_owned(), long(operation.amount_nanoton)),
+                ("amount_cents".to_owned(), long(operation.amount_cents)),
                 (
                     "target".to_owned(),
                     RestrictedExpression::new_string(operation.target.clone()),

@@ -51,7 +51,10 @@ pub struct Operation {
     /// Funds moved, in nanoton (0 when none).
     #[serde(default)]
     pub amount_nanoton: u64,
-    /// What it acts on: a validator, an address, a receiver.
+    /// Money spent, in cents of the reporting currency (expenses; 0 when none).
+    #[serde(default)]
+    pub amount_cents: u64,
+    /// What it acts on: a validator, an address, a receiver; for an expense, its category.
     #[serde(default)]
     pub target: String,
     /// The executor's typed parameters (validated by the executor, not here).

@@ -8,7 +8,7 @@ fn shipped() -> PathBuf {
 fn shipped_policies_validate() {
     let summary = check_dir(&shipped()).unwrap();
     assert_eq!(summary.files, 1);
-    assert_eq!(summary.policies, 8);
+    assert_eq!(summary.policies, 13);
 }
 
 fn dir_with(policy: &str) -> tempfile::TempDir {
@@ -75,7 +75,7 @@ fn shipped_cases_pass() {
             ran += 1;
         }
     }
-    assert_eq!(ran, 7);
+    assert_eq!(ran, 10);
 }
 
 fn proposal(kind: &str, amount: u64) -> Proposal {
@@ -90,6 +90,7 @@ fn proposal(kind: &str, amount: u64) -> Proposal {
             domain: "market".into(),
             risk: Risk::Low,
             amount_nanoton: amount,
+            amount_cents: 0,
             target: "ops".into(),
             parameters: serde_json::Value::Null,
         },

@@ -65,6 +65,7 @@ fn main() {
                     domain: "operations".into(),
                     risk: Risk::Low,
                     amount_nanoton: 0,
+                    amount_cents: 0,
                     target: "ops".into(),
                     parameters: serde_json::json!({ "message": format!("bench {n}") }),
                 },

@@ -37,7 +37,7 @@ fn a_broken_policy_change_is_rejected_and_the_old_set_stays() {
             .await
             .unwrap();
         let holder = daemon.state.policies.clone();
-        assert_eq!(holder.engine().summary().policies, 8);
+        assert_eq!(holder.engine().summary().policies, 13);
         assert_eq!(holder.reload().await, ReloadOutcome::Unchanged);
 
         // Someone saves a broken file.
@@ -50,7 +50,7 @@ fn a_broken_policy_change_is_rejected_and_the_old_set_stays() {
             panic!("a broken set must be rejected");
         };
         assert!(problems[0].contains("extra.cedar:2:"), "{problems:?}");
-        assert_eq!(holder.engine().summary().policies, 8, "the old set stays in force");
+        assert_eq!(holder.engine().summary().policies, 13, "the old set stays in force");
         let hooks = sim.wait_for_webhooks(1, Duration::from_secs(10)).await;
         assert_eq!(hooks[0].body["event"], "alert.firing");
         assert_eq!(hooks[0].body["rule"], "policy_reload");

@@ -757,6 +757,7 @@ pub fn command_operation(
         domain: AGENT.to_owned(),
         risk,
         amount_nanoton,
+        amount_cents: 0,
         target: validator.to_owned(),
         parameters: serde_json::json!({ "command": program, "vars": vars }),
     }
@@ -1094,6 +1095,7 @@ impl ValidatorsAgent {
                                 domain: AGENT.to_owned(),
                                 risk: Risk::Medium,
                                 amount_nanoton: amount,
+                                amount_cents: 0,
                                 target: name.to_owned(),
                                 parameters: serde_json::json!({
                                     "destination": validator.wallet,

@@ -471,6 +471,7 @@ async fn approvals_come_with_buttons_that_carry_the_proposal_id() {
             domain: "validators".into(),
             risk: Risk::Low,
             amount_nanoton: 0,
+            amount_cents: 0,
             target: "validator-1".into(),
             parameters: serde_json::json!({ "command": "mark", "vars": { "path": "/nonexistent/x" } }),
         },

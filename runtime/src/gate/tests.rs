@@ -65,6 +65,7 @@ fn agent_proposal(id: &str, kind: &str, parameters: serde_json::Value) -> Propos
             domain: "validators".into(),
             risk: Risk::Low,
             amount_nanoton: 0,
+            amount_cents: 0,
             target: "validator-1".into(),
             parameters,
         },
