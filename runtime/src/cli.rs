@@ -269,6 +269,8 @@ pub enum FinanceCommand {
         json: bool,
     },
     /// Exchange rates that value entries in the reporting currency.
+    ///
+    /// Example: `command-center finance rates import ecb-2026.csv`
     #[command(subcommand)]
     Rates(RatesCommand),
     /// Monthly P&L by stream and category, MoM and YoY, burn, cash and runway.

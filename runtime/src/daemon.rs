@@ -383,6 +383,12 @@ impl Daemon {
         .await?;
         let executors =
             crate::executors::ExecutorRegistry::new(&config.executors, alert_sink.clone())
+                .map(|registry| {
+                    registry.with(Arc::new(crate::executors::ExpenseExecutor::new(
+                        store.clone(),
+                        Arc::new(config.finance.clone()),
+                    )))
+                })
                 .map_err(|problems| {
                     anyhow::anyhow!(
                         "executors: {}",

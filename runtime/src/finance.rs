@@ -557,11 +557,115 @@ async fn backtests_handler(
     blocking(move || backtest_history(&store)).await.map(Json)
 }
 
+/// `POST /v1/finance/expenses`: an expense to approve. It becomes an `expense` proposal whose
+/// category and amount in the reporting currency the policies route by; once approved (or
+/// allowed on its own) the executor books it with the proposal's id as approval id.
+/// (Unknown fields are refused by the flattened parameters.)
+#[derive(Debug, Deserialize)]
+struct ExpenseRequest {
+    #[serde(flatten)]
+    expense: crate::executors::ExpenseParams,
+    #[serde(default)]
+    rationale: String,
+}
+
+/// Builds the proposal for an expense: dated today when undated, valued now.
+pub fn expense_proposal(
+    store: &Store,
+    config: &FinanceConfig,
+    mut expense: crate::executors::ExpenseParams,
+    proposer: policies::Proposer,
+    rationale: String,
+    today: NaiveDate,
+) -> Result<policies::Proposal, FinanceError> {
+    if expense.date.is_none() {
+        expense.date = Some(today.to_string());
+    }
+    let cents = crate::executors::expense_cents(store, config, &expense)
+        .map_err(|error| FinanceError::Invalid(error.to_string()))?;
+    let risk = if cents > 1_000_000 {
+        policies::Risk::Medium
+    } else {
+        policies::Risk::Low
+    };
+    let parameters =
+        serde_json::to_value(&expense).map_err(|error| FinanceError::Invalid(error.to_string()))?;
+    Ok(policies::Proposal {
+        id: format!(
+            "expense-{}-{:06x}",
+            Utc::now().format("%Y%m%d%H%M%S"),
+            rand::random::<u32>() & 0xff_ffff
+        ),
+        proposer,
+        operation: policies::Operation {
+            kind: "expense".to_owned(),
+            domain: "finance".to_owned(),
+            risk,
+            amount_nanoton: 0,
+            amount_cents: cents,
+            target: expense.category.clone(),
+            parameters,
+        },
+        rationale,
+        evidence: serde_json::Value::Null,
+    })
+}
+
+async fn expense_handler(
+    State(state): State<AppState>,
+    crate::gate::http::Authenticated(user): crate::gate::http::Authenticated,
+    payload: Result<Json<ExpenseRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<crate::gate::ProposalRecord>), ApiError> {
+    let request = json_body(payload)?;
+    let (store, config) = (state.store.clone(), Arc::clone(&state.finance));
+    let proposer = policies::Proposer::User {
+        name: user.name.clone(),
+        roles: user.roles.clone(),
+    };
+    let proposal = blocking(move || {
+        expense_proposal(
+            &store,
+            &config,
+            request.expense,
+            proposer,
+            request.rationale,
+            Utc::now().date_naive(),
+        )
+    })
+    .await?;
+    let record = state
+        .gate
+        .submit(proposal)
+        .await
+        .map_err(crate::gate::http::gate_error)?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+#[derive(Debug, Deserialize)]
+struct EntriesParams {
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+}
+
+async fn list_entries(
+    State(state): State<AppState>,
+    Query(params): Query<EntriesParams>,
+) -> Result<Json<Vec<memory::ledger::LedgerEntry>>, ApiError> {
+    let store = state.store.clone();
+    blocking(move || Ok(store.ledger().entries(params.from, params.to)?))
+        .await
+        .map(Json)
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/v1/finance/expenses", post(expense_handler))
         .route("/v1/finance/report", get(report_handler))
         .route("/v1/finance/outlook", get(outlook_handler))
-        .route("/v1/finance/entries", post(entries_handler))
+        .route(
+            "/v1/finance/entries",
+            get(list_entries).post(entries_handler),
+        )
         .route("/v1/finance/import", post(import_handler))
         .route(
             "/v1/finance/backtest",

@@ -414,3 +414,148 @@ fn entries_import_and_report_through_the_api() {
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(Duration::from_secs(30));
 }
+
+const FIONA_CFO: &str = "cc_test_token_fiona_cfo";
+const ERIN_CEO: &str = "cc_test_token_erin_ceo";
+
+#[test]
+fn expenses_are_routed_by_policy_approved_and_booked_with_the_approval_id() {
+    use sha2::Digest as _;
+    tools::http::install_crypto_provider();
+    let hash = |token: &str| hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        "\n[[access.users]]\nname = \"fiona\"\nroles = [\"cfo\"]\ntoken_sha256 = \"{}\"\n\n[[access.users]]\nname = \"erin\"\nroles = [\"ceo\"]\ntoken_sha256 = \"{}\"\n\n[finance]\nreporting_currency = \"USD\"\n",
+        hash(FIONA_CFO),
+        hash(ERIN_CEO)
+    );
+    write_team_config(dir.path(), port, ALICE, CAROL, &extra);
+    let mut daemon = Daemon::spawn(dir.path(), &["run"]);
+    daemon.wait_for("ready", Duration::from_secs(60));
+    let url = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let expense = |body: serde_json::Value| {
+            client
+                .post(format!("{url}/v1/finance/expenses"))
+                .bearer_auth(ALICE)
+                .json(&body)
+                .send()
+        };
+        let approve = |id: String, token: &'static str| {
+            client
+                .post(format!("{url}/v1/proposals/{id}/approve"))
+                .bearer_auth(token)
+                .send()
+        };
+        let booked = || async {
+            client
+                .get(format!("{url}/v1/finance/entries"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Vec<serde_json::Value>>()
+                .await
+                .unwrap()
+        };
+
+        // A small infrastructure bill books on its own.
+        let small: serde_json::Value = expense(serde_json::json!({
+            "amount": "120.00", "currency": "USD", "category": "infrastructure",
+            "subcategory": "servers", "counterparty": "Hetzner", "date": "2026-11-20"
+        }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(small["state"], "executed", "{small}");
+        assert_eq!(small["proposal"]["operation"]["amount_cents"], 12000);
+        let entries = booked().await;
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0]["amount"], "-120.00");
+        assert_eq!(entries[0]["source"]["type"], "approval");
+        assert_eq!(entries[0]["source"]["approval_id"], small["proposal"]["id"]);
+
+        // Marketing for 300 waits for the CFO or the CEO; an operator cannot approve it.
+        let ads: serde_json::Value = expense(serde_json::json!({
+            "amount": "300", "currency": "USD", "category": "marketing",
+            "counterparty": "Ad network", "rationale": "November campaign"
+        }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(ads["state"], "pending", "{ads}");
+        let id = ads["proposal"]["id"].as_str().unwrap().to_owned();
+        let refused = approve(id.clone(), CAROL).await.unwrap();
+        assert_eq!(refused.status(), 403);
+        assert_eq!(booked().await.len(), 1);
+        let approved: serde_json::Value = approve(id.clone(), FIONA_CFO).await.unwrap().json().await.unwrap();
+        assert_eq!(approved["state"], "executed", "{approved}");
+        let entries = booked().await;
+        let ads_entry = entries
+            .iter()
+            .find(|entry| entry["source"]["approval_id"] == id.as_str())
+            .unwrap();
+        assert_eq!(ads_entry["category"], "marketing");
+
+        // Above 10,000: the CFO and the CEO.
+        let big: serde_json::Value = expense(serde_json::json!({
+            "amount": "25000", "currency": "USD", "category": "infrastructure",
+            "counterparty": "Data centre", "date": "2026-11-21"
+        }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(big["state"], "pending", "{big}");
+        let id = big["proposal"]["id"].as_str().unwrap().to_owned();
+        let first: serde_json::Value = approve(id.clone(), FIONA_CFO).await.unwrap().json().await.unwrap();
+        assert_eq!(first["state"], "pending", "{first}");
+        assert_eq!(booked().await.len(), 2);
+        let second: serde_json::Value = approve(id.clone(), ERIN_CEO).await.unwrap().json().await.unwrap();
+        assert_eq!(second["state"], "executed", "{second}");
+        assert_eq!(booked().await.len(), 3);
+
+        // A bad expense is refused with the reason; a proposal cannot understate an expense.
+        let bad = expense(serde_json::json!({
+            "amount": "-5", "currency": "USD", "category": "catering", "counterparty": "x"
+        }))
+        .await
+        .unwrap();
+        assert_eq!(bad.status(), 422);
+        let error = bad.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+        assert!(error.contains("amount: must be more than 0"), "{error}");
+        let understated: serde_json::Value = client
+            .post(format!("{url}/v1/proposals"))
+            .bearer_auth(ALICE)
+            .json(&serde_json::json!({
+                "id": "sneaky",
+                "operation": {
+                    "kind": "expense", "domain": "finance", "risk": "low",
+                    "amount_cents": 100, "target": "infrastructure",
+                    "parameters": { "amount": "9000", "currency": "USD", "category": "infrastructure", "counterparty": "x", "date": "2026-11-21" }
+                }
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(understated["state"], "denied", "{understated}");
+        let reason = understated["decision"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("amount_cents 100 does not match 9000 USD = 900000 cents"), "{understated}");
+        assert_eq!(booked().await.len(), 3);
+    });
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_exit(Duration::from_secs(30));
+}

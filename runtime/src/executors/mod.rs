@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 mod command;
+mod expense;
 mod notify;
 mod ton_transfer;
 mod webhook;
@@ -28,6 +29,7 @@ mod webhook;
 mod tests;
 
 pub use command::{CommandExecutor, CommandExecutorConfig, CommandParams, CommandProgramConfig};
+pub use expense::{ExpenseExecutor, ExpenseParams, expense_cents};
 pub use notify::{NotifyExecutor, NotifyParams, NotifySeverity};
 pub use ton_transfer::{TonTransferExecutor, TonTransferExecutorConfig, TonTransferParams};
 pub use webhook::{WebhookExecutor, WebhookExecutorConfig, WebhookParams, WebhookTargetConfig};
@@ -104,6 +106,11 @@ pub trait Executor: Send + Sync {
     /// Parses and checks parameters (typed); the gate calls it before deciding, so a malformed
     /// proposal is refused with a clear message.
     fn validate(&self, parameters: &serde_json::Value) -> Result<(), ExecutorError>;
+    /// [`Executor::validate`], plus the checks that compare the parameters with the rest of
+    /// the operation the policies decide on (an expense's category and amount).
+    fn validate_operation(&self, operation: &policies::Operation) -> Result<(), ExecutorError> {
+        self.validate(&operation.parameters)
+    }
     /// Runs once (or describes what it would do when `request.dry_run`). Failures are outcomes
     /// (status Failed), not errors.
     fn execute<'a>(&'a self, request: &'a ExecutionRequest) -> ExecFuture<'a>;
@@ -129,6 +136,15 @@ pub trait TypedExecutor: Send + Sync {
 
     /// Checks the types cannot express: names from the configuration, value formats, lengths.
     fn check(&self, params: &Self::Params) -> Result<(), ExecutorError>;
+
+    /// Checks the parameters against the operation's other fields. Default: nothing to check.
+    fn check_operation(
+        &self,
+        _params: &Self::Params,
+        _operation: &policies::Operation,
+    ) -> Result<(), ExecutorError> {
+        Ok(())
+    }
 
     /// Runs once with checked parameters (or describes, when `request.dry_run`).
     fn run<'a>(
@@ -165,6 +181,12 @@ impl<T: TypedExecutor> Executor for T {
     fn validate(&self, parameters: &serde_json::Value) -> Result<(), ExecutorError> {
         let params = parse_parameters::<T::Params>(T::KIND, parameters)?;
         self.check(&params)
+    }
+
+    fn validate_operation(&self, operation: &policies::Operation) -> Result<(), ExecutorError> {
+        let params = parse_parameters::<T::Params>(T::KIND, &operation.parameters)?;
+        self.check(&params)?;
+        self.check_operation(&params, operation)
     }
 
     fn execute<'a>(&'a self, request: &'a ExecutionRequest) -> ExecFuture<'a> {
@@ -322,5 +344,17 @@ impl ExecutorRegistry {
         parameters: &serde_json::Value,
     ) -> Result<(), ExecutorError> {
         self.get(kind)?.validate(parameters)
+    }
+
+    /// Validates an operation's parameters and how they agree with its other fields.
+    pub fn validate_operation(&self, operation: &policies::Operation) -> Result<(), ExecutorError> {
+        self.get(&operation.kind)?.validate_operation(operation)
+    }
+
+    /// Adds (or replaces) the executor of its kind: executors that need the store, like
+    /// `expense`, are added by the daemon once the store is open.
+    pub fn with(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executors.insert(executor.kind(), executor);
+        self
     }
 }

@@ -55,7 +55,7 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-fn gate_error(error: GateError) -> ApiError {
+pub(crate) fn gate_error(error: GateError) -> ApiError {
     let status = match &error {
         GateError::NotFound { .. } => StatusCode::NOT_FOUND,
         GateError::Duplicate { .. } | GateError::Conflict(_) => StatusCode::CONFLICT,

@@ -327,9 +327,7 @@ impl Gatekeeper {
                 .record(&actor, "proposal.received", &proposal.id, &proposal)
                 .await?;
             let context = self.context(&proposal, now)?;
-            let validation = self
-                .executors
-                .validate(&proposal.operation.kind, &proposal.operation.parameters);
+            let validation = self.executors.validate_operation(&proposal.operation);
             let parameters_valid = validation.is_ok();
             let decision = match validation {
                 Err(error) => Decision::Deny {
@@ -814,7 +812,7 @@ impl Gatekeeper {
         operation: &policies::Operation,
     ) -> Result<ExecutionOutcome, GateError> {
         self.executors
-            .validate(&operation.kind, &operation.parameters)
+            .validate_operation(operation)
             .map_err(|error| GateError::Invalid(error.to_string()))?;
         let executor = self
             .executors
