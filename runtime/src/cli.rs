@@ -318,6 +318,18 @@ pub enum RatesCommand {
     ///
     /// Example: `command-center finance rates import ecb-2026.csv`
     Import { file: PathBuf },
+    /// Fetch daily prices of the crypto currencies in `finance.coin_ids` from CoinGecko
+    /// (`[sources.coingecko]`) in the reporting currency.
+    ///
+    /// Example: `command-center finance rates fetch --from 2026-01-01`
+    Fetch {
+        /// First day, YYYY-MM-DD [default: a year before --to]
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD [default: today]
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

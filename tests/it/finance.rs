@@ -559,3 +559,127 @@ fn expenses_are_routed_by_policy_approved_and_booked_with_the_approval_id() {
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(Duration::from_secs(30));
 }
+
+#[test]
+fn crypto_income_is_valued_at_the_simulated_coingecko_history() {
+    tools::http::install_crypto_provider();
+    let mut scenario = crate::support::quiet_scenario();
+    scenario.coins[0].volatility_percent_per_hour = 3.0;
+    let sim = crate::support::spawn_sim_with(scenario);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port(), Some(&sim.coingecko_url()));
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("timeout = \"500ms\"", "timeout = \"10s\"");
+    text.push_str("\n[finance]\ncoin_ids = { TON = \"the-open-network\" }\n");
+    std::fs::write(&config, text).unwrap();
+    let config = config.display().to_string();
+
+    // Days just before today: the simulated price path starts now and is computed hour by
+    // hour back from there.
+    let today = chrono::Utc::now().date_naive();
+    let day = |back: u64| (today - chrono::Days::new(back)).to_string();
+    let (first_day, second_day) = (day(3), day(2));
+    for (date, amount) in [(first_day.as_str(), "100"), (second_day.as_str(), "250.5")] {
+        let (code, _, stderr) = cli(
+            dir.path(),
+            &config,
+            &[
+                "add",
+                "--amount",
+                amount,
+                "--currency",
+                "TON",
+                "--stream",
+                "validators",
+                "--date",
+                date,
+            ],
+        );
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &config,
+        &["rates", "fetch", "--from", &day(5), "--to", &day(1)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("5 daily rates stored from CoinGecko"),
+        "{stdout}"
+    );
+
+    // What the simulated CoinGecko says TON cost at 00:00 UTC on each day.
+    let price_on = |date: &str| -> f64 {
+        let start = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .unwrap()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp();
+        let url = format!(
+            "{}/coins/the-open-network/market_chart/range?vs_currency=usd&from={start}&to={}",
+            sim.coingecko_url(),
+            start + 60
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let body: serde_json::Value =
+            runtime.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() });
+        body["prices"][0][1].as_f64().unwrap()
+    };
+    let (first, second) = (price_on(&first_day), price_on(&second_day));
+    assert!(
+        (first - second).abs() > 1e-6,
+        "the price path moves: {first} {second}"
+    );
+    let expected = 100.0 * first + 250.5 * second;
+
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &config,
+        &[
+            "report",
+            "--from",
+            &first_day[..7],
+            "--to",
+            &second_day[..7],
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let valued: f64 = report["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|month| month["revenue"]["validators"].as_str())
+        .map(|value| value.parse::<f64>().unwrap())
+        .sum();
+    // Each entry rounded to cents, rates to 8 decimals: within a cent per entry.
+    assert!((valued - expected).abs() <= 0.02, "{valued} vs {expected}");
+    assert!(
+        report["missing_rates"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+
+    // A coin CoinGecko does not know is a clear error, and nothing is stored.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("TON = \"the-open-network\"", "TON = \"no-such-coin\"");
+    std::fs::write(&config, text).unwrap();
+    let (code, _, stderr) = cli(
+        dir.path(),
+        &config,
+        &[
+            "rates",
+            "fetch",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-02",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("TON (no-such-coin)"), "{stderr}");
+}

@@ -280,6 +280,11 @@ pub fn write_config(dir: &Path, port: u16, coingecko_url: Option<&str>) -> PathB
 
 /// A simulated world served from a background thread (for tests that are not async).
 pub fn spawn_sim() -> tools::sim::SimHandle {
+    spawn_sim_with(quiet_scenario())
+}
+
+/// A simulated world of `scenario` served from a background thread.
+pub fn spawn_sim_with(scenario: Scenario) -> tools::sim::SimHandle {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -287,7 +292,7 @@ pub fn spawn_sim() -> tools::sim::SimHandle {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let sim = tools::sim::SimWorld::start(quiet_scenario(), "127.0.0.1:0".parse().unwrap())
+            let sim = tools::sim::SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
                 .await
                 .unwrap();
             sender.send(sim).unwrap();

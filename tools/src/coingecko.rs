@@ -114,9 +114,63 @@ impl CoinGeckoClient {
             .await
     }
 
+    /// Prices of coin `id` in `vs_currency` between `from` and `to`, oldest first, as
+    /// CoinGecko's `coins/{id}/market_chart/range` gives them: 5-minute points for a range
+    /// within a day, hourly within 90 days, daily (00:00 UTC) beyond; the last point may be
+    /// "now". Points CoinGecko sends as `null` are left out.
+    pub async fn market_chart_range(
+        &self,
+        id: &str,
+        vs_currency: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Fetched<Vec<(DateTime<Utc>, f64)>>, SourceError> {
+        let vs_currency = vs_currency.trim().to_ascii_lowercase();
+        validate_inputs(&[id.to_owned()], &vs_currency)?;
+        if from >= to {
+            return Err(SourceError::InvalidInput {
+                detail: format!("{SOURCE} market_chart_range: from {from} is not before to {to}"),
+            });
+        }
+        let mut url = join_url(
+            SOURCE,
+            &self.base_url,
+            &format!("coins/{id}/market_chart/range"),
+        )?;
+        url.query_pairs_mut()
+            .append_pair("vs_currency", &vs_currency)
+            .append_pair("from", &from.timestamp().to_string())
+            .append_pair("to", &to.timestamp().to_string());
+        self.core.get(&url, interpret_market_chart).await
+    }
+
     pub fn source(&self) -> &'static str {
         self.core.source()
     }
+}
+
+/// `{"prices": [[ms, value|null], ...], "market_caps": [...], "total_volumes": [...]}`.
+#[derive(Deserialize)]
+struct MarketChartBody {
+    prices: Vec<(f64, Option<f64>)>,
+}
+
+fn interpret_market_chart(answer: HttpAnswer) -> Result<Vec<(DateTime<Utc>, f64)>, SourceError> {
+    if answer.status != 200 {
+        return Err(classify_error(&answer));
+    }
+    answer.ensure_json()?;
+    let body: MarketChartBody = answer.parse_json()?;
+    let mut points: Vec<(DateTime<Utc>, f64)> = body
+        .prices
+        .into_iter()
+        .filter_map(|(millis, price)| {
+            let price = price.filter(|price| price.is_finite() && *price > 0.0)?;
+            Some((DateTime::from_timestamp_millis(millis as i64)?, price))
+        })
+        .collect();
+    points.sort_by_key(|(at, _)| *at);
+    Ok(points)
 }
 
 fn validate_inputs(ids: &[String], vs_currency: &str) -> Result<(), SourceError> {

@@ -9,6 +9,7 @@ use agents::finance::report::{render_csv, render_table};
 use chrono::{NaiveDate, Utc};
 use memory::Store;
 use memory::ledger::EntrySource;
+use rust_decimal::Decimal;
 
 use super::{EXIT_INVALID, Exit, FinanceCommand, RatesCommand, ReportFormat};
 use crate::config::Config;
@@ -213,6 +214,26 @@ pub fn run(config: Config, command: &FinanceCommand) -> Result<(), Exit> {
             println!("{count} rates stored from {name}");
             Ok(())
         }
+        FinanceCommand::Rates(RatesCommand::Fetch { from, to }) => {
+            let to = match to {
+                Some(to) => parse_day(to, "--to")?,
+                None => today,
+            };
+            let from = match from {
+                Some(from) => parse_day(from, "--from")?,
+                None => to.checked_sub_days(chrono::Days::new(365)).unwrap_or(to),
+            };
+            if from > to {
+                eprintln!("error: --from {from} is after --to {to}");
+                return Err(Exit(EXIT_INVALID));
+            }
+            let rates = fetch_rates(&config, from, to)?;
+            let store = open_store(&config)?;
+            let count = finance::store_rates(&store, &rates, &actor(), "coingecko")
+                .map_err(finance_error)?;
+            println!("{count} daily rates stored from CoinGecko ({from} to {to})");
+            Ok(())
+        }
         FinanceCommand::Report { from, to, format } => {
             let store = open_store(&config)?;
             let report = finance::report(&store, finance, from.as_deref(), to.as_deref(), today)
@@ -375,4 +396,60 @@ fn render_outlook(outlook: &Outlook) -> String {
         ));
     }
     out
+}
+
+/// One rate per coin and day (the day's first point: 00:00 UTC for hourly and daily data),
+/// for every `finance.coin_ids` entry, in the reporting currency.
+fn fetch_rates(
+    config: &Config,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<memory::ledger::Rate>, Exit> {
+    let source = &config.sources.coingecko;
+    let client = tools::coingecko::CoinGeckoClient::new(
+        &source.base_url,
+        source.plan,
+        source.api_key.clone(),
+        source.requests_per_second,
+        source.retry.policy(),
+    )
+    .map_err(fail)?;
+    let start = from.and_time(chrono::NaiveTime::MIN).and_utc();
+    let end = to
+        .succ_opt()
+        .unwrap_or(to)
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        - chrono::Duration::seconds(1);
+    let quote = config.finance.reporting_currency.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(fail)?;
+    let mut rates = Vec::new();
+    for (code, id) in &config.finance.coin_ids {
+        let points = runtime
+            .block_on(client.market_chart_range(id, &quote, start, end))
+            .map_err(|error| fail(format!("{code} ({id}): {error}")))?;
+        let mut days = std::collections::BTreeMap::new();
+        for (at, price) in points.value {
+            days.entry(at.date_naive()).or_insert(price);
+        }
+        for (date, price) in days {
+            let Ok(rate) = Decimal::try_from(price) else {
+                continue;
+            };
+            rates.push(memory::ledger::Rate {
+                base: code.clone(),
+                quote: quote.clone(),
+                date,
+                rate: rate.round_dp(8),
+            });
+        }
+        eprintln!(
+            "{code}: prices for {} days",
+            rates.iter().filter(|r| &r.base == code).count()
+        );
+    }
+    Ok(rates)
 }

@@ -29,6 +29,10 @@ pub(crate) fn router(world: Arc<World>) -> Router {
             get(coingecko_simple_price),
         )
         .route(
+            "/coingecko/api/v3/coins/{id}/market_chart/range",
+            get(coingecko_market_chart_range),
+        )
+        .route(
             "/toncenter/api/v2/getMasterchainInfo",
             get(toncenter_masterchain_info),
         )
@@ -242,6 +246,65 @@ async fn coingecko_simple_price(
         simple_price(&world, &params)
     })
     .await
+}
+
+async fn coingecko_market_chart_range(
+    State(world): Shared,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    serve(&world, SimService::Coingecko, "market_chart/range", || {
+        market_chart_range(&world, &id, &params)
+    })
+    .await
+}
+
+/// The scenario's price path: hourly points within 90 days, daily at 00:00 UTC beyond, as
+/// CoinGecko's automatic granularity does; only `usd`.
+fn market_chart_range(
+    world: &World,
+    id: &str,
+    params: &HashMap<String, String>,
+) -> (StatusCode, Value) {
+    let seconds = |name: &str| params.get(name).and_then(|value| value.parse::<i64>().ok());
+    let (Some(from), Some(to), Some(vs)) =
+        (seconds("from"), seconds("to"), params.get("vs_currency"))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "Missing parameter vs_currency, from or to"}),
+        );
+    };
+    if vs != "usd" {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid vs_currency"}),
+        );
+    }
+    if world.quote_at(id, 0.0).is_none() {
+        return (StatusCode::NOT_FOUND, json!({"error": "coin not found"}));
+    }
+    let step = if to - from > 90 * 86_400 {
+        86_400
+    } else {
+        3_600
+    };
+    let start = world.time_at(0.0).timestamp();
+    let mut prices = Vec::new();
+    let mut at = from.div_euclid(step) * step;
+    if at < from {
+        at += step;
+    }
+    while at <= to && prices.len() < 20_000 {
+        if let Some((price, _)) = world.quote_at(id, (at - start) as f64) {
+            prices.push(json!([at * 1000, price]));
+        }
+        at += step;
+    }
+    (
+        StatusCode::OK,
+        json!({ "prices": prices, "market_caps": [], "total_volumes": [] }),
+    )
 }
 
 fn simple_price(world: &World, params: &HashMap<String, String>) -> (StatusCode, Value) {
