@@ -437,7 +437,7 @@ fn policy_test_explain_and_candidate_sets() {
     let root = workspace_root();
     let (code, stdout, stderr) = run_cli(&root, &["policy", "test"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("7 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("10 passed, 0 failed"), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
     let proposal = dir.path().join("transfer.json");

@@ -66,7 +66,7 @@ fn a_broken_policy_change_is_rejected_and_the_old_set_stays() {
             "@id(\"validators-restart-auto\")\npermit (principal is Agent, action == Action::\"execute\", resource)\nwhen { resource.kind == \"command\" && resource.risk == \"low\" };\n",
         )
         .unwrap();
-        assert_eq!(holder.reload().await, ReloadOutcome::Reloaded { policies: 9 });
+        assert_eq!(holder.reload().await, ReloadOutcome::Reloaded { policies: 14 });
         assert!(holder.engine().policy("validators-restart-auto").is_some());
         let hooks = sim.wait_for_webhooks(2, Duration::from_secs(10)).await;
         assert_eq!(hooks[1].body["event"], "alert.resolved");
