@@ -130,7 +130,7 @@ pub fn add_entries(
 pub fn parse_rates(bytes: &[u8], file: &str) -> Result<Vec<Rate>, FinanceError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes));
+        .from_reader(agents::finance::import::strip_bom(bytes));
     let headers: Vec<String> = reader
         .headers()
         .map_err(|error| FinanceError::Invalid(format!("{file}: cannot read the header: {error}")))?

@@ -6,12 +6,12 @@
 //! if there is one, nothing of the file is stored. Rows already in the ledger (same stable id)
 //! are skipped, so importing a statement twice, or an overlapping one, never duplicates.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{NaiveDate, Utc};
-use memory::ledger::{EntrySource, InsertOutcome, Ledger, LedgerEntry, stable_id};
+use memory::ledger::{EntrySource, Ledger, LedgerEntry, stable_id};
 use regex::{Regex, RegexBuilder};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -345,7 +345,8 @@ pub struct ImportSummary {
 
 const PREVIEW_ROWS: usize = 10;
 
-fn strip_bom(bytes: &[u8]) -> &[u8] {
+/// `bytes` without a UTF-8 byte order mark.
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
@@ -622,13 +623,13 @@ pub fn parse_statement(
     }
 }
 
-/// Summarises `entries` against what `ledger` already holds.
-pub fn summarise(
-    ledger: &Ledger,
+/// Summarises the entries of `entries` whose ids are not in `duplicates`.
+fn summarise(
     file: &str,
     entries: &[LedgerEntry],
+    duplicates: &HashSet<String>,
     dry_run: bool,
-) -> Result<ImportSummary, ImportError> {
+) -> ImportSummary {
     let mut summary = ImportSummary {
         file: file.to_owned(),
         rows: entries.len(),
@@ -637,9 +638,9 @@ pub fn summarise(
     };
     let mut income: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut expenses: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for entry in entries {
-        if !seen.insert(entry.id.as_str()) || ledger.get(&entry.id)?.is_some() {
+        if !seen.insert(entry.id.as_str()) || duplicates.contains(&entry.id) {
             summary.duplicates += 1;
             continue;
         }
@@ -673,7 +674,7 @@ pub fn summarise(
         .into_iter()
         .map(|(c, v)| (c, v.to_string()))
         .collect();
-    Ok(summary)
+    summary
 }
 
 /// Parses and (unless `dry_run`) stores a statement, all or nothing.
@@ -685,16 +686,24 @@ pub fn import_statement(
     dry_run: bool,
 ) -> Result<ImportSummary, ImportError> {
     let entries = parse_statement(bytes, file, mapping)?;
-    let mut summary = summarise(ledger, file, &entries, dry_run)?;
-    if !dry_run {
-        let InsertOutcome {
-            inserted,
-            duplicates,
-        } = ledger.insert_batch(&entries)?;
-        summary.new_entries = inserted;
-        summary.duplicates = duplicates.len();
-    }
-    Ok(summary)
+    // One lookup per id either way: the dry run asks the ledger, the import lets the batch
+    // insert report what it skipped.
+    let duplicates: HashSet<String> = if dry_run {
+        let mut known = HashSet::new();
+        for entry in &entries {
+            if ledger.get(&entry.id)?.is_some() {
+                known.insert(entry.id.clone());
+            }
+        }
+        known
+    } else {
+        ledger
+            .insert_batch(&entries)?
+            .duplicates
+            .into_iter()
+            .collect()
+    };
+    Ok(summarise(file, &entries, &duplicates, dry_run))
 }
 
 /// An amount as JSON gives it: a string ("-1234.50", exact) or a number.

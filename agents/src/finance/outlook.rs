@@ -311,21 +311,41 @@ fn net_from_lines(
     horizon: usize,
     sigmas: f64,
 ) -> Result<Forecast, forecast::ForecastError> {
+    let lines: Vec<(&String, Result<Forecast, forecast::ForecastError>)> = series
+        .iter()
+        .filter(|(name, _)| is_line(name))
+        .map(|(name, values)| {
+            let history = &values[..length.min(values.len())];
+            (name, forecast_line(history, horizon, sigmas).0)
+        })
+        .collect();
+    compose_lines(
+        lines.iter().map(|(name, result)| (name.as_str(), result)),
+        horizon,
+    )
+}
+
+/// A revenue or expense line (not `net` or `balance`).
+fn is_line(name: &str) -> bool {
+    name.starts_with("revenue:") || name.starts_with("expense:")
+}
+
+/// The net of forecast lines; the first line's error when one could not be forecast.
+fn compose_lines<'a>(
+    lines: impl Iterator<Item = (&'a str, &'a Result<Forecast, forecast::ForecastError>)>,
+    horizon: usize,
+) -> Result<Forecast, forecast::ForecastError> {
     let mut revenue = Vec::new();
     let mut expenses = Vec::new();
-    for (name, values) in series {
-        let history = &values[..length.min(values.len())];
+    for (name, result) in lines {
+        let forecast = result.as_ref().map_err(Clone::clone)?;
         if name.starts_with("revenue:") {
-            revenue.push(forecast_line(history, horizon, sigmas).0?);
-        } else if name.starts_with("expense:") {
-            expenses.push(forecast_line(history, horizon, sigmas).0?);
+            revenue.push(forecast);
+        } else {
+            expenses.push(forecast);
         }
     }
-    Ok(compose_net(
-        &revenue.iter().collect::<Vec<_>>(),
-        &expenses.iter().collect::<Vec<_>>(),
-        horizon,
-    ))
+    Ok(compose_net(&revenue, &expenses, horizon))
 }
 
 /// The series with each one-day spike or drop replaced by the median of the week either side
@@ -392,8 +412,23 @@ pub fn outlook(
     let mut series = Vec::new();
     let mut runway = None;
     let mut balance_forecast = None;
-    let days = daily.series.get("net").map_or(0, Vec::len);
-    let net_forecast = net_from_lines(&daily.series, days, horizon_days, config.anomaly_sigmas);
+    // Each line is forecast once; the net and the balance are composed from those.
+    let mut lines: BTreeMap<&str, (Result<Forecast, forecast::ForecastError>, Vec<Anomaly>)> =
+        daily
+            .series
+            .iter()
+            .filter(|(name, _)| is_line(name))
+            .map(|(name, values)| {
+                (
+                    name.as_str(),
+                    forecast_line(values, horizon_days, config.anomaly_sigmas),
+                )
+            })
+            .collect();
+    let net_forecast = compose_lines(
+        lines.iter().map(|(name, (result, _))| (*name, result)),
+        horizon_days,
+    );
     for (name, values) in &daily.series {
         let last_30_days = values.iter().rev().take(30).sum();
         let (result, anomalies) = match name.as_str() {
@@ -404,7 +439,9 @@ pub fn outlook(
                     .map(|net| balance_from_net(values.last().copied().unwrap_or(0.0), &net)),
                 Vec::new(),
             ),
-            _ => forecast_line(values, horizon_days, config.anomaly_sigmas),
+            line => lines
+                .remove(line)
+                .unwrap_or_else(|| forecast_line(values, horizon_days, config.anomaly_sigmas)),
         };
         let (forecast, skipped) = match result {
             Ok(forecast) => (Some(forecast), None),

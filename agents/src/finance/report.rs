@@ -77,14 +77,6 @@ impl<'a> Valuer<'a> {
         Ok(None)
     }
 
-    /// The entry's amount in the reporting currency, rounded to cents.
-    pub fn value(&self, entry: &LedgerEntry) -> Result<Option<Decimal>, StoreError> {
-        Ok(self
-            .rate(&entry.currency, entry.date)?
-            .and_then(|rate| entry.amount.checked_mul(rate))
-            .map(|value| value.round_dp(2)))
-    }
-
     /// Values every entry; the ones without a rate are counted per currency and day.
     pub fn value_all(
         &self,
