@@ -15,7 +15,7 @@ mod gate;
 mod memory;
 mod models;
 mod ops;
-mod policy;
+pub(crate) mod policy;
 mod validators;
 
 pub use alerts::encode_segment;
@@ -254,6 +254,40 @@ pub enum FinanceCommand {
         description: Option<String>,
         #[arg(long)]
         tag: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Submit an expense for approval through the running daemon: the policies route it by
+    /// amount and category (auto-booked, one approval, or two), and once approved it is booked
+    /// in the ledger with the proposal's id.
+    ///
+    /// Example: `command-center finance expense --amount 49.90 --currency EUR --category infrastructure --subcategory servers --counterparty Hetzner`
+    Expense {
+        /// Money out, positive ("1200.00")
+        #[arg(long)]
+        amount: String,
+        /// [default: the reporting currency]
+        #[arg(long)]
+        currency: Option<String>,
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        subcategory: Option<String>,
+        #[arg(long)]
+        counterparty: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// YYYY-MM-DD [default: the day it is booked]
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long)]
+        tag: Vec<String>,
+        /// Why it is needed (shown to approvers)
+        #[arg(long, default_value = "")]
+        rationale: String,
+        /// File holding the API token [default: $COMMAND_CENTER_TOKEN]
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -858,7 +892,9 @@ fn ton_decode(file: &Path, param: Option<u32>, method: Option<String>) -> Result
     }
 }
 
-fn block_on<F: std::future::Future<Output = Result<(), Exit>>>(future: F) -> Result<(), Exit> {
+pub(crate) fn block_on<F: std::future::Future<Output = Result<(), Exit>>>(
+    future: F,
+) -> Result<(), Exit> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -52,7 +52,13 @@ pub(crate) async fn gate_fixture(
     )
     .await
     .unwrap();
-    let registry = ExecutorRegistry::new(&executors(dir.path()), sink.clone()).unwrap();
+    // As the daemon does: the expense executor books into this store's ledger.
+    let registry = ExecutorRegistry::new(&executors(dir.path()), sink.clone())
+        .unwrap()
+        .with(std::sync::Arc::new(crate::executors::ExpenseExecutor::new(
+            store.clone(),
+            std::sync::Arc::new(agents::finance::FinanceConfig::default()),
+        )));
     let access = AccessConfig {
         users,
         ..AccessConfig::default()

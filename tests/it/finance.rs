@@ -555,6 +555,47 @@ fn expenses_are_routed_by_policy_approved_and_booked_with_the_approval_id() {
         let reason = understated["decision"]["reason"].as_str().unwrap_or_default();
         assert!(reason.contains("amount_cents 100 does not match 9000 USD = 900000 cents"), "{understated}");
         assert_eq!(booked().await.len(), 3);
+
+        // The same from the command line, through the daemon with the caller's token.
+        let (code, stdout, stderr) = crate::support::run_cli_env(
+            dir.path(),
+            &[
+                "finance", "expense", "--amount", "80", "--category", "infrastructure",
+                "--subcategory", "bandwidth", "--counterparty", "Cloudflare",
+                "--description", "Argo tunnel",
+            ],
+            &[("COMMAND_CENTER_TOKEN", ALICE)],
+        );
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(stdout.contains("executed"), "{stdout}");
+        assert!(stdout.contains("booked in the ledger without approval"), "{stdout}");
+        let entries = booked().await;
+        assert_eq!(entries.len(), 4);
+        assert!(
+            entries.iter().any(|entry| entry["counterparty"] == "Cloudflare"
+                && entry["amount"] == "-80"
+                && entry["subcategory"] == "bandwidth"),
+            "{entries:?}"
+        );
+        let (code, stdout, stderr) = crate::support::run_cli_env(
+            dir.path(),
+            &[
+                "finance", "expense", "--amount", "15000", "--category", "personnel",
+                "--counterparty", "Contractor GmbH", "--rationale", "audit prep",
+            ],
+            &[("COMMAND_CENTER_TOKEN", ALICE)],
+        );
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(stdout.contains("pending"), "{stdout}");
+        assert!(stdout.contains("waiting for 2 approval(s)"), "{stdout}");
+        let (code, stdout, stderr) = crate::support::run_cli_env(
+            dir.path(),
+            &["finance", "expense", "--amount", "15", "--category", "catering", "--counterparty", "Deli"],
+            &[("COMMAND_CENTER_TOKEN", ALICE)],
+        );
+        assert_eq!(code, 0, "a denied proposal is an answer, not a failure: {stderr}");
+        assert!(stdout.contains("denied: deny: never runs (invalid parameters for expense: unknown category \"catering\""), "{stdout}");
+        assert_eq!(booked().await.len(), 4);
     });
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(Duration::from_secs(30));

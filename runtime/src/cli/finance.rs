@@ -174,6 +174,47 @@ pub fn run(config: Config, command: &FinanceCommand) -> Result<(), Exit> {
             }
             Ok(())
         }
+        FinanceCommand::Expense {
+            amount,
+            currency,
+            category,
+            subcategory,
+            counterparty,
+            description,
+            date,
+            tag,
+            rationale,
+            token_file,
+            json,
+        } => {
+            let expense = crate::executors::ExpenseParams {
+                amount: amount.clone(),
+                currency: currency
+                    .clone()
+                    .unwrap_or_else(|| finance.reporting_currency.clone()),
+                category: category.clone(),
+                subcategory: subcategory.clone(),
+                counterparty: counterparty.clone(),
+                description: description.clone(),
+                date: date.clone(),
+                tags: tag.clone(),
+            };
+            // The API takes the expense's fields and `rationale` side by side.
+            let mut body = serde_json::to_value(&expense).map_err(fail)?;
+            body["rationale"] = serde_json::Value::String(rationale.clone());
+            super::block_on(async {
+                let client = super::gate::Client::new(&config, token_file.as_deref())?;
+                let record: crate::gate::ProposalRecord = client
+                    .send(reqwest::Method::POST, "/v1/finance/expenses", Some(body))
+                    .await?;
+                if *json {
+                    return print_json(&record);
+                }
+                println!("{}", super::gate::format_record(&record));
+                println!("{}", expense_outcome(&record));
+                Ok(())
+            })
+        }
         FinanceCommand::Entries { from, to, json } => {
             let from = from
                 .as_deref()
@@ -452,4 +493,26 @@ fn fetch_rates(
         );
     }
     Ok(rates)
+}
+
+/// What happened to a submitted expense, in one sentence.
+pub(crate) fn expense_outcome(record: &crate::gate::ProposalRecord) -> String {
+    use crate::gate::ProposalState;
+    let id = &record.proposal.id;
+    match record.state {
+        ProposalState::Pending => format!(
+            "waiting for {} approval(s): `command-center proposals approve {id}` by a cfo or ceo",
+            (record.approvals_needed() as usize).saturating_sub(record.approvals.len())
+        ),
+        ProposalState::Executed => {
+            format!(
+                "booked in the ledger without approval (policy: {})",
+                crate::cli::policy::describe(&record.decision)
+            )
+        }
+        ProposalState::Denied => {
+            format!("denied: {}", crate::cli::policy::describe(&record.decision))
+        }
+        other => other.as_str().to_owned(),
+    }
 }

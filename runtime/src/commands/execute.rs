@@ -57,14 +57,8 @@ pub async fn execute(command: &Command, context: &Context) -> Answer {
         Command::Validator { name } => validator(context, name, now),
         Command::Earnings { period } => earnings(context, *period, now),
         Command::Ranking => ranking(context, now),
-        Command::Finance => Answer::with_outcome(
-            Outcome::Unavailable,
-            "Finance",
-            "The finance domain is not built yet. When it is, /finance will show the treasury: \
-             wallet balances in TON and USD, inflows and outflows by period, and transfers \
-             waiting for approval. Until then: /earnings for validator rewards, /market for \
-             prices.",
-        ),
+        Command::Finance => finance(context, now),
+        Command::Expense(request) => expense(context, request).await,
         Command::Market => market(context, now),
         Command::Alerts => alerts(context),
         Command::Silence { arguments } => silence(context, arguments, now).await,
@@ -951,5 +945,163 @@ async fn ack(context: &Context, arguments: &str, now: DateTime<Utc>) -> Answer {
             format!("{message}; /alerts lists what fires now"),
         ),
         Err(error) => failed("the acknowledgement", error),
+    }
+}
+
+/// `/finance`: cash, runway and burn, this month and the last complete one, and the expenses
+/// waiting for approval.
+fn finance(context: &Context, now: DateTime<Utc>) -> Answer {
+    let today = now.date_naive();
+    let from = today
+        .checked_sub_months(chrono::Months::new(1))
+        .unwrap_or(today);
+    let report = match crate::finance::report(
+        &context.store,
+        &context.finance,
+        Some(&agents::finance::report::month_of(from)),
+        None,
+        today,
+    ) {
+        Ok(report) => report,
+        Err(error) => return failed("the ledger", error),
+    };
+    let currency = report.currency.clone();
+    let money = |value: rust_decimal::Decimal| format!("{:.2} {currency}", value);
+    let mut answer = Answer::new("Finance")
+        .fact("Cash", or_dash(report.cash, money))
+        .fact(
+            "Runway",
+            or_dash(report.runway_months, |months| format!("{months:.1} months")),
+        )
+        .fact("Net burn / month", or_dash(report.net_burn, money));
+    let mut table = Table::new(["MONTH", "REVENUE", "EXPENSES", "NET"]);
+    for row in &report.months {
+        table.row([
+            format!(
+                "{}{}",
+                row.month,
+                if row.partial { " (to date)" } else { "" }
+            ),
+            money(row.revenue_total),
+            money(row.expense_total),
+            money(row.net),
+        ]);
+    }
+    answer = answer.table(table);
+    if !report.missing_rates.is_empty() {
+        let missing: usize = report.missing_rates.iter().map(|m| m.entries).sum();
+        answer = answer.paragraph(format!(
+            "{missing} entries have no exchange rate and are left out: `command-center finance rates fetch` or `rates import`."
+        ));
+    }
+    let pending = match context.gate.list(Some(ProposalState::Pending)) {
+        Ok(pending) => pending,
+        Err(error) => return failed("the approvals", error),
+    };
+    let expenses: Vec<_> = pending
+        .iter()
+        .filter(|record| record.proposal.operation.kind == "expense")
+        .collect();
+    if expenses.is_empty() {
+        answer = answer.paragraph("No expense is waiting for approval.");
+    } else {
+        let mut waiting = Table::new(["ID", "CATEGORY", "AMOUNT", "VOTES"]);
+        waiting.title = Some("Expenses awaiting approval".to_owned());
+        for record in expenses {
+            let parameters = &record.proposal.operation.parameters;
+            let field = |key: &str| parameters[key].as_str().unwrap_or_default().to_owned();
+            waiting.row([
+                record.proposal.id.clone(),
+                record.proposal.operation.target.clone(),
+                format!("{} {}", field("amount"), field("currency")),
+                format!("{}/{}", record.approvals.len(), record.approvals_needed()),
+            ]);
+        }
+        answer = answer.table(waiting);
+    }
+    answer
+}
+
+/// `/expense`: a proposal from the caller; the policies decide whether it is booked at once,
+/// waits for approvers, or is refused.
+async fn expense(context: &Context, request: &super::ExpenseRequest) -> Answer {
+    let expense = crate::executors::ExpenseParams {
+        amount: request.amount.clone(),
+        currency: request.currency.clone(),
+        category: request.category.clone(),
+        subcategory: request.subcategory.clone(),
+        counterparty: request.counterparty.clone(),
+        description: request.description.clone(),
+        date: None,
+        tags: vec!["chat".to_owned()],
+    };
+    let proposer = policies::Proposer::User {
+        name: context.caller.name.clone(),
+        roles: context.caller.roles.clone(),
+    };
+    let proposal = match crate::finance::expense_proposal(
+        &context.store,
+        &context.finance,
+        expense,
+        proposer,
+        format!("submitted in chat by {}", context.caller.name),
+        Utc::now().date_naive(),
+    ) {
+        Ok(proposal) => proposal,
+        Err(crate::finance::FinanceError::Invalid(message)) => {
+            return Answer::with_outcome(Outcome::Invalid, "Expense not submitted", message);
+        }
+        Err(error) => return failed("the ledger", error),
+    };
+    let record = match context.gate.submit(proposal).await {
+        Ok(record) => record,
+        Err(error) => return failed("the expense proposal", error),
+    };
+    let id = record.proposal.id.clone();
+    let amount = format!("{} {}", request.amount, request.currency);
+    let category = match &request.subcategory {
+        Some(sub) => format!("{}/{sub}", request.category),
+        None => request.category.clone(),
+    };
+    let base = |answer: Answer| {
+        answer
+            .fact("Proposal", id.clone())
+            .fact("Amount", amount.clone())
+            .fact("Category", category.clone())
+            .fact("Paid to", request.counterparty.clone())
+    };
+    match record.state {
+        ProposalState::Executed => base(Answer::new("Expense booked"))
+            .paragraph("The policies let it run on its own; it is in the ledger."),
+        ProposalState::Pending => {
+            let mut answer = base(Answer::new("Expense awaiting approval")).paragraph(format!(
+                "It needs {} approval(s) from a cfo or ceo; it is booked once approved.",
+                record.approvals_needed()
+            ));
+            answer.actions.extend([
+                Action {
+                    label: "Approve".to_owned(),
+                    action_id: format!("approve:{id}"),
+                    style: ActionStyle::Primary,
+                },
+                Action {
+                    label: "Reject".to_owned(),
+                    action_id: format!("reject:{id}"),
+                    style: ActionStyle::Danger,
+                },
+            ]);
+            answer
+        }
+        ProposalState::Denied => Answer::with_outcome(
+            Outcome::Refused,
+            "Expense refused",
+            format!(
+                "The policies refuse it: {}",
+                crate::cli::policy::describe(&record.decision)
+            ),
+        )
+        .fact("Proposal", id),
+        other => base(Answer::new("Expense submitted"))
+            .paragraph(format!("The proposal is {}.", other.as_str())),
     }
 }

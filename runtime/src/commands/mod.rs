@@ -26,7 +26,9 @@ pub mod render;
 
 pub use answer::{Action, ActionStyle, AlertLine, Answer, Fact, Outcome, Table};
 pub use execute::{MarketQuote, OPERATOR_ROLE, execute, market_quotes};
-pub use parse::{DEFAULT_AUDIT_ENTRIES, MAX_AUDIT_ENTRIES, MAX_INPUT_BYTES, ParseError, parse};
+pub use parse::{
+    DEFAULT_AUDIT_ENTRIES, ExpenseRequest, MAX_AUDIT_ENTRIES, MAX_INPUT_BYTES, ParseError, parse,
+};
 
 /// A parsed command.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +46,8 @@ pub enum Command {
     },
     Ranking,
     Finance,
+    /// `/expense AMOUNT CURRENCY CATEGORY[/SUB] COUNTERPARTY[: DESCRIPTION]`: a proposal.
+    Expense(ExpenseRequest),
     Market,
     Alerts,
     /// Parsed so the words are known; the alert router will act on them.
@@ -140,10 +144,16 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "finance",
         usage: "/finance",
-        description: "Treasury and wallets (not built yet)",
+        description: "Cash, runway, this month's income and costs, expenses awaiting approval",
         keywords: &[
             "treasury", "wallet", "wallets", "funds", "cash", "money", "budget",
         ],
+    },
+    CommandSpec {
+        name: "expense",
+        usage: "/expense AMOUNT CURRENCY CATEGORY[/SUB] COUNTERPARTY[: DESCRIPTION]",
+        description: "Submit an expense; the policies route it for approval, then it is booked",
+        keywords: &["expense", "spend", "pay", "invoice", "bill", "purchase"],
     },
     CommandSpec {
         name: "market",
@@ -233,6 +243,8 @@ impl From<&UserConfig> for Caller {
 #[derive(Clone)]
 pub struct Context {
     pub store: Store,
+    /// `[finance]`: the categories `/expense` accepts and the currency `/finance` reports in.
+    pub finance: Arc<agents::finance::FinanceConfig>,
     pub gate: Arc<Gatekeeper>,
     pub health: HealthRegistry,
     pub caller: Caller,
@@ -246,6 +258,7 @@ impl Context {
     pub fn from_app(state: &AppState, caller: Caller) -> Self {
         Self {
             store: state.store.clone(),
+            finance: Arc::clone(&state.finance),
             gate: state.gate.clone(),
             health: state.health.clone(),
             caller,

@@ -128,6 +128,7 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         "validators" => no_arguments(command, &rest, Command::Validators),
         "ranking" => no_arguments(command, &rest, Command::Ranking),
         "finance" => no_arguments(command, &rest, Command::Finance),
+        "expense" => expense(&rest, spec.usage).map(Command::Expense),
         "market" => no_arguments(command, &rest, Command::Market),
         "alerts" => no_arguments(command, &rest, Command::Alerts),
         "approvals" => no_arguments(command, &rest, Command::Approvals),
@@ -230,4 +231,91 @@ fn scope_argument(
         Some(scope) if scope.eq_ignore_ascii_case("all") => Ok(None),
         Some(scope) => name_argument(command, scope).map(Some),
     }
+}
+
+/// What `/expense` was given; the category and the amount's size are checked against
+/// `[finance]` when the proposal is built.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExpenseRequest {
+    /// Positive, as typed ("49.90").
+    pub amount: String,
+    /// Upper case.
+    pub currency: String,
+    pub category: String,
+    pub subcategory: Option<String>,
+    pub counterparty: String,
+    pub description: String,
+}
+
+/// `AMOUNT CURRENCY CATEGORY[/SUB] COUNTERPARTY[: DESCRIPTION]`; the counterparty may be
+/// several words, the description starts after the first `:`.
+fn expense(rest: &[&str], usage: &'static str) -> Result<ExpenseRequest, ParseError> {
+    const COMMAND: &str = "expense";
+    let invalid = |message: String| ParseError::InvalidArgument {
+        command: COMMAND,
+        message,
+        usage,
+    };
+    let (amount, currency, category, tail) = match rest {
+        [amount, currency, category, tail @ ..] if !tail.is_empty() => {
+            (*amount, *currency, *category, tail.join(" "))
+        }
+        _ => {
+            return Err(ParseError::MissingArgument {
+                command: COMMAND,
+                argument: "an amount, a currency, a category and who is paid",
+                usage,
+            });
+        }
+    };
+    let clip = |text: &str| text.chars().take(40).collect::<String>();
+    let normalized = amount.replace(',', ".");
+    let valid_amount = normalized
+        .parse::<rust_decimal::Decimal>()
+        .ok()
+        .filter(|value| value.is_sign_positive() && !value.is_zero());
+    if valid_amount.is_none() {
+        return Err(invalid(format!(
+            "the amount {:?} is not a positive number like 49.90",
+            clip(amount)
+        )));
+    }
+    let currency = currency.to_uppercase();
+    if !agents::finance::is_currency_code(&currency) {
+        return Err(invalid(format!(
+            "{:?} is not a currency code like USD, EUR or TON",
+            clip(&currency)
+        )));
+    }
+    let (category, subcategory) = match category.split_once('/') {
+        Some((category, sub)) => (category, Some(sub)),
+        None => (category, None),
+    };
+    for part in std::iter::once(category).chain(subcategory) {
+        if !valid_name(part) {
+            return Err(invalid(format!(
+                "{:?} is not a category name (letters, digits, '-', '_' and '.')",
+                clip(part)
+            )));
+        }
+    }
+    let (counterparty, description) = match tail.split_once(':') {
+        Some((counterparty, description)) => (counterparty.trim(), description.trim()),
+        None => (tail.trim(), ""),
+    };
+    if counterparty.is_empty() {
+        return Err(ParseError::MissingArgument {
+            command: COMMAND,
+            argument: "who is paid (before the ':')",
+            usage,
+        });
+    }
+    Ok(ExpenseRequest {
+        amount: normalized,
+        currency,
+        category: category.to_lowercase(),
+        subcategory: subcategory.map(str::to_lowercase),
+        counterparty: counterparty.to_owned(),
+        description: description.to_owned(),
+    })
 }

@@ -38,6 +38,28 @@ fn parse_accepts_commands_with_or_without_slash_bot_suffix_and_case() {
     check("help", Ok(Command::Help));
     check("/ranking", Ok(Command::Ranking));
     check("/finance", Ok(Command::Finance));
+    check(
+        "/expense 49,90 eur infrastructure/Servers Hetzner Online: CX22 for monitoring",
+        Ok(Command::Expense(ExpenseRequest {
+            amount: "49.90".into(),
+            currency: "EUR".into(),
+            category: "infrastructure".into(),
+            subcategory: Some("servers".into()),
+            counterparty: "Hetzner Online".into(),
+            description: "CX22 for monitoring".into(),
+        })),
+    );
+    check(
+        "expense 12000 USD personnel Dana",
+        Ok(Command::Expense(ExpenseRequest {
+            amount: "12000".into(),
+            currency: "USD".into(),
+            category: "personnel".into(),
+            subcategory: None,
+            counterparty: "Dana".into(),
+            description: String::new(),
+        })),
+    );
     check("/market", Ok(Command::Market));
     check("/alerts", Ok(Command::Alerts));
     check("/approvals@cc_bot", Ok(Command::Approvals));
@@ -186,7 +208,11 @@ fn every_listed_command_parses_from_its_own_usage_line() {
             .replace(" [reason]", "")
             .replace("[N]", "3")
             .replace("MATCHERS DURATION", "validator=v1 1h")
-            .replace("ALERT", "x");
+            .replace("ALERT", "x")
+            .replace(
+                "AMOUNT CURRENCY CATEGORY[/SUB] COUNTERPARTY[: DESCRIPTION]",
+                "5 USD infrastructure Hetzner",
+            );
         let parsed = parse(&example);
         assert!(parsed.is_ok(), "{example}: {parsed:?}");
         assert!(!matches!(parsed, Ok(Command::Ask(_))), "{example}");
@@ -219,12 +245,17 @@ async fn harness(caller: &str, roles: &[&str]) -> Harness {
             },
             ..ExecutorsConfig::default()
         },
-        vec![user("alice", &["operator"]), user("bob", &["treasurer"])],
+        vec![
+            user("alice", &["operator"]),
+            user("bob", &["treasurer"]),
+            user("carol", &["cfo"]),
+        ],
     )
     .await;
     Harness {
         context: Context {
             store: fixture.store,
+            finance: Arc::new(agents::finance::FinanceConfig::default()),
             gate: Arc::new(fixture.gate),
             health: HealthRegistry::default(),
             caller: Caller {
@@ -503,7 +534,6 @@ async fn approvals_come_with_buttons_that_carry_the_proposal_id() {
 async fn unbuilt_or_daemon_only_commands_say_so_and_free_text_lists_matching_commands() {
     let h = harness("alice", &["operator"]).await;
     for (text, title) in [
-        ("/finance", "Finance"),
         // Outside the daemon (no router at hand) they say where to send them.
         (
             "/silence validator=v1 2h why",
@@ -584,4 +614,126 @@ async fn unbuilt_or_daemon_only_commands_say_so_and_free_text_lists_matching_com
     let invalid = run(&h.context, "/earnings year").await;
     assert_eq!(invalid.outcome, Outcome::Invalid);
     assert!(invalid.paragraphs[0].contains("day, week and month"));
+}
+
+#[test]
+fn expense_arguments_are_checked_with_the_reason() {
+    for (input, words) in [
+        (
+            "/expense 12 USD",
+            &["needs an amount, a currency, a category", "usage"][..],
+        ),
+        (
+            "/expense -5 USD infrastructure Hetzner",
+            &["\"-5\" is not a positive number"][..],
+        ),
+        (
+            "/expense 0 USD infrastructure Hetzner",
+            &["not a positive number"][..],
+        ),
+        (
+            "/expense 5 dollars infrastructure Hetzner",
+            &["\"DOLLARS\" is not a currency code"][..],
+        ),
+        (
+            "/expense 5 USD infra<x> Hetzner",
+            &["is not a category name"][..],
+        ),
+        (
+            "/expense 5 USD infrastructure : only a description",
+            &["who is paid"][..],
+        ),
+    ] {
+        match parse(input) {
+            Err(error) => {
+                let message = error.to_string();
+                for word in words {
+                    assert!(message.contains(word), "{input}: {message}");
+                }
+            }
+            Ok(command) => panic!("{input}: parsed as {command:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_expense_from_chat_is_routed_by_the_policies_and_finance_shows_it() {
+    let h = harness("alice", &["operator"]).await;
+    // Under 500 USD of infrastructure: the policies let it run; it is booked at once.
+    let booked = run(
+        &h.context,
+        "/expense 120 USD infrastructure/servers Hetzner Online: CX22 for monitoring",
+    )
+    .await;
+    assert_eq!(booked.outcome, Outcome::Ok, "{booked:?}");
+    assert_eq!(booked.title, "Expense booked");
+    let id = booked
+        .facts
+        .iter()
+        .find(|fact| fact.label == "Proposal")
+        .map(|fact| fact.value.clone())
+        .unwrap();
+    let today = Utc::now().date_naive();
+    let entries = h.context.store.ledger().entries(None, None).unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert_eq!(entry.amount, rust_decimal::Decimal::new(-120, 0));
+    assert_eq!(entry.category.as_deref(), Some("infrastructure"));
+    assert_eq!(entry.subcategory.as_deref(), Some("servers"));
+    assert_eq!(entry.counterparty, "Hetzner Online");
+    assert_eq!(entry.date, today);
+    assert_eq!(
+        entry.source,
+        memory::ledger::EntrySource::Approval { approval_id: id }
+    );
+
+    // Marketing needs a cfo or ceo: it waits, with the buttons.
+    let waiting = run(
+        &h.context,
+        "/expense 2500 USD marketing/ads Acme Ads: launch",
+    )
+    .await;
+    assert_eq!(waiting.title, "Expense awaiting approval", "{waiting:?}");
+    let pending_id = waiting.facts[0].value.clone();
+    assert!(pending_id.starts_with("expense-"), "{pending_id}");
+    assert_eq!(
+        waiting.actions[0].action_id,
+        format!("approve:{pending_id}")
+    );
+    assert_eq!(
+        h.context.store.ledger().len(),
+        1,
+        "nothing booked before approval"
+    );
+
+    // A category the books do not have: the gate refuses it with the reason, nothing booked.
+    let unknown = run(&h.context, "/expense 30 USD catering Deli").await;
+    assert_eq!(unknown.outcome, Outcome::Refused, "{unknown:?}");
+    assert!(
+        unknown.paragraphs[0].contains("unknown category \"catering\""),
+        "{unknown:?}"
+    );
+    assert_eq!(h.context.store.ledger().len(), 1);
+
+    // /finance: this month's 120 USD of costs, and the marketing expense waiting.
+    let finance = run(&h.context, "/finance").await;
+    assert_eq!(finance.outcome, Outcome::Ok, "{finance:?}");
+    let months = &finance.tables[0];
+    let this_month = months.rows.last().unwrap();
+    assert_eq!(
+        this_month[0],
+        format!("{} (to date)", agents::finance::report::month_of(today))
+    );
+    assert_eq!(this_month[2], "120.00 USD");
+    assert_eq!(this_month[3], "-120.00 USD");
+    let waiting_table = &finance.tables[1];
+    assert_eq!(
+        waiting_table.rows,
+        vec![vec![
+            pending_id,
+            "marketing".to_owned(),
+            "2500 USD".to_owned(),
+            "0/1".to_owned()
+        ]]
+    );
 }
