@@ -41,6 +41,7 @@ fn flat_scenario() -> Scenario {
         events: Vec::new(),
         faults: Vec::new(),
         pools: Vec::new(),
+        cocoon_nodes: Vec::new(),
     }
 }
 

@@ -75,6 +75,7 @@ pub fn quiet_scenario() -> Scenario {
         events: Vec::new(),
         faults: Vec::new(),
         pools: Vec::new(),
+        cocoon_nodes: Vec::new(),
     }
 }
 

@@ -57,8 +57,8 @@ pub use chain::{
 };
 pub use node_metrics::SimNode;
 pub use scenario::{
-    Fault, FaultKind, Scenario, SimCoin, SimEvent, SimService, SimValidator, format_offset,
-    parse_sim_offset,
+    Fault, FaultKind, Scenario, SimCocoonNode, SimCoin, SimEvent, SimService, SimValidator,
+    format_offset, parse_sim_offset,
 };
 pub use slack::{SlackCall, SlackResponse};
 pub use slack_socket::{

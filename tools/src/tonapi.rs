@@ -1,6 +1,7 @@
 //! tonapi.io v2 as an alternative provider of chain data: the current validator set with
-//! stakes (`/v2/blockchain/validators`) and an account's balance and status
-//! (`/v2/accounts/{id}`, or many at once with `POST /v2/accounts/_bulk`).
+//! stakes (`/v2/blockchain/validators`), an account's balance and status
+//! (`/v2/accounts/{id}`, or many at once with `POST /v2/accounts/_bulk`) and the staking pools
+//! open to nominators with their APY (`/v2/staking/pools`).
 //!
 //! Auth is `Authorization: Bearer <key>` (keys from tonconsole.com). Without a key tonapi
 //! allows 1 request per 4 seconds per IP, so a keyless client spaces its requests 4 s apart
@@ -70,6 +71,28 @@ pub struct TonapiAccount {
     pub last_activity: Option<i64>,
 }
 
+/// A staking pool as `/v2/staking/pools` lists it (`PoolInfo`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StakingPool {
+    /// Raw `wc:hex` in lower case when it parses as an address; as sent otherwise.
+    pub address: String,
+    pub name: String,
+    /// tonapi's `PoolImplementationType`: "tf", "whales", "liquidTF", "ffvault" (or a newer one,
+    /// kept as sent).
+    pub implementation: String,
+    /// Annual yield in percent, as tonapi estimates it for nominators (after the pool's fee).
+    pub apy: f64,
+    pub min_stake_nanoton: u128,
+    pub total_amount_nanoton: u128,
+    /// Verified source code or run by a trusted company (tonapi's white list).
+    pub verified: bool,
+    pub current_nominators: u32,
+    pub max_nominators: u32,
+    /// Unix times of the current nomination cycle; 0 when tonapi leaves them out.
+    pub cycle_start: i64,
+    pub cycle_end: i64,
+}
+
 pub struct TonapiClient {
     core: HttpCore,
     base_url: String,
@@ -130,6 +153,19 @@ impl TonapiClient {
             .get(&url, |answer| {
                 let wire: ValidatorsWire = interpret_ok(&answer)?;
                 Ok(TonapiValidators::from(wire))
+            })
+            .await
+    }
+
+    /// `GET /v2/staking/pools`: the pools tonapi lists (its white list; `verified` tells them
+    /// apart when it includes others), in the order sent. The `implementations` map of the
+    /// answer is not kept.
+    pub async fn staking_pools(&self) -> Result<Fetched<Vec<StakingPool>>, SourceError> {
+        let url = join_url(SOURCE, &self.base_url, "v2/staking/pools")?;
+        self.core
+            .get(&url, |answer| {
+                let wire: StakingPoolsWire = interpret_ok(&answer)?;
+                Ok(wire.pools.into_iter().map(StakingPool::from).collect())
             })
             .await
     }
@@ -350,6 +386,14 @@ pub fn parse_accounts(body: &Value) -> Result<Vec<TonapiAccount>, SourceError> {
         .map(|wire| wire.accounts.into_iter().map(TonapiAccount::from).collect())
 }
 
+/// Reads a `/v2/staking/pools` body (`{"pools": [...], "implementations": {...}}`) already
+/// parsed as JSON, with the same wire rules as [`TonapiClient::staking_pools`]. The error
+/// names the JSON path.
+pub fn parse_staking_pools(body: &Value) -> Result<Vec<StakingPool>, SourceError> {
+    parse_wire::<StakingPoolsWire>("/v2/staking/pools", body)
+        .map(|wire| wire.pools.into_iter().map(StakingPool::from).collect())
+}
+
 fn parse_wire<T: DeserializeOwned>(endpoint: &str, body: &Value) -> Result<T, SourceError> {
     serde_path_to_error::deserialize(body).map_err(|error| {
         let path = error.path().to_string();
@@ -466,6 +510,66 @@ struct AccountWire {
     status: String,
     #[serde(default, deserialize_with = "lenient::i64_optional")]
     last_activity: Option<i64>,
+}
+
+/// `{pools: PoolInfo[], implementations: {...}}`; `implementations` is not read.
+#[derive(Deserialize)]
+struct StakingPoolsWire {
+    pools: Vec<PoolWire>,
+}
+
+/// `PoolInfo`. What a comparison needs (address, name, APY, minimum stake, total, verified)
+/// is required; the nominator counts and cycle times default to 0 when absent or null.
+#[derive(Deserialize)]
+struct PoolWire {
+    address: String,
+    name: String,
+    implementation: String,
+    #[serde(deserialize_with = "f64_required")]
+    apy: f64,
+    #[serde(deserialize_with = "lenient::u128_required")]
+    min_stake: u128,
+    #[serde(deserialize_with = "lenient::u128_required")]
+    total_amount: u128,
+    #[serde(deserialize_with = "bool_required")]
+    verified: bool,
+    #[serde(default, deserialize_with = "lenient::u32_optional")]
+    current_nominators: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::u32_optional")]
+    max_nominators: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::i64_optional")]
+    cycle_start: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::i64_optional")]
+    cycle_end: Option<i64>,
+}
+
+fn f64_required<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    lenient::f64_optional(deserializer)?
+        .filter(|value| value.is_finite())
+        .ok_or_else(|| serde::de::Error::custom("expected a finite number, got null or inf"))
+}
+
+fn bool_required<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    lenient::bool_optional(deserializer)?
+        .ok_or_else(|| serde::de::Error::custom("expected a boolean, got null"))
+}
+
+impl From<PoolWire> for StakingPool {
+    fn from(wire: PoolWire) -> Self {
+        Self {
+            address: raw_address(&wire.address),
+            name: wire.name,
+            implementation: wire.implementation,
+            apy: wire.apy,
+            min_stake_nanoton: wire.min_stake,
+            total_amount_nanoton: wire.total_amount,
+            verified: wire.verified,
+            current_nominators: wire.current_nominators.unwrap_or(0),
+            max_nominators: wire.max_nominators.unwrap_or(0),
+            cycle_start: wire.cycle_start.unwrap_or(0),
+            cycle_end: wire.cycle_end.unwrap_or(0),
+        }
+    }
 }
 
 #[cfg(test)]

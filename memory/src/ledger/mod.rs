@@ -1,8 +1,9 @@
 //! The finance ledger: money in and out, one entry per movement, and the exchange rates that
 //! value it in the reporting currency.
 //!
-//! Two sled trees: `ledger` (key = the entry's stable id, value = JSON) and `rates` (key =
-//! `BASE/QUOTE/YYYY-MM-DD`, value = the price of one BASE in QUOTE as a decimal string).
+//! Three sled trees: `ledger` (key = the entry's stable id, value = JSON), `rates` (key =
+//! `BASE/QUOTE/YYYY-MM-DD`, value = the price of one BASE in QUOTE as a decimal string) and
+//! `holdings` (key = account, asset and date, value = the [`Holding`] as JSON).
 //! Amounts are [`Decimal`], never floats: a ledger that rounds is not a ledger.
 //!
 //! Re-importing a file never duplicates: an entry's id is derived from what it is (see
@@ -27,6 +28,7 @@ use crate::gate::MutationGate;
 
 pub(crate) const LEDGER_TREE: &str = "ledger";
 pub(crate) const RATES_TREE: &str = "rates";
+pub(crate) const HOLDINGS_TREE: &str = "holdings";
 
 /// Where an entry came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,11 +122,112 @@ pub struct Rate {
     pub rate: Decimal,
 }
 
-/// Handle to the `ledger` and `rates` trees.
+/// What kind of asset a holding is; decides how it is valued and how allocation is grouped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetClass {
+    Crypto,
+    Fiat,
+    Stablecoin,
+    Equity,
+    Private,
+}
+
+impl AssetClass {
+    pub const ALL: [AssetClass; 5] = [
+        AssetClass::Crypto,
+        AssetClass::Fiat,
+        AssetClass::Stablecoin,
+        AssetClass::Equity,
+        AssetClass::Private,
+    ];
+
+    /// The snake_case name, as in configuration and CSV files.
+    pub fn name(self) -> &'static str {
+        match self {
+            AssetClass::Crypto => "crypto",
+            AssetClass::Fiat => "fiat",
+            AssetClass::Stablecoin => "stablecoin",
+            AssetClass::Equity => "equity",
+            AssetClass::Private => "private",
+        }
+    }
+
+    /// Reads a class by its name, ignoring case and surrounding spaces.
+    pub fn parse(text: &str) -> Option<AssetClass> {
+        let text = text.trim();
+        AssetClass::ALL
+            .into_iter()
+            .find(|class| class.name().eq_ignore_ascii_case(text))
+    }
+}
+
+impl fmt::Display for AssetClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A manual valuation of a whole position (not per unit), as of the holding's date: for
+/// equities and private positions that have no stored rate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Valuation {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub value: Decimal,
+    /// Upper-case currency code of `value`.
+    pub currency: String,
+}
+
+/// Where a balance snapshot came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HoldingSource {
+    /// A row of an imported balances file.
+    Import { file: String, line: usize },
+    /// A wallet balance read from the chain.
+    OnChain { address: String },
+    /// Typed by a person (CLI, chat, API).
+    Manual { by: String },
+}
+
+/// A snapshot of one position: how much of `asset` `account` held on `date`. A later snapshot
+/// of the same account and asset on the same date replaces it; the position holds its last
+/// snapshot's quantity until the next one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holding {
+    pub date: NaiveDate,
+    /// Where it is held: "binance", "custody-anchorage", "treasury-wallet", ...
+    pub account: String,
+    /// Upper-case code (TON, BTC, USDT, AAPL) or the name of a private position.
+    pub asset: String,
+    pub class: AssetClass,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valuation: Option<Valuation>,
+    /// What the position cost, in the reporting currency.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::str_option"
+    )]
+    pub cost_basis: Option<Decimal>,
+    pub source: HoldingSource,
+}
+
+/// The key of a holding: account, asset and date joined by the ASCII unit separator, so an
+/// account or asset name may hold any printable character (a `/` in a fund's name) without
+/// two positions sharing a key. Sorted by position, then date.
+fn holding_key(account: &str, asset: &str, date: NaiveDate) -> String {
+    format!("{account}\u{1f}{asset}\u{1f}{date}")
+}
+
+/// Handle to the `ledger`, `rates` and `holdings` trees.
 #[derive(Clone)]
 pub struct Ledger {
     entries: sled::Tree,
     rates: sled::Tree,
+    holdings: sled::Tree,
     path: PathBuf,
     gate: Arc<MutationGate>,
     /// Serialises check-then-write so two imports of one file cannot both insert.
@@ -159,6 +262,7 @@ impl Ledger {
         Ok(Ledger {
             entries: open(LEDGER_TREE)?,
             rates: open(RATES_TREE)?,
+            holdings: open(HOLDINGS_TREE)?,
             path: path.to_path_buf(),
             gate,
             writer: Arc::new(Mutex::new(())),
@@ -333,5 +437,62 @@ impl Ledger {
             }
         }
         Ok(found)
+    }
+
+    /// Stores balance snapshots in one atomic batch (all or none after a crash), replacing any
+    /// snapshot of the same account, asset and date. Returns how many distinct snapshots were
+    /// written (a repeated key within `holdings` counts once; the last one wins).
+    pub fn put_holdings(&self, holdings: &[Holding]) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut keys = std::collections::HashSet::new();
+        for holding in holdings {
+            let key = holding_key(&holding.account, &holding.asset, holding.date);
+            let json = serde_json::to_vec(holding).map_err(|source| StoreError::Encode {
+                what: format!(
+                    "holding of {} in {} on {}",
+                    holding.asset, holding.account, holding.date
+                ),
+                source,
+            })?;
+            batch.insert(key.as_bytes(), json);
+            keys.insert(key);
+        }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let _mutating = self.gate.mutate();
+        self.holdings
+            .apply_batch(batch)
+            .map_err(self.database_error("writing holdings"))?;
+        self.holdings
+            .flush()
+            .map_err(self.database_error("flushing holdings"))?;
+        Ok(keys.len())
+    }
+
+    /// Every balance snapshot dated on or before `to`, by account, then asset, then date.
+    pub fn holdings(&self, to: NaiveDate) -> Result<Vec<Holding>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.holdings.iter() {
+            let (key, bytes) = item.map_err(self.database_error("reading holdings"))?;
+            let holding: Holding =
+                serde_json::from_slice(&bytes).map_err(|error| StoreError::Decode {
+                    what: format!(
+                        "holding {:?} in {}",
+                        String::from_utf8_lossy(&key).replace('\u{1f}', "/"),
+                        self.path.display()
+                    ),
+                    message: error.to_string(),
+                })?;
+            if holding.date <= to {
+                found.push(holding);
+            }
+        }
+        Ok(found)
+    }
+
+    /// How many balance snapshots are stored.
+    pub fn holdings_len(&self) -> usize {
+        self.holdings.len()
     }
 }

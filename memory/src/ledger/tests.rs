@@ -3,7 +3,9 @@ use std::str::FromStr;
 use chrono::{NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-use super::{EntrySource, LedgerEntry, Rate, stable_id};
+use super::{
+    AssetClass, EntrySource, Holding, HoldingSource, LedgerEntry, Rate, Valuation, stable_id,
+};
 use crate::Store;
 use crate::test_support::temp_store;
 
@@ -141,4 +143,99 @@ fn rates_are_found_on_the_day_or_up_to_max_age_before() {
         None
     );
     assert_eq!(ledger.rates("TON", "USD").unwrap().len(), 2);
+}
+
+fn holding(account: &str, asset: &str, date: &str, quantity: &str) -> Holding {
+    Holding {
+        date: day(date),
+        account: account.to_owned(),
+        asset: asset.to_owned(),
+        class: AssetClass::Crypto,
+        quantity: Decimal::from_str(quantity).unwrap(),
+        valuation: None,
+        cost_basis: None,
+        source: HoldingSource::Manual {
+            by: "operator:ana".to_owned(),
+        },
+    }
+}
+
+#[test]
+fn a_later_snapshot_of_the_same_account_asset_and_day_replaces_the_earlier_one() {
+    let (dir, store) = temp_store();
+    let first = holding("binance", "TON", "2026-11-02", "1000");
+    let mut private = holding("private", "Fund A/B", "2026-11-02", "1");
+    private.class = AssetClass::Private;
+    private.valuation = Some(Valuation {
+        value: Decimal::from_str("250000.00").unwrap(),
+        currency: "EUR".to_owned(),
+    });
+    private.cost_basis = Some(Decimal::from_str("200000").unwrap());
+    private.source = HoldingSource::Import {
+        file: "balances.csv".to_owned(),
+        line: 3,
+    };
+    assert_eq!(
+        store
+            .ledger()
+            .put_holdings(&[first.clone(), private.clone()])
+            .unwrap(),
+        2
+    );
+    let replacement = holding("binance", "TON", "2026-11-02", "1200.5");
+    // A repeated key within one batch is written once: the last one wins.
+    assert_eq!(
+        store
+            .ledger()
+            .put_holdings(&[first.clone(), replacement.clone()])
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.ledger().holdings_len(), 2);
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    let stored = store.ledger().holdings(day("2026-12-31")).unwrap();
+    assert_eq!(stored, vec![replacement, private]);
+    assert_eq!(stored[1].cost_basis.unwrap().to_string(), "200000");
+}
+
+#[test]
+fn holdings_are_those_dated_on_or_before_the_day_by_account_asset_and_date() {
+    let (_dir, store) = temp_store();
+    let ledger = store.ledger();
+    let batch = vec![
+        holding("treasury-wallet", "TON", "2026-11-03", "5"),
+        holding("binance", "TON", "2026-11-03", "2"),
+        holding("binance", "TON", "2026-11-01", "1"),
+        holding("binance", "BTC", "2026-11-02", "0.5"),
+        holding("binance", "TON", "2026-11-04", "3"),
+    ];
+    assert_eq!(ledger.put_holdings(&batch).unwrap(), 5);
+    let keys = |to: &str| -> Vec<(String, String, NaiveDate)> {
+        ledger
+            .holdings(day(to))
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.account, h.asset, h.date))
+            .collect()
+    };
+    let key =
+        |account: &str, asset: &str, date: &str| (account.to_owned(), asset.to_owned(), day(date));
+    assert_eq!(
+        keys("2026-11-03"),
+        vec![
+            key("binance", "BTC", "2026-11-02"),
+            key("binance", "TON", "2026-11-01"),
+            key("binance", "TON", "2026-11-03"),
+            key("treasury-wallet", "TON", "2026-11-03"),
+        ]
+    );
+    assert_eq!(
+        keys("2026-11-01"),
+        vec![key("binance", "TON", "2026-11-01")]
+    );
+    assert!(keys("2026-10-31").is_empty());
+    assert_eq!(keys("2026-11-30").len(), 5);
+    assert_eq!(ledger.put_holdings(&[]).unwrap(), 0);
 }

@@ -229,10 +229,60 @@ impl SimNode {
 }
 
 pub(crate) fn routes() -> Router<Arc<World>> {
-    Router::new().route("/metrics/{validator}", get(node_metrics))
+    Router::new()
+        .route("/metrics/{validator}", get(node_metrics))
+        .route("/cocoon/{name}/metrics", get(cocoon_metrics))
+}
+
+/// `GET /cocoon/{name}/metrics`: a `[[cocoon_nodes]]` node's utilization per GPU and its
+/// active customers.
+async fn cocoon_metrics(State(world): State<Arc<World>>, Path(name): Path<String>) -> Response {
+    let Some(node) = world
+        .scenario
+        .cocoon_nodes
+        .iter()
+        .find(|node| node.name == name)
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("no cocoon node named {name:?} in the scenario\n"),
+        )
+            .into_response();
+    };
+    let mut page = String::from(
+        "# HELP cocoon_worker_utilization_ratio Share of time the GPU ran jobs.\n\
+         # TYPE cocoon_worker_utilization_ratio gauge\n",
+    );
+    for (gpu, value) in node.utilization.iter().enumerate() {
+        let _ = writeln!(
+            page,
+            "cocoon_worker_utilization_ratio{{gpu=\"{gpu}\"}} {value}"
+        );
+    }
+    let _ = writeln!(
+        page,
+        "# HELP cocoon_active_customers Clients with a job in the last hour.\n\
+         # TYPE cocoon_active_customers gauge\ncocoon_active_customers {}",
+        node.customers
+    );
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        page,
+    )
+        .into_response()
 }
 
 impl super::SimHandle {
+    /// The metrics URL of a scenario Cocoon node (by name).
+    pub fn cocoon_metrics_url(&self, node: &str) -> String {
+        format!("{}/cocoon/{node}/metrics", self.base_url())
+    }
+
     /// The metrics URL of a scenario validator's node (by validator name).
     pub fn metrics_url(&self, validator: &str) -> String {
         format!("{}/metrics/{validator}", self.base_url())

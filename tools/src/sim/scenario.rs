@@ -35,6 +35,20 @@ pub struct Scenario {
     /// Nominator pools the sim's `runGetMethod` answers for (see `sim::chain`).
     #[serde(default)]
     pub pools: Vec<super::chain::SimPool>,
+    /// Cocoon compute nodes whose metrics page `/cocoon/{name}/metrics` serves.
+    #[serde(default)]
+    pub cocoon_nodes: Vec<SimCocoonNode>,
+}
+
+/// A Cocoon (AI compute) node: its Prometheus page shows `cocoon_worker_utilization_ratio`
+/// per GPU and `cocoon_active_customers`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimCocoonNode {
+    pub name: String,
+    /// Per GPU, 0..=1.
+    pub utilization: Vec<f64>,
+    pub customers: u32,
 }
 
 fn default_speed() -> f64 {
@@ -140,6 +154,19 @@ pub enum SimEvent {
         validator: String,
         amount_ton: f64,
     },
+    /// A transfer at `at` between two basechain or masterchain addresses (a customer paying a
+    /// Cocoon wallet, a validator wallet sending its stake to the elector): `getTransactions`
+    /// lists it as incoming for `to` and as sent (an external order with one outgoing
+    /// message) for `from`; a scenario validator's balance moves with it.
+    Transfer {
+        #[serde(serialize_with = "offset::serialize", deserialize_with = "offset::at")]
+        at: Duration,
+        from: String,
+        to: String,
+        amount_ton: f64,
+        #[serde(default)]
+        comment: Option<String>,
+    },
     /// A nominator of a `[[pools]]` pool deposits (`delta_ton > 0`) or withdraws (`< 0`) at
     /// `at`; `list_nominators` and `get_pool_data` show it from then on.
     DelegationChange {
@@ -164,6 +191,7 @@ impl SimEvent {
             | Self::BalanceChange { at, .. }
             | Self::Release { at, .. }
             | Self::StakeReturned { at, .. }
+            | Self::Transfer { at, .. }
             | Self::DelegationChange { at, .. } => *at,
             Self::Election(election) => election.at,
         }
@@ -621,6 +649,7 @@ impl Scenario {
                     events: Vec::new(),
                     faults: Vec::new(),
                     pools: Vec::new(),
+                    cocoon_nodes: Vec::new(),
                 }
             }
         }
@@ -752,6 +781,24 @@ impl Scenario {
                 SimEvent::Election(election) => {
                     for (path, message) in election.problems(index, &self.validators) {
                         problem(path, message);
+                    }
+                }
+                SimEvent::Transfer {
+                    from,
+                    to,
+                    amount_ton,
+                    ..
+                } => {
+                    for (key, address) in [("from", from), ("to", to)] {
+                        if let Err(error) = crate::ton::parse_address(address) {
+                            problem(format!("events[{index}].{key}"), error.to_string());
+                        }
+                    }
+                    if !(amount_ton.is_finite() && *amount_ton > 0.0) {
+                        problem(
+                            format!("events[{index}].amount_ton"),
+                            format!("amount_ton must be > 0, got {amount_ton}"),
+                        );
                     }
                 }
                 SimEvent::StakeReturned {

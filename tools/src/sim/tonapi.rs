@@ -13,6 +13,12 @@
 //! balance; any other valid address is `nonexist` with balance 0; anything else is tonapi's
 //! 400 `{"error": ...}`. Errors are JSON `{"error": "..."}` as tonapi sends them.
 //!
+//! Staking pools: `GET /tonapi/v2/staking/pools` answers a fixed, deterministic list of three
+//! public pools ([`SIM_STAKING_POOLS`]: a verified TF pool at 5.31%, a verified whales pool at
+//! 4.8%, an unverified liquid pool at 4.6%), their cycle the validation round of config 34
+//! (the scenario start and one 65536 s round without one), with tonapi's `implementations`
+//! map. The scenario's own `[[pools]]` are not listed: tonapi lists pools open to the public.
+//!
 //! Bulk: `{"account_ids": [...]}` answered as `{"accounts": [...]}`, each id as
 //! `/v2/accounts/{id}` answers it, in the order asked (duplicates repeated). Like tonapi, the
 //! whole request is a 400 when the list is empty, longer than [`MAX_BULK_IDS`], or holds an
@@ -28,7 +34,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::chain::{SIM_STAKE_LIMITS, SIM_TIMING, account_hex, current_election, nanoton};
+use super::chain::{
+    SIM_STAKE_LIMITS, SIM_TIMING, account_hex, current_election, derived_hex, nanoton,
+};
 use super::elections_api::{member_adnl, served_set};
 use super::scenario::{SimEvent, SimService};
 use super::server::serve;
@@ -39,6 +47,76 @@ pub(crate) fn routes() -> Router<Arc<World>> {
         .route("/tonapi/v2/blockchain/validators", get(validators))
         .route("/tonapi/v2/accounts/{id}", get(account))
         .route("/tonapi/v2/accounts/_bulk", post(accounts_bulk))
+        .route("/tonapi/v2/staking/pools", get(staking_pools))
+}
+
+/// One pool of the simulated `/v2/staking/pools`.
+pub(crate) struct SimStakingPool {
+    pub(crate) name: &'static str,
+    /// Any address form; a seed for a made-up masterchain address when it does not parse.
+    pub(crate) address: &'static str,
+    pub(crate) implementation: &'static str,
+    pub(crate) apy: f64,
+    pub(crate) min_stake_ton: f64,
+    pub(crate) total_ton: f64,
+    pub(crate) validator_stake_ton: f64,
+    pub(crate) verified: bool,
+    pub(crate) current_nominators: u32,
+    pub(crate) max_nominators: u32,
+    pub(crate) liquid: bool,
+}
+
+/// The pools every simulated world lists, in tonapi's order (not sorted by APY).
+pub(crate) const SIM_STAKING_POOLS: [SimStakingPool; 3] = [
+    SimStakingPool {
+        name: "Very First Pool #1",
+        // A real TF pool address (opentonapi's address book).
+        address: "Ef8gQpp7pKD9GzBrcr3ju9faPjEWHPerhZ4tFpSiDoDUINxn",
+        implementation: "tf",
+        apy: 5.31,
+        min_stake_ton: 10_000.0,
+        total_ton: 4_200_000.0,
+        validator_stake_ton: 200_000.0,
+        verified: true,
+        current_nominators: 38,
+        max_nominators: 40,
+        liquid: false,
+    },
+    SimStakingPool {
+        name: "Whales Pool #1",
+        address: "sim-whales-pool",
+        implementation: "whales",
+        apy: 4.8,
+        min_stake_ton: 50.0,
+        total_ton: 1_250_000.0,
+        validator_stake_ton: 0.0,
+        verified: true,
+        current_nominators: 1850,
+        max_nominators: 40_000,
+        liquid: false,
+    },
+    SimStakingPool {
+        name: "Tonstakers",
+        address: "sim-tonstakers-pool",
+        implementation: "liquidTF",
+        apy: 4.6,
+        min_stake_ton: 1.0,
+        total_ton: 12_000_000.0,
+        validator_stake_ton: 0.0,
+        verified: false,
+        current_nominators: 25_000,
+        max_nominators: 100_000,
+        liquid: true,
+    },
+];
+
+impl SimStakingPool {
+    /// Raw lower-case `wc:hex`.
+    pub(crate) fn raw_address(&self) -> String {
+        crate::ton::parse_address(self.address)
+            .map(|parsed| parsed.raw)
+            .unwrap_or_else(|_| format!("-1:{}", derived_hex(self.address, "pool")))
+    }
 }
 
 /// tonapi's bulk limit: ids per `POST /v2/accounts/_bulk`.
@@ -99,6 +177,80 @@ async fn validators(State(world): State<Arc<World>>) -> Response {
                 "min_stake": int(min_stake),
                 "total_stake": int(total_stake),
                 "validators": members,
+            }),
+        )
+    })
+    .await
+}
+
+async fn staking_pools(State(world): State<Arc<World>>) -> Response {
+    serve(&world, SimService::Tonapi, "staking/pools", || {
+        let (cycle_start, cycle_end) = match served_set(&world, 34) {
+            Ok(Some(set)) => (set.utime_since, set.utime_until),
+            Ok(None) => {
+                let start = u64::try_from(world.time_at(0.0).timestamp()).unwrap_or(0);
+                (start, start + 65_536)
+            }
+            Err(message) => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": message}));
+            }
+        };
+        let pools: Vec<Value> = SIM_STAKING_POOLS
+            .iter()
+            .map(|pool| {
+                let total = nanoton(pool.total_ton);
+                let validator = nanoton(pool.validator_stake_ton);
+                let mut body = json!({
+                    "address": pool.raw_address(),
+                    "name": pool.name,
+                    "total_amount": int(total),
+                    "implementation": pool.implementation,
+                    "apy": pool.apy,
+                    "min_stake": int(nanoton(pool.min_stake_ton)),
+                    "cycle_start": cycle_start,
+                    "cycle_end": cycle_end,
+                    "verified": pool.verified,
+                    "current_nominators": pool.current_nominators,
+                    "max_nominators": pool.max_nominators,
+                    "nominators_stake": int(total.saturating_sub(validator)),
+                    "validator_stake": int(validator),
+                    "cycle_length": cycle_end.saturating_sub(cycle_start),
+                });
+                if pool.liquid
+                    && let Some(fields) = body.as_object_mut()
+                {
+                    fields.insert(
+                        "liquid_jetton_master".to_owned(),
+                        json!(format!("0:{}", derived_hex(pool.address, "jetton"))),
+                    );
+                }
+                body
+            })
+            .collect();
+        (
+            StatusCode::OK,
+            json!({
+                "pools": pools,
+                "implementations": {
+                    "tf": {
+                        "name": "TON Foundation",
+                        "description": "Nominator pool by TON Foundation",
+                        "url": "https://github.com/ton-blockchain/nominator-pool",
+                        "socials": [],
+                    },
+                    "whales": {
+                        "name": "TON Whales",
+                        "description": "Oldest pool with minimal staking amount 50 Gram",
+                        "url": "https://tonvalidators.org/",
+                        "socials": ["https://t.me/tonwhales"],
+                    },
+                    "liquidTF": {
+                        "name": "Liquid staking",
+                        "description": "Liquid staking with a jetton",
+                        "url": "https://tonstakers.com/",
+                        "socials": [],
+                    },
+                },
             }),
         )
     })

@@ -218,6 +218,25 @@ impl World {
                     address: target,
                     delta_ton,
                 } if *target == validator.address && at.as_secs_f64() <= t => Some(*delta_ton),
+                SimEvent::Transfer {
+                    at,
+                    from,
+                    to,
+                    amount_ton,
+                    ..
+                } if at.as_secs_f64() <= t => {
+                    let own = ton::parse_address(&validator.address)
+                        .ok()
+                        .map(|parsed| parsed.raw);
+                    let raw = |address: &str| ton::parse_address(address).ok().map(|p| p.raw);
+                    if own.is_some() && raw(to) == own {
+                        Some(*amount_ton)
+                    } else if own.is_some() && raw(from) == own {
+                        Some(-*amount_ton)
+                    } else {
+                        None
+                    }
+                }
                 _ => None,
             })
             .sum();
@@ -445,61 +464,130 @@ impl World {
     /// order, once each: a `stake_returned` is an incoming message from the elector (its
     /// amount is in the balance through `balance_nanoton`, not the ledger delta).
     fn record_due_events(&self, state: &mut WorldState, t: f64) {
-        let mut due: Vec<(usize, Duration, &str, f64)> = self
+        let mut due: Vec<(usize, Duration)> = self
             .scenario
             .events
             .iter()
             .enumerate()
             .filter_map(|(index, event)| match event {
-                SimEvent::StakeReturned {
-                    at,
-                    validator,
-                    amount_ton,
-                } if at.as_secs_f64() <= t && !state.recorded_events.contains(&index) => {
-                    Some((index, *at, validator.as_str(), *amount_ton))
+                SimEvent::StakeReturned { at, .. } | SimEvent::Transfer { at, .. }
+                    if at.as_secs_f64() <= t && !state.recorded_events.contains(&index) =>
+                {
+                    Some((index, *at))
                 }
                 _ => None,
             })
             .collect();
-        due.sort_by_key(|(index, at, ..)| (*at, *index));
-        for (index, at, name, amount_ton) in due {
+        due.sort_by_key(|(index, at)| (*at, *index));
+        for (index, at) in due {
             state.recorded_events.insert(index);
-            let Some(raw) = self
-                .scenario
-                .validators
-                .iter()
-                .find(|validator| validator.name == name)
-                .and_then(|validator| ton::parse_address(&validator.address).ok())
-                .map(|parsed| parsed.raw)
-            else {
-                continue;
-            };
-            state.last_lt += 2;
-            let lt = FIRST_SIM_LT + state.last_lt;
-            let amount = (amount_ton * NANOTON_PER_TON).round().max(0.0) as u128;
-            let transaction = SimTransaction {
-                lt,
-                hash: tx_hash(self.scenario.seed, lt),
-                utime: self.time_at(at.as_secs_f64()).timestamp(),
-                fee_nanoton: 0,
-                in_msg: SimMessage {
-                    source: friendly(ton::elector::ELECTOR_ADDRESS),
-                    destination: friendly(&raw),
-                    value_nanoton: amount,
-                    body_hash: ton::comment_body_hash(None).unwrap_or_default(),
-                    comment: None,
-                    hash: None,
-                    created_lt: lt - 1,
-                },
-                out_msgs: Vec::new(),
-            };
-            state
-                .ledger
-                .entry(raw)
-                .or_default()
-                .transactions
-                .push(transaction);
+            let utime = self.time_at(at.as_secs_f64()).timestamp();
+            match &self.scenario.events[index] {
+                SimEvent::StakeReturned {
+                    validator: name,
+                    amount_ton,
+                    ..
+                } => {
+                    let Some(raw) = self
+                        .scenario
+                        .validators
+                        .iter()
+                        .find(|validator| validator.name == *name)
+                        .and_then(|validator| ton::parse_address(&validator.address).ok())
+                        .map(|parsed| parsed.raw)
+                    else {
+                        continue;
+                    };
+                    let message = SimMessage {
+                        source: friendly(ton::elector::ELECTOR_ADDRESS),
+                        destination: friendly(&raw),
+                        value_nanoton: nanoton(*amount_ton),
+                        body_hash: ton::comment_body_hash(None).unwrap_or_default(),
+                        comment: None,
+                        hash: None,
+                        created_lt: 0,
+                    };
+                    self.record_incoming(state, &raw, utime, message);
+                }
+                SimEvent::Transfer {
+                    from,
+                    to,
+                    amount_ton,
+                    comment,
+                    ..
+                } => {
+                    let (Ok(from), Ok(to)) = (ton::parse_address(from), ton::parse_address(to))
+                    else {
+                        continue;
+                    };
+                    let message = SimMessage {
+                        source: from.friendly.clone(),
+                        destination: to.friendly.clone(),
+                        value_nanoton: nanoton(*amount_ton),
+                        body_hash: ton::comment_body_hash(comment.as_deref()).unwrap_or_default(),
+                        comment: comment.clone(),
+                        hash: None,
+                        created_lt: 0,
+                    };
+                    // The sender's wallet runs the order (an external message) and sends it.
+                    state.last_lt += 2;
+                    let lt = FIRST_SIM_LT + state.last_lt;
+                    let mut sent = message.clone();
+                    sent.created_lt = lt + 1;
+                    let order = SimTransaction {
+                        lt,
+                        hash: tx_hash(self.scenario.seed, lt),
+                        utime,
+                        fee_nanoton: 3_000_000,
+                        in_msg: SimMessage {
+                            source: String::new(),
+                            destination: from.friendly.clone(),
+                            value_nanoton: 0,
+                            body_hash: String::new(),
+                            comment: None,
+                            hash: None,
+                            created_lt: 0,
+                        },
+                        out_msgs: vec![sent],
+                    };
+                    state
+                        .ledger
+                        .entry(from.raw.clone())
+                        .or_default()
+                        .transactions
+                        .push(order);
+                    self.record_incoming(state, &to.raw, utime, message);
+                }
+                _ => {}
+            }
         }
+    }
+
+    /// Appends an incoming transaction carrying `message` to `raw`'s ledger.
+    fn record_incoming(
+        &self,
+        state: &mut WorldState,
+        raw: &str,
+        utime: i64,
+        mut message: SimMessage,
+    ) {
+        state.last_lt += 2;
+        let lt = FIRST_SIM_LT + state.last_lt;
+        message.created_lt = lt - 1;
+        let transaction = SimTransaction {
+            lt,
+            hash: tx_hash(self.scenario.seed, lt),
+            utime,
+            fee_nanoton: 0,
+            in_msg: message,
+            out_msgs: Vec::new(),
+        };
+        state
+            .ledger
+            .entry(raw.to_owned())
+            .or_default()
+            .transactions
+            .push(transaction);
     }
 
     pub(crate) fn inject_fault(&self, fault: Fault) {
@@ -640,6 +728,10 @@ fn standard_normal(key: u64, index: i64) -> f64 {
     let u1 = ((a >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
     let u2 = (b >> 11) as f64 / (1u64 << 53) as f64;
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn nanoton(ton: f64) -> u128 {
+    (ton * NANOTON_PER_TON).round().max(0.0) as u128
 }
 
 fn friendly(raw: &str) -> String {

@@ -743,3 +743,193 @@ async fn sim_bulk_honours_tonapi_faults_and_answers_a_bad_request_with_400() {
     let accounts = parse_accounts(&response.json().await.unwrap()).unwrap();
     assert_eq!(accounts.len(), 100);
 }
+
+// ---- staking pools ----
+
+const VERY_FIRST_POOL: &str = "Ef8gQpp7pKD9GzBrcr3ju9faPjEWHPerhZ4tFpSiDoDUINxn";
+
+#[tokio::test]
+async fn staking_pools_from_the_sim_are_three_fixed_pools_cycling_with_config_34() {
+    let (sim, _) = start_tonapi_sim().await;
+    let client = keyed(&sim.tonapi_url());
+    let fetched = client.staking_pools().await.unwrap();
+    assert_eq!(fetched.attempts, 1);
+    let pools = fetched.value;
+    let config = config_34(&sim).await;
+    // The round in force: config 34, one round (65536 s) before the open election.
+    assert_eq!(u64::from(config.utime_since), ELECTION_ID - 65_536);
+    let cycle_start = i64::from(config.utime_since);
+    let cycle_end = i64::from(config.utime_until);
+    let first_raw = crate::ton::parse_address(VERY_FIRST_POOL).unwrap().raw;
+    assert_eq!(
+        pools[0],
+        StakingPool {
+            address: first_raw,
+            name: "Very First Pool #1".to_owned(),
+            implementation: "tf".to_owned(),
+            apy: 5.31,
+            min_stake_nanoton: 10_000_000_000_000,
+            total_amount_nanoton: 4_200_000_000_000_000,
+            verified: true,
+            current_nominators: 38,
+            max_nominators: 40,
+            cycle_start,
+            cycle_end,
+        }
+    );
+    let summary: Vec<(&str, &str, f64, u128, bool)> = pools
+        .iter()
+        .map(|pool| {
+            (
+                pool.name.as_str(),
+                pool.implementation.as_str(),
+                pool.apy,
+                pool.min_stake_nanoton,
+                pool.verified,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Very First Pool #1", "tf", 5.31, 10_000_000_000_000, true),
+            ("Whales Pool #1", "whales", 4.8, 50_000_000_000, true),
+            ("Tonstakers", "liquidTF", 4.6, 1_000_000_000, false),
+        ]
+    );
+    for pool in &pools {
+        assert!(pool.address.starts_with("-1:"), "{}", pool.address);
+        assert_eq!(pool.address.len(), 67, "{}", pool.address);
+        assert_eq!((pool.cycle_start, pool.cycle_end), (cycle_start, cycle_end));
+    }
+    assert_ne!(pools[1].address, pools[2].address);
+    // Deterministic: the same answer again.
+    assert_eq!(client.staking_pools().await.unwrap().value, pools);
+    assert_eq!(sim.request_count("tonapi"), 2);
+}
+
+#[tokio::test]
+async fn sim_staking_pools_honour_tonapi_faults() {
+    let (sim, _) = start_tonapi_sim().await;
+    let client = keyed(&sim.tonapi_url());
+    sim.inject_fault(Fault {
+        service: SimService::Tonapi,
+        from: None,
+        until: None,
+        count: Some(1),
+        kind: FaultKind::RateLimit {
+            retry_after_seconds: Some(1),
+        },
+    });
+    let fetched = client.staking_pools().await.unwrap();
+    assert_eq!(fetched.attempts, 2);
+    assert_eq!(fetched.value.len(), 3);
+    assert_eq!(sim.request_count("tonapi"), 2);
+}
+
+#[tokio::test]
+async fn staking_pools_tolerate_strings_extras_and_missing_counts() {
+    // The shared reference (`staking_pools.CONSTRUCTED.json`), retyped, its numbers partly
+    // as strings, a second pool without nominator counts or cycle times.
+    let server = scripted(vec![reply(
+        200,
+        JSON,
+        r#"{"_comment": "constructed", "pools": [
+            {"address": "Ef8gQpp7pKD9GzBrcr3ju9faPjEWHPerhZ4tFpSiDoDUINxn", "name": "Very First Pool #1",
+             "total_amount": 0, "implementation": "tf", "apy": 5.31, "min_stake": "5000000000",
+             "cycle_start": 1678223064, "cycle_end": "1678223064", "verified": true,
+             "current_nominators": 10, "max_nominators": 100, "nominators_stake": 5000000000,
+             "validator_stake": 5000000000, "cycle_length": 0},
+            {"address": "0:48FB0195A7FC7454512377B9BD704503DED27F6E7C4C4A9D136FDAB3EF9EC04C",
+             "name": "Tonkeeper pool", "total_amount": "12000000000000000",
+             "implementation": "ffvault", "apy": "4.2", "min_stake": 1000000000,
+             "verified": "false", "current_nominators": null}],
+          "implementations": {"tf": {"name": "TF", "description": "", "url": "", "socials": []}}}"#,
+    )])
+    .await;
+    let pools = keyed(&server.base_url).staking_pools().await.unwrap().value;
+    assert_eq!(
+        pools,
+        [
+            StakingPool {
+                address: crate::ton::parse_address(VERY_FIRST_POOL).unwrap().raw,
+                name: "Very First Pool #1".to_owned(),
+                implementation: "tf".to_owned(),
+                apy: 5.31,
+                min_stake_nanoton: 5_000_000_000,
+                total_amount_nanoton: 0,
+                verified: true,
+                current_nominators: 10,
+                max_nominators: 100,
+                cycle_start: 1_678_223_064,
+                cycle_end: 1_678_223_064,
+            },
+            StakingPool {
+                address: "0:48fb0195a7fc7454512377b9bd704503ded27f6e7c4c4a9d136fdab3ef9ec04c"
+                    .to_owned(),
+                name: "Tonkeeper pool".to_owned(),
+                implementation: "ffvault".to_owned(),
+                apy: 4.2,
+                min_stake_nanoton: 1_000_000_000,
+                total_amount_nanoton: 12_000_000_000_000_000,
+                verified: false,
+                current_nominators: 0,
+                max_nominators: 0,
+                cycle_start: 0,
+                cycle_end: 0,
+            },
+        ]
+    );
+    assert_eq!(server.requests.lock().unwrap()[0].0, "/v2/staking/pools");
+}
+
+#[tokio::test]
+async fn a_malformed_staking_pools_body_is_a_clear_error_naming_the_field() {
+    let pool = |apy: &str| {
+        format!(
+            r#"{{"pools": [{{"address": "0:00", "name": "p", "implementation": "tf", {apy}
+                "min_stake": 1, "total_amount": 1, "verified": true}}], "implementations": {{}}}}"#
+        )
+    };
+    let cases: Vec<(Reply, Check)> = vec![
+        (reply(200, JSON, &pool("")), |error| {
+            matches!(error, SourceError::InvalidResponse { detail }
+                if detail.contains("missing field `apy`"))
+        }),
+        (reply(200, JSON, &pool(r#""apy": "high","#)), |error| {
+            matches!(error, SourceError::InvalidResponse { detail }
+                if detail.contains("expected a number") && detail.contains("\"high\""))
+        }),
+        (
+            reply(200, JSON, r#"{"pools": {"a": 1}}"#),
+            |error| matches!(error, SourceError::InvalidResponse { detail } if detail.contains("pools")),
+        ),
+        (
+            reply(200, JSON, r#"{"pools": [{"address": "0:00""#),
+            |error| matches!(error, SourceError::InvalidResponse { .. }),
+        ),
+    ];
+    for (reply, check) in cases {
+        let body = reply.body.clone();
+        let server = scripted(vec![reply]).await;
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            ..fast_policy()
+        };
+        let client =
+            TonapiClient::new(&server.base_url, Some(Secret::new(SECRET)), 1000.0, policy).unwrap();
+        let error = client.staking_pools().await.unwrap_err();
+        assert!(check(&error), "{body}: {error:?}");
+    }
+
+    // A saved answer names the JSON path of the bad field.
+    let body: serde_json::Value = serde_json::from_str(&pool(r#""apy": "high","#)).unwrap();
+    let error = parse_staking_pools(&body).unwrap_err();
+    let SourceError::InvalidResponse { detail } = &error else {
+        panic!("expected InvalidResponse, got {error:?}");
+    };
+    assert!(
+        detail.contains("/v2/staking/pools") && detail.contains("at `pools[0].apy`"),
+        "{detail}"
+    );
+}
