@@ -6,7 +6,9 @@
 
 pub mod forecast;
 pub mod import;
+pub mod onchain;
 pub mod outlook;
+pub mod portfolio;
 pub mod report;
 
 #[cfg(test)]
@@ -89,6 +91,12 @@ pub struct FinanceConfig {
     /// CoinGecko coin id for each crypto currency code held (TON -> the-open-network).
     #[serde(default = "default_coin_ids")]
     pub coin_ids: BTreeMap<String, String>,
+    /// `[finance.onchain]`: TON accounts whose incoming transfers are income.
+    #[serde(default)]
+    pub onchain: onchain::OnchainConfig,
+    /// `[finance.portfolio]`: wallets valued daily, concentration limits, rebalancing.
+    #[serde(default)]
+    pub portfolio: portfolio::PortfolioConfig,
 }
 
 fn default_coin_ids() -> BTreeMap<String, String> {
@@ -110,6 +118,8 @@ impl Default for FinanceConfig {
             max_rate_age_days: default_max_rate_age_days(),
             anomaly_sigmas: default_anomaly_sigmas(),
             coin_ids: default_coin_ids(),
+            onchain: onchain::OnchainConfig::default(),
+            portfolio: portfolio::PortfolioConfig::default(),
         }
     }
 }
@@ -147,6 +157,8 @@ impl FinanceConfig {
                 problems.push(format!("finance.coin_ids: {code:?} is not a currency code"));
             }
         }
+        problems.extend(self.onchain.problems(self));
+        problems.extend(self.portfolio.problems());
         problems
     }
 

@@ -302,6 +302,14 @@ pub enum FinanceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Read the watched TON accounts (`[finance.onchain]` and the validators) and book their
+    /// new income: validator rewards net of the stake, Cocoon payments, other income.
+    ///
+    /// Example: `command-center finance onchain`
+    Onchain {
+        #[arg(long)]
+        json: bool,
+    },
     /// Exchange rates that value entries in the reporting currency.
     ///
     /// Example: `command-center finance rates import ecb-2026.csv`
@@ -888,6 +896,20 @@ fn ton_decode(file: &Path, param: Option<u32>, method: Option<String>) -> Result
         Err(message) => {
             eprintln!("error: {}: {message}", file.display());
             Err(Exit(EXIT_INVALID))
+        }
+    }
+}
+
+/// Runs a future to its value on a fresh single-thread runtime.
+pub(crate) fn block_on_value<T>(future: impl std::future::Future<Output = T>) -> Result<T, Exit> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Ok(runtime.block_on(future)),
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            Err(Exit(1))
         }
     }
 }

@@ -543,7 +543,12 @@ impl Daemon {
         if let Some(memory) = &vector_memory {
             tracing::info!(embedder = %memory.embedder_note, "memory: vector memory is on");
         }
+        let onchain = Arc::new(
+            crate::finance::onchain::OnchainSources::from_config(&config)
+                .map_err(|error| anyhow::anyhow!("finance.onchain: {error}"))?,
+        );
         let state = AppState {
+            onchain: Arc::clone(&onchain),
             memory: vector_memory.clone(),
             briefings: Arc::new(config.briefings.clone()),
             finance: Arc::new(config.finance.clone()),
@@ -703,6 +708,14 @@ impl Daemon {
             Arc::new(config.finance.clone()),
             background_stop_rx.clone(),
         )));
+        if config.finance.onchain.enabled {
+            background.push(tokio::spawn(crate::finance::onchain::hourly(
+                store.clone(),
+                Arc::new(config.finance.clone()),
+                Arc::clone(&onchain),
+                background_stop_rx.clone(),
+            )));
+        }
         if config.briefings.enabled {
             background.push(tokio::spawn(crate::briefing::run(
                 state.clone(),

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::{ApiError, AppState, json_body};
 
+pub mod onchain;
+
 #[cfg(test)]
 mod tests;
 
@@ -671,4 +673,18 @@ pub fn routes() -> Router<AppState> {
             "/v1/finance/backtest",
             get(backtests_handler).post(backtest_handler),
         )
+        .route("/v1/finance/onchain/sync", post(onchain_sync_handler))
+}
+
+/// `POST /v1/finance/onchain/sync`: reads the watched TON accounts now and books new income.
+async fn onchain_sync_handler(
+    State(state): State<AppState>,
+    crate::gate::http::Authenticated(user): crate::gate::http::Authenticated,
+) -> Result<Json<onchain::SyncSummary>, ApiError> {
+    state
+        .onchain
+        .sync(&state.store, &state.finance, &format!("user:{}", user.name))
+        .await
+        .map(Json)
+        .map_err(api_error)
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub briefings: Arc<crate::config::BriefingsSection>,
     /// `[finance]`: streams, categories, reporting currency.
     pub finance: Arc<agents::finance::FinanceConfig>,
+    /// What the on-chain income sync reads from.
+    pub onchain: Arc<crate::finance::onchain::OnchainSources>,
 }
 
 /// `GET /v1/status`

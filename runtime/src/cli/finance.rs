@@ -215,6 +215,25 @@ pub fn run(config: Config, command: &FinanceCommand) -> Result<(), Exit> {
                 Ok(())
             })
         }
+        FinanceCommand::Onchain { json } => {
+            let sources =
+                crate::finance::onchain::OnchainSources::from_config(&config).map_err(fail)?;
+            let store = open_store(&config)?;
+            let summary = super::block_on_value(sources.sync(&store, finance, &actor()))?
+                .map_err(finance_error)?;
+            if *json {
+                return print_json(&summary);
+            }
+            print!("{}", crate::finance::onchain::render(&summary));
+            if summary
+                .accounts
+                .iter()
+                .any(|account| account.error.is_some())
+            {
+                return Err(Exit(1));
+            }
+            Ok(())
+        }
         FinanceCommand::Entries { from, to, json } => {
             let from = from
                 .as_deref()

@@ -101,3 +101,280 @@ fn a_rates_file_is_all_or_nothing_with_line_numbers() {
         "{header}"
     );
 }
+
+mod onchain_sync {
+    use std::time::Duration;
+
+    use agents::finance::onchain::{AccountKind, OnchainAccount};
+    use agents::validators::WatchedValidator;
+    use memory::ledger::EntrySource;
+    use rust_decimal::Decimal;
+    use tools::prometheus::PrometheusScraper;
+    use tools::sim::{Scenario, SimWorld};
+    use tools::toncenter::ToncenterClient;
+
+    use crate::finance::onchain::{customers_series, stake_cycles, sync, utilization_series};
+
+    const V1: &str = "-1:1111111111111111111111111111111111111111111111111111111111111111";
+    const COCOON: &str = "0:4444444444444444444444444444444444444444444444444444444444444444";
+    const ALICE: &str = "0:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const BOB: &str = "0:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    /// v1 stakes 700,000 TON at 1m and gets 700,123.5 back at 30m; two customers pay the
+    /// Cocoon wallet; v1 also tops up the Cocoon wallet (internal, not income).
+    fn scenario() -> Scenario {
+        let elector = tools::ton::elector::ELECTOR_ADDRESS;
+        Scenario::from_toml(
+            &format!(
+                r#"
+name = "onchain income"
+seed = 7
+start = "2026-11-02T00:00:00Z"
+
+[[validators]]
+name = "v1"
+address = "{V1}"
+balance_ton = 800000.0
+
+[[cocoon_nodes]]
+name = "worker-1"
+utilization = [0.9, 0.6]
+customers = 4
+
+[[events]]
+kind = "transfer"
+at = "1m"
+from = "{V1}"
+to = "{elector}"
+amount_ton = 700000.0
+
+[[events]]
+kind = "transfer"
+at = "5m"
+from = "{ALICE}"
+to = "{COCOON}"
+amount_ton = 12.5
+comment = "job 881"
+
+[[events]]
+kind = "transfer"
+at = "6m"
+from = "{V1}"
+to = "{COCOON}"
+amount_ton = 100.0
+
+[[events]]
+kind = "transfer"
+at = "7m"
+from = "{BOB}"
+to = "{COCOON}"
+amount_ton = 40.0
+
+[[events]]
+kind = "stake_returned"
+at = "30m"
+validator = "v1"
+amount_ton = 700123.5
+
+[[events]]
+kind = "transfer"
+at = "40m"
+from = "{ALICE}"
+to = "{COCOON}"
+amount_ton = 7.25
+comment = "job 902"
+"#
+            ),
+            "onchain.toml",
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn validator_rewards_and_cocoon_payments_are_booked_once_from_the_simulated_chain() {
+        let sim = SimWorld::start(scenario(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let retry = tools::http::RetryPolicy::default();
+        let client =
+            ToncenterClient::new(&sim.toncenter_url(), None, 1000.0, retry.clone()).unwrap();
+        let scraper = PrometheusScraper::new(1000.0, retry, 1 << 20).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = memory::Store::open(dir.path()).unwrap();
+        let mut config = agents::finance::FinanceConfig::default();
+        config.onchain.accounts.push(OnchainAccount {
+            address: COCOON.to_owned(),
+            label: "worker-1".to_owned(),
+            kind: AccountKind::Cocoon,
+            stream: None,
+            reward_share: None,
+            metrics_url: Some(sim.cocoon_metrics_url("worker-1")),
+            utilization_metric: "cocoon_worker_utilization_ratio".to_owned(),
+            customers_metric: "cocoon_active_customers".to_owned(),
+            rules: Vec::new(),
+        });
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        let validators: Vec<WatchedValidator> = serde_json::from_value(serde_json::json!([
+            { "name": "v1", "wallet": tools::ton::parse_address(V1).unwrap().friendly }
+        ]))
+        .unwrap();
+
+        // 10m: the stake is out, two customers have paid; nothing came back yet.
+        sim.advance(Duration::from_secs(600));
+        let first = sync(
+            &store,
+            &config,
+            &validators,
+            &client,
+            Some(&scraper),
+            "test",
+        )
+        .await
+        .unwrap();
+        let cocoon = &first.accounts[0];
+        assert_eq!(cocoon.error, None);
+        assert_eq!((cocoon.read, cocoon.new_entries, cocoon.payers), (3, 2, 2));
+        assert_eq!(cocoon.income_ton, Decimal::new(525, 1));
+        assert_eq!(cocoon.skipped, 1, "v1's top-up is ours");
+        let metrics = cocoon.metrics.as_ref().unwrap();
+        assert_eq!(metrics.customers, Some(4.0));
+        assert!((metrics.utilization.unwrap() - 0.75).abs() < 1e-12);
+        let v1 = &first.accounts[1];
+        assert_eq!((v1.label.as_str(), v1.kind), ("v1", AccountKind::Validator));
+        assert_eq!(
+            (v1.read, v1.new_entries),
+            (2, 0),
+            "the stake and the top-up"
+        );
+        assert!(v1.cycles.is_empty());
+
+        // 45m: the stake came back with 123.5 TON, and Alice paid again.
+        sim.advance(Duration::from_secs(2100));
+        let second = sync(
+            &store,
+            &config,
+            &validators,
+            &client,
+            Some(&scraper),
+            "test",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (second.accounts[0].read, second.accounts[0].new_entries),
+            (1, 1),
+            "only what is new is read"
+        );
+        let v1 = &second.accounts[1];
+        assert_eq!((v1.read, v1.new_entries), (1, 1));
+        assert_eq!(v1.income_ton, Decimal::new(1235, 1));
+        assert_eq!(v1.cycles[0].staked_ton, Decimal::from(700_000));
+
+        let entries = store.ledger().entries(None, None).unwrap();
+        let booked: Vec<(&str, String, &str)> = entries
+            .iter()
+            .map(|entry| {
+                (
+                    entry.stream.as_deref().unwrap(),
+                    entry.amount.normalize().to_string(),
+                    entry.description.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(booked.len(), 4, "{booked:?}");
+        for expected in [
+            ("cocoon", "12.5".to_owned(), "job 881"),
+            ("cocoon", "40".to_owned(), "payment"),
+            ("cocoon", "7.25".to_owned(), "job 902"),
+            (
+                "validators",
+                "123.5".to_owned(),
+                "stake returned: 700123.5 TON for 700000 TON staked on 2026-11-02",
+            ),
+        ] {
+            assert!(booked.contains(&expected), "{expected:?} in {booked:?}");
+        }
+        assert!(entries.iter().all(|entry| entry.currency == "TON"
+            && matches!(&entry.source, EntrySource::OnChain { tx, .. } if !tx.is_empty())));
+
+        // A third sync with nothing new books nothing; the cycle is kept for the APY.
+        let third = sync(
+            &store,
+            &config,
+            &validators,
+            &client,
+            Some(&scraper),
+            "test",
+        )
+        .await
+        .unwrap();
+        assert_eq!(third.new_entries(), 0);
+        assert_eq!(store.ledger().len(), 4);
+        let cycles = stake_cycles(&store).unwrap();
+        assert_eq!(cycles.len(), 1);
+        assert_eq!(cycles[0].reward_ton, Decimal::new(1235, 1));
+        let series = store.series();
+        let now = chrono::Utc::now() + chrono::Duration::hours(1);
+        let from = now - chrono::Duration::days(1);
+        let utilization = series
+            .range(&utilization_series("worker-1"), from, now)
+            .unwrap();
+        assert!((utilization.last().unwrap().value - 0.75).abs() < 1e-12);
+        let customers = series
+            .range(&customers_series("worker-1"), from, now)
+            .unwrap();
+        assert_eq!(customers.last().unwrap().value, 4.0);
+        let journal = store
+            .journal()
+            .query(&memory::JournalQuery::default())
+            .unwrap();
+        assert_eq!(
+            journal
+                .iter()
+                .filter(|entry| entry.kind == "finance.onchain_synced")
+                .count(),
+            2,
+            "journaled when something was booked"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_account_is_reported_and_the_others_still_sync() {
+        let sim = SimWorld::start(scenario(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        sim.advance(Duration::from_secs(600));
+        let retry = tools::http::RetryPolicy {
+            max_attempts: 1,
+            ..tools::http::RetryPolicy::default()
+        };
+        let client =
+            ToncenterClient::new(&sim.toncenter_url(), None, 1000.0, retry.clone()).unwrap();
+        let scraper = PrometheusScraper::new(1000.0, retry, 1 << 20).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = memory::Store::open(dir.path()).unwrap();
+        let mut config = agents::finance::FinanceConfig::default();
+        let cocoon = OnchainAccount {
+            address: COCOON.to_owned(),
+            label: "worker-1".to_owned(),
+            kind: AccountKind::Cocoon,
+            stream: None,
+            reward_share: None,
+            // A node that is not in the scenario: 404.
+            metrics_url: Some(sim.cocoon_metrics_url("worker-9")),
+            utilization_metric: "cocoon_worker_utilization_ratio".to_owned(),
+            customers_metric: "cocoon_active_customers".to_owned(),
+            rules: Vec::new(),
+        };
+        config.onchain.accounts.push(cocoon);
+        let summary = sync(&store, &config, &[], &client, Some(&scraper), "test")
+            .await
+            .unwrap();
+        let account = &summary.accounts[0];
+        // The payments are booked; v1 is not watched here, so its transfer counts as a customer's.
+        assert_eq!(account.new_entries, 3);
+        let error = account.error.as_deref().unwrap();
+        assert!(error.starts_with("metrics: "), "{error}");
+        assert!(error.contains("404"), "{error}");
+    }
+}
