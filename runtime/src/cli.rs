@@ -310,6 +310,31 @@ pub enum FinanceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Import exchange, custody, equity or private balances: CSV with the header
+    /// `date,account,asset,class,quantity[,value,currency][,cost_basis]` (all rows or none).
+    ///
+    /// Example: `command-center finance balances custody-2026-11.csv --dry-run`
+    Balances {
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Snapshot the portfolio wallets, value every holding daily, and show P&L, allocation,
+    /// volatility, limits with a rebalancing plan, and own staking APY against the pools.
+    ///
+    /// Example: `command-center finance portfolio --days 30`
+    Portfolio {
+        /// Days back from today
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        /// Value what is stored; read no wallet and no pool
+        #[arg(long)]
+        offline: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Exchange rates that value entries in the reporting currency.
     ///
     /// Example: `command-center finance rates import ecb-2026.csv`

@@ -708,6 +708,20 @@ impl Daemon {
             Arc::new(config.finance.clone()),
             background_stop_rx.clone(),
         )));
+        if !config.finance.portfolio.wallets.is_empty()
+            || !config.finance.portfolio.limits.is_empty()
+        {
+            background.push(tokio::spawn(crate::finance::portfolio::daily(
+                store.clone(),
+                Arc::new(config.finance.clone()),
+                Arc::clone(&onchain),
+                auditor.clone(),
+                telemetry.clone(),
+                gate.clone(),
+                context.alerts.clone(),
+                background_stop_rx.clone(),
+            )));
+        }
         if config.finance.onchain.enabled {
             background.push(tokio::spawn(crate::finance::onchain::hourly(
                 store.clone(),

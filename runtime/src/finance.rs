@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::http::{ApiError, AppState, json_body};
 
 pub mod onchain;
+pub mod portfolio;
 
 #[cfg(test)]
 mod tests;
@@ -674,6 +675,52 @@ pub fn routes() -> Router<AppState> {
             get(backtests_handler).post(backtest_handler),
         )
         .route("/v1/finance/onchain/sync", post(onchain_sync_handler))
+        .route("/v1/finance/portfolio", get(portfolio_handler))
+        .route("/v1/finance/balances", post(balances_handler))
+}
+
+#[derive(Debug, Deserialize)]
+struct PortfolioParams {
+    /// Days back from today [default: 30].
+    days: Option<u64>,
+}
+
+/// `GET /v1/finance/portfolio?days=30`: the stored holdings valued day by day, with the
+/// rebalancing plan (wallet balances are snapshotted by the daily check and the CLI).
+async fn portfolio_handler(
+    State(state): State<AppState>,
+    Query(params): Query<PortfolioParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (store, config) = (state.store.clone(), Arc::clone(&state.finance));
+    let today = Utc::now().date_naive();
+    let from = today
+        .checked_sub_days(chrono::Days::new(params.days.unwrap_or(30)))
+        .unwrap_or(today);
+    let (report, plan) = blocking(move || portfolio::report(&store, &config, from, today)).await?;
+    Ok(Json(serde_json::json!({ "report": report, "plan": plan })))
+}
+
+#[derive(Debug, Deserialize)]
+struct BalancesParams {
+    /// The file name messages refer to [default: "balances.csv"].
+    file: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /v1/finance/balances?file=NAME&dry_run=true` with the CSV as the body.
+async fn balances_handler(
+    State(state): State<AppState>,
+    crate::gate::http::Authenticated(user): crate::gate::http::Authenticated,
+    Query(params): Query<BalancesParams>,
+    body: axum::body::Bytes,
+) -> Result<Json<portfolio::BalancesImport>, ApiError> {
+    let store = state.store.clone();
+    let file = params.file.unwrap_or_else(|| "balances.csv".to_owned());
+    let actor = format!("user:{}", user.name);
+    blocking(move || portfolio::import_balances(&store, &body, &file, params.dry_run, &actor))
+        .await
+        .map(Json)
 }
 
 /// `POST /v1/finance/onchain/sync`: reads the watched TON accounts now and books new income.

@@ -234,6 +234,90 @@ pub fn run(config: Config, command: &FinanceCommand) -> Result<(), Exit> {
             }
             Ok(())
         }
+        FinanceCommand::Balances {
+            file,
+            dry_run,
+            json,
+        } => {
+            let bytes = read(file)?;
+            let store = open_store(&config)?;
+            let name = file.display().to_string();
+            let summary = crate::finance::portfolio::import_balances(
+                &store,
+                &bytes,
+                &name,
+                *dry_run,
+                &actor(),
+            )
+            .map_err(finance_error)?;
+            if *json {
+                return print_json(&summary);
+            }
+            println!(
+                "{}{name}: {} balances{}",
+                if *dry_run {
+                    "dry run, nothing stored: "
+                } else {
+                    ""
+                },
+                summary.rows,
+                if *dry_run {
+                    String::new()
+                } else {
+                    format!(", {} stored", summary.stored)
+                }
+            );
+            Ok(())
+        }
+        FinanceCommand::Portfolio {
+            days,
+            offline,
+            json,
+        } => {
+            let store = open_store(&config)?;
+            let view = if *offline {
+                let from = today
+                    .checked_sub_days(chrono::Days::new(*days))
+                    .unwrap_or(today);
+                let (report, plan) =
+                    crate::finance::portfolio::report(&store, finance, from, today)
+                        .map_err(finance_error)?;
+                crate::finance::portfolio::PortfolioView {
+                    report,
+                    plan,
+                    staking: None,
+                    wallets: Vec::new(),
+                    problems: Vec::new(),
+                }
+            } else {
+                let sources =
+                    crate::finance::onchain::OnchainSources::from_config(&config).map_err(fail)?;
+                super::block_on_value(crate::finance::portfolio::view(
+                    &store, finance, &sources, *days, today,
+                ))?
+                .map_err(finance_error)?
+            };
+            if *json {
+                return print_json(&view);
+            }
+            print!("{}", agents::finance::portfolio::render_table(&view.report));
+            for step in &view.plan {
+                let description = match step {
+                    agents::finance::portfolio::RebalanceStep::Transfer { description, .. }
+                    | agents::finance::portfolio::RebalanceStep::Reduce { description, .. } => {
+                        description
+                    }
+                };
+                println!("rebalance: {description}");
+            }
+            if let Some(staking) = &view.staking {
+                println!("staking: {}", staking.suggestion);
+            }
+            for problem in &view.problems {
+                eprintln!("warning: {problem}");
+            }
+            Ok(())
+        }
         FinanceCommand::Entries { from, to, json } => {
             let from = from
                 .as_deref()

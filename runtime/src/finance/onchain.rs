@@ -24,6 +24,8 @@ use super::{FinanceError, journal};
 /// What a sync reads from: toncenter, the Cocoon nodes' metrics pages, and the validators.
 pub struct OnchainSources {
     pub toncenter: ToncenterClient,
+    /// Liquid staking pools' APY, for the staking comparison.
+    pub tonapi: tools::tonapi::TonapiClient,
     pub scraper: PrometheusScraper,
     pub validators: Vec<WatchedValidator>,
 }
@@ -37,6 +39,12 @@ impl OnchainSources {
                 source.api_key.clone(),
                 source.requests_per_second,
                 source.retry.policy(),
+            )?,
+            tonapi: tools::tonapi::TonapiClient::new(
+                &config.sources.tonapi.base_url,
+                config.sources.tonapi.api_key.clone(),
+                config.sources.tonapi.requests_per_second,
+                config.sources.tonapi.retry.policy(),
             )?,
             scraper: PrometheusScraper::new(
                 50.0,

@@ -378,3 +378,168 @@ comment = "job 902"
         assert!(error.contains("404"), "{error}");
     }
 }
+
+mod portfolio_check {
+    use agents::alert::AlertStatus;
+    use agents::finance::portfolio::{ConcentrationLimit, PortfolioWallet};
+    use chrono::Utc;
+    use memory::ledger::Rate;
+    use rust_decimal::Decimal;
+    use tools::sim::{Scenario, SimWorld};
+
+    use crate::finance::onchain::OnchainSources;
+    use crate::finance::portfolio::{check, import_balances, view};
+
+    const TREASURY: &str = "-1:1111111111111111111111111111111111111111111111111111111111111111";
+    const EXCHANGE: &str = "0:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+
+    #[tokio::test]
+    async fn a_broken_limit_alerts_once_proposes_the_transfer_and_resolves() {
+        let scenario = Scenario::from_toml(
+            &format!(
+                "name = \"treasury\"\nseed = 3\n\n[[validators]]\nname = \"treasury\"\naddress = \"{TREASURY}\"\nbalance_ton = 1000.0\n"
+            ),
+            "treasury.toml",
+        )
+        .unwrap();
+        let sim = SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let fixture = crate::test_support::gate_fixture(
+            |_| crate::executors::ExecutorsConfig::default(),
+            vec![crate::config::UserConfig {
+                name: "tess".into(),
+                roles: vec!["treasurer".into(), "operator".into()],
+                token_sha256: None,
+                telegram_id: None,
+                slack_id: None,
+            }],
+        )
+        .await;
+        let store = fixture.store.clone();
+        let mut config = crate::config::load(&crate::config::ConfigSource::Embedded, &[]).unwrap();
+        config.sources.toncenter.base_url = sim.toncenter_url();
+        config.sources.tonapi.base_url = sim.tonapi_url();
+        config.sources.toncenter.requests_per_second = 1000.0;
+        // With a key tonapi's limit is the configured one (4 s between keyless requests).
+        config.sources.tonapi.api_key = Some(tools::secret::Secret::new("test-key"));
+        config.sources.tonapi.requests_per_second = 1000.0;
+        config.finance.portfolio.wallets = vec![PortfolioWallet {
+            address: TREASURY.to_owned(),
+            label: "treasury".to_owned(),
+        }];
+        config.finance.portfolio.limits = vec![ConcentrationLimit {
+            asset: Some("TON".to_owned()),
+            class: None,
+            max_share: 0.5,
+        }];
+        config.finance.portfolio.rebalance_to = Some(EXCHANGE.to_owned());
+        assert!(
+            config.finance.problems().is_empty(),
+            "{:?}",
+            config.finance.problems()
+        );
+        let finance = &config.finance;
+        let sources = OnchainSources::from_config(&config).unwrap();
+        let today = Utc::now().date_naive();
+        let rate = |base: &str, rate: i64| Rate {
+            base: base.to_owned(),
+            quote: "USD".to_owned(),
+            date: today,
+            rate: Decimal::from(rate),
+        };
+        store
+            .ledger()
+            .put_rates(&[rate("TON", 5), rate("USDT", 1)])
+            .unwrap();
+        let custody = |usdt: u32| {
+            format!("date,account,asset,class,quantity\n{today},custody,USDT,stablecoin,{usdt}\n")
+        };
+        import_balances(
+            &store,
+            custody(3000).as_bytes(),
+            "custody.csv",
+            false,
+            "test",
+        )
+        .unwrap();
+
+        // 1,000 TON at 5 USD = 5,000 of 8,000: 62.5% against a 50% limit, 1,000 USD over,
+        // so 200 TON go to the exchange.
+        let first = view(&store, finance, &sources, 30, today).await.unwrap();
+        assert!(first.problems.is_empty(), "{:?}", first.problems);
+        assert_eq!(first.wallets[0].balance_ton, Some(Decimal::from(1000)));
+        assert_eq!(first.report.total, Decimal::from(8000));
+        assert_eq!(first.report.breaches.len(), 1);
+        assert_eq!(first.report.breaches[0].excess_value, Decimal::from(1000));
+        let staking = first.staking.as_ref().unwrap();
+        assert_eq!(staking.pools.len(), 3, "the simulated tonapi pools");
+        assert_eq!(staking.own_apy, None, "no stake cycle yet");
+
+        let telemetry = agents::telemetry::Telemetry::default();
+        let outcome = check(&first, &fixture.auditor, &telemetry, Some(&fixture.gate))
+            .await
+            .unwrap();
+        assert_eq!(outcome.alerts.len(), 1);
+        let alert = &outcome.alerts[0];
+        assert_eq!(alert.key, "finance.concentration/asset_TON");
+        assert_eq!(alert.status, AlertStatus::Firing);
+        assert_eq!(
+            alert.summary,
+            "asset TON is 62.5% of the portfolio, above its 50.0% limit: 1000.00 USD over"
+        );
+        assert_eq!(outcome.proposals.len(), 1);
+        let operation = &outcome.proposals[0].proposal.operation;
+        assert_eq!(operation.kind, "ton_transfer");
+        assert_eq!(operation.amount_nanoton, 200_000_000_000);
+        assert_eq!(operation.amount_cents, 100_000);
+        assert_eq!(operation.parameters["destination"], EXCHANGE);
+        assert_eq!(operation.parameters["amount_nanoton"], 200_000_000_000u64);
+
+        // The next day's check: still broken, but already announced: nothing new.
+        let again = view(&store, finance, &sources, 30, today).await.unwrap();
+        let repeat = check(&again, &fixture.auditor, &telemetry, Some(&fixture.gate))
+            .await
+            .unwrap();
+        assert!(repeat.alerts.is_empty() && repeat.proposals.is_empty());
+
+        // More stablecoins: 5,000 of 12,000 is 41.7%, the alert resolves.
+        import_balances(
+            &store,
+            custody(7000).as_bytes(),
+            "custody.csv",
+            false,
+            "test",
+        )
+        .unwrap();
+        let within = view(&store, finance, &sources, 30, today).await.unwrap();
+        assert!(within.report.breaches.is_empty());
+        let resolved = check(&within, &fixture.auditor, &telemetry, Some(&fixture.gate))
+            .await
+            .unwrap();
+        assert_eq!(resolved.alerts.len(), 1);
+        assert_eq!(resolved.alerts[0].status, AlertStatus::Resolved);
+        assert_eq!(
+            resolved.alerts[0].summary,
+            "asset TON is back within its limit"
+        );
+    }
+
+    #[test]
+    fn a_bad_balances_file_is_refused_whole_with_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = memory::Store::open(dir.path()).unwrap();
+        let text = "date,account,asset,class,quantity\n2026-11-20,custody,USDT,stablecoin,100\n2026-11-20,custody,BTC,metal,1\n2026-13-01,custody,ETH,crypto,2\n";
+        let error = import_balances(&store, text.as_bytes(), "custody.csv", false, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("custody.csv"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
+        assert!(error.contains("line 4"), "{error}");
+        assert_eq!(
+            store.ledger().holdings_len(),
+            0,
+            "nothing from a rejected file"
+        );
+    }
+}
