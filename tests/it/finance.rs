@@ -724,3 +724,225 @@ fn crypto_income_is_valued_at_the_simulated_coingecko_history() {
     assert_eq!(code, 1);
     assert!(stderr.contains("TON (no-such-coin)"), "{stderr}");
 }
+
+/// On-chain income and the portfolio through the binary, against the simulated chain: a
+/// validator's stake comes back with its reward, customers pay a Cocoon wallet, the treasury
+/// wallet's TON breaks its limit.
+#[test]
+fn onchain_income_and_the_portfolio_from_the_cli() {
+    const V1: &str = "-1:1111111111111111111111111111111111111111111111111111111111111111";
+    const TREASURY: &str = "-1:2222222222222222222222222222222222222222222222222222222222222222";
+    const COCOON: &str = "0:4444444444444444444444444444444444444444444444444444444444444444";
+    const ALICE: &str = "0:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const BOB: &str = "0:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const EXCHANGE: &str = "0:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    tools::http::install_crypto_provider();
+    let elector = tools::ton::elector::ELECTOR_ADDRESS;
+    // The world starts 20 days ago; moving its clock 19 days on brings it to yesterday.
+    let start = (chrono::Utc::now() - chrono::Duration::days(20)).to_rfc3339();
+    let scenario = tools::sim::Scenario::from_toml(
+        &format!(
+            r#"
+name = "treasury"
+seed = 11
+start = "{start}"
+
+[[validators]]
+name = "v1"
+address = "{V1}"
+balance_ton = 800000.0
+
+[[validators]]
+name = "treasury"
+address = "{TREASURY}"
+balance_ton = 1000.0
+
+[[cocoon_nodes]]
+name = "worker-1"
+utilization = [0.8, 0.7]
+customers = 2
+
+[[events]]
+kind = "transfer"
+at = "1h"
+from = "{V1}"
+to = "{elector}"
+amount_ton = 700000.0
+
+[[events]]
+kind = "transfer"
+at = "2d"
+from = "{ALICE}"
+to = "{COCOON}"
+amount_ton = 12.5
+comment = "job 881"
+
+[[events]]
+kind = "transfer"
+at = "3d"
+from = "{BOB}"
+to = "{COCOON}"
+amount_ton = 40.0
+
+[[events]]
+kind = "stake_returned"
+at = "18d"
+validator = "v1"
+amount_ton = 701208.0
+"#
+        ),
+        "treasury.toml",
+    )
+    .unwrap();
+    let sim = crate::support::spawn_sim_with(scenario);
+    sim.advance(Duration::from_secs(19 * 86_400));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port(), None);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    write!(
+        text,
+        r#"
+[sources.toncenter]
+base_url = "{toncenter}"
+requests_per_second = 100.0
+
+[sources.tonapi]
+base_url = "{tonapi}"
+
+[agents.validators]
+enabled = false
+
+[[agents.validators.validators]]
+name = "v1"
+wallet = "{V1}"
+
+[finance]
+reporting_currency = "USD"
+
+[[finance.onchain.accounts]]
+address = "{COCOON}"
+label = "worker-1"
+kind = "cocoon"
+metrics_url = "{metrics}"
+
+[finance.portfolio]
+rebalance_to = "{EXCHANGE}"
+
+[[finance.portfolio.wallets]]
+address = "{TREASURY}"
+label = "treasury"
+
+[[finance.portfolio.limits]]
+asset = "TON"
+max_share = 0.5
+"#,
+        toncenter = sim.toncenter_url(),
+        tonapi = sim.tonapi_url(),
+        metrics = sim.cocoon_metrics_url("worker-1"),
+    )
+    .unwrap();
+    std::fs::write(&config, text).unwrap();
+    let config = config.display().to_string();
+
+    let (code, stdout, stderr) = cli(dir.path(), &config, &["onchain"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("worker-1") && lines[0].contains("2 new"),
+        "{stdout}"
+    );
+    assert!(lines[0].contains("52.5 TON"), "{stdout}");
+    assert!(lines[0].ends_with("payers 2"), "{stdout}");
+    assert!(
+        stdout.contains("node: utilization 75%, customers 2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("v1"), "{stdout}");
+    assert!(stdout.contains("1208 TON"), "{stdout}");
+    assert!(
+        stdout.contains("stake 700000 TON from"),
+        "the cycle is shown: {stdout}"
+    );
+    let (code, again, _) = cli(dir.path(), &config, &["onchain"]);
+    assert_eq!(code, 0);
+    assert!(
+        again
+            .lines()
+            .all(|line| !line.contains(" 1 new") && !line.contains(" 2 new")),
+        "{again}"
+    );
+
+    let (code, stdout, stderr) = cli(dir.path(), &config, &["entries", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let mut booked: Vec<(String, String)> = entries
+        .iter()
+        .map(|entry| {
+            (
+                entry["stream"].as_str().unwrap().to_owned(),
+                entry["amount"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    booked.sort();
+    assert_eq!(
+        booked,
+        [
+            ("cocoon".to_owned(), "12.5".to_owned()),
+            ("cocoon".to_owned(), "40".to_owned()),
+            ("validators".to_owned(), "1208".to_owned()),
+        ]
+    );
+
+    // TON at 5 USD for the last days, custody cash in USD.
+    let today = chrono::Utc::now().date_naive();
+    let mut rates = String::from("date,base,quote,rate\n");
+    for back in 0..5 {
+        writeln!(rates, "{},TON,USD,5", today - chrono::Days::new(back)).unwrap();
+    }
+    std::fs::write(dir.path().join("ton.csv"), rates).unwrap();
+    let rates_file = dir.path().join("ton.csv").display().to_string();
+    let (code, _, stderr) = cli(dir.path(), &config, &["rates", "import", &rates_file]);
+    assert_eq!(code, 0, "{stderr}");
+    let balances = dir.path().join("custody.csv");
+    std::fs::write(
+        &balances,
+        format!("date,account,asset,class,quantity\n{today},custody,USD,fiat,3000\n{today},custody,BTC,metal,1\n"),
+    )
+    .unwrap();
+    let balances_file = balances.display().to_string();
+    let (code, _, stderr) = cli(dir.path(), &config, &["balances", &balances_file]);
+    assert_eq!(code, 2, "a bad class is refused: {stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+    std::fs::write(
+        &balances,
+        format!("date,account,asset,class,quantity\n{today},custody,USD,fiat,3000\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = cli(dir.path(), &config, &["balances", &balances_file]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 balances, 1 stored"), "{stdout}");
+
+    // 1,000 TON (5,000 USD) of 8,000: 62.5% against 50%, 200 TON to move.
+    let (code, stdout, stderr) = cli(dir.path(), &config, &["portfolio", "--days", "3", "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let view: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(view["report"]["total"], "8000");
+    assert_eq!(view["report"]["breaches"][0]["limit"], "asset TON");
+    assert_eq!(view["plan"][0]["action"], "transfer");
+    assert_eq!(view["plan"][0]["quantity"], "200");
+    assert_eq!(view["plan"][0]["to_address"], EXCHANGE);
+    let staking = &view["staking"];
+    assert_eq!(staking["cycles_used"], 1);
+    // 1,208 TON on 700,000 over 18 days less an hour, compounded over a year: about 3.6%.
+    let apy = staking["own_apy"].as_f64().unwrap();
+    let cycle_days = 18.0 - 1.0 / 24.0;
+    let expected = ((1.0 + 1208.0 / 700_000.0_f64).powf(365.0 / cycle_days) - 1.0) * 100.0;
+    assert!((apy - expected).abs() < 1e-6, "{apy} vs {expected}");
+    assert_eq!(staking["best_pool"]["name"], "Very First Pool #1");
+    let (code, table, stderr) = cli(dir.path(), &config, &["portfolio", "--days", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(table.contains("rebalance: "), "{table}");
+    assert!(table.contains("staking: "), "{table}");
+    println!("{table}");
+}

@@ -1064,7 +1064,7 @@ pub fn rebalance_plan(report: &PortfolioReport, config: &PortfolioConfig) -> Vec
             if remaining <= Decimal::ZERO {
                 break;
             }
-            let quantity = remaining.min(held);
+            let quantity = remaining.min(held).normalize();
             remaining -= quantity;
             let value = (quantity * price).round_dp(2);
             steps.push(RebalanceStep::Transfer {
