@@ -569,6 +569,7 @@ fn expenses_are_routed_by_policy_approved_and_booked_with_the_approval_id() {
         assert_eq!(code, 0, "{stdout}{stderr}");
         assert!(stdout.contains("executed"), "{stdout}");
         assert!(stdout.contains("booked in the ledger without approval"), "{stdout}");
+        println!("{stdout}");
         let entries = booked().await;
         assert_eq!(entries.len(), 4);
         assert!(
@@ -586,6 +587,7 @@ fn expenses_are_routed_by_policy_approved_and_booked_with_the_approval_id() {
             &[("COMMAND_CENTER_TOKEN", ALICE)],
         );
         assert_eq!(code, 0, "{stdout}{stderr}");
+        println!("{stdout}");
         assert!(stdout.contains("pending"), "{stdout}");
         assert!(stdout.contains("waiting for 2 approval(s)"), "{stdout}");
         let (code, stdout, stderr) = crate::support::run_cli_env(
@@ -596,6 +598,38 @@ fn expenses_are_routed_by_policy_approved_and_booked_with_the_approval_id() {
         assert_eq!(code, 0, "a denied proposal is an answer, not a failure: {stderr}");
         assert!(stdout.contains("denied: deny: never runs (invalid parameters for expense: unknown category \"catering\""), "{stdout}");
         assert_eq!(booked().await.len(), 4);
+
+        // And from chat (`ask` sends the text to POST /v1/commands as the caller).
+        let (code, stdout, stderr) = crate::support::run_cli_env(
+            dir.path(),
+            &["ask", "/expense 49,90 usd infrastructure/servers Hetzner Online: CX22 for monitoring"],
+            &[("COMMAND_CENTER_TOKEN", ALICE)],
+        );
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        println!("{stdout}");
+        assert!(stdout.starts_with("Expense booked"), "{stdout}");
+        assert!(stdout.contains("Hetzner Online"), "{stdout}");
+        let entries = booked().await;
+        assert!(
+            entries.iter().any(|entry| entry["amount"] == "-49.90" && entry["counterparty"] == "Hetzner Online"),
+            "{entries:?}"
+        );
+        // A currency without a rate cannot be weighed against the policies: said, not guessed.
+        let (code, stdout, _) = crate::support::run_cli_env(
+            dir.path(),
+            &["ask", "/expense 10 EUR infrastructure Hetzner"],
+            &[("COMMAND_CENTER_TOKEN", ALICE)],
+        );
+        assert_eq!(code, 2, "{stdout}");
+        assert!(stdout.contains("no EUR to USD rate for"), "{stdout}");
+        let (code, stdout, stderr) = crate::support::run_cli_env(
+            dir.path(),
+            &["ask", "/finance"],
+            &[("COMMAND_CENTER_TOKEN", ALICE)],
+        );
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        println!("{stdout}");
+        assert!(stdout.contains("Expenses awaiting approval"), "{stdout}");
     });
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(Duration::from_secs(30));
@@ -846,6 +880,7 @@ max_share = 0.5
 
     let (code, stdout, stderr) = cli(dir.path(), &config, &["onchain"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
+    println!("{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
         lines[0].starts_with("worker-1") && lines[0].contains("2 new"),

@@ -4,6 +4,7 @@
 //!   stake to the elector and later gets it back with the reward. The returned message is
 //!   split: the stakes sent since the last return are principal, the rest is the reward, and
 //!   only the reward (times `reward_share`, for a pool whose nominators own the rest) is income.
+//!   The elector's confirmation of a stake (1 TON of the message sent back) lowers the principal.
 //!   A return with no stake in the history read is reported, not guessed at.
 //! - A **cocoon** account receives payments for AI compute: each incoming transfer is income
 //!   of the `cocoon` stream, the sender is the customer.
@@ -442,6 +443,20 @@ pub fn attribute(
                     continue;
                 }
                 let staked_nanoton: u128 = state.pending_stakes.iter().map(|s| s.nanoton).sum();
+                // The elector answers a new stake with a confirmation carrying 1 TON of the
+                // message back (the stake is the rest): less than half of what is pending is
+                // such a refund of principal, not a return.
+                if message.value_nanoton.saturating_mul(2) < staked_nanoton {
+                    let mut refund = message.value_nanoton;
+                    for stake in state.pending_stakes.iter_mut().rev() {
+                        let taken = refund.min(stake.nanoton);
+                        stake.nanoton -= taken;
+                        refund -= taken;
+                    }
+                    state.pending_stakes.retain(|stake| stake.nanoton > 0);
+                    result.skipped += 1;
+                    continue;
+                }
                 let staked = ton(staked_nanoton);
                 let staked_at = state
                     .pending_stakes

@@ -952,8 +952,10 @@ async fn ack(context: &Context, arguments: &str, now: DateTime<Utc>) -> Answer {
 /// waiting for approval.
 fn finance(context: &Context, now: DateTime<Utc>) -> Answer {
     let today = now.date_naive();
+    // Three complete months before this one: the burn (and so the runway) is their mean, the
+    // same figure `finance report` shows; the table shows the last two.
     let from = today
-        .checked_sub_months(chrono::Months::new(1))
+        .checked_sub_months(chrono::Months::new(3))
         .unwrap_or(today);
     let report = match crate::finance::report(
         &context.store,
@@ -968,14 +970,32 @@ fn finance(context: &Context, now: DateTime<Utc>) -> Answer {
     let currency = report.currency.clone();
     let money = |value: rust_decimal::Decimal| format!("{:.2} {currency}", value);
     let mut answer = Answer::new("Finance")
-        .fact("Cash", or_dash(report.cash, money))
+        .fact(
+            "Cash",
+            report.cash.map_or_else(
+                || "unknown (set finance.opening_balance and opening_date)".to_owned(),
+                money,
+            ),
+        )
         .fact(
             "Runway",
-            or_dash(report.runway_months, |months| format!("{months:.1} months")),
+            match (report.runway_months, report.net_burn) {
+                (Some(months), _) => format!("{months:.1} months"),
+                (None, Some(burn)) if burn <= rust_decimal::Decimal::ZERO => {
+                    "not burning cash".to_owned()
+                }
+                _ => "-".to_owned(),
+            },
         )
-        .fact("Net burn / month", or_dash(report.net_burn, money));
+        .fact(
+            "Net burn / month",
+            or_dash(report.net_burn, |burn| {
+                format!("{} (mean of the last 3 complete months)", money(burn))
+            }),
+        );
     let mut table = Table::new(["MONTH", "REVENUE", "EXPENSES", "NET"]);
-    for row in &report.months {
+    let shown = report.months.len().saturating_sub(2);
+    for row in &report.months[shown..] {
         table.row([
             format!(
                 "{}{}",

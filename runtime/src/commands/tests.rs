@@ -715,10 +715,49 @@ async fn an_expense_from_chat_is_routed_by_the_policies_and_finance_shows_it() {
     );
     assert_eq!(h.context.store.ledger().len(), 1);
 
+    // A 900 USD bill two months ago: the burn is the mean of the last three complete months,
+    // as `finance report` says, though the table shows only the last two.
+    let earlier = today.checked_sub_months(chrono::Months::new(2)).unwrap();
+    let amount = rust_decimal::Decimal::new(-900, 0);
+    h.context
+        .store
+        .ledger()
+        .insert_batch(&[memory::ledger::LedgerEntry {
+            id: memory::ledger::stable_id("test", earlier, amount, "USD", "Lawyers", "", 0),
+            date: earlier,
+            amount,
+            currency: "USD".to_owned(),
+            stream: None,
+            category: Some("legal_and_compliance".to_owned()),
+            subcategory: None,
+            counterparty: "Lawyers".to_owned(),
+            description: String::new(),
+            source: memory::ledger::EntrySource::Manual {
+                by: "test".to_owned(),
+            },
+            tags: Vec::new(),
+            recorded_at: Utc::now(),
+        }])
+        .unwrap();
+
     // /finance: this month's 120 USD of costs, and the marketing expense waiting.
     let finance = run(&h.context, "/finance").await;
     assert_eq!(finance.outcome, Outcome::Ok, "{finance:?}");
+    let fact = |label: &str| {
+        finance
+            .facts
+            .iter()
+            .find(|fact| fact.label == label)
+            .map(|fact| fact.value.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        fact("Net burn / month"),
+        "300.00 USD (mean of the last 3 complete months)"
+    );
+    assert!(fact("Cash").starts_with("unknown"), "{finance:?}");
     let months = &finance.tables[0];
+    assert_eq!(months.rows.len(), 2, "{months:?}");
     let this_month = months.rows.last().unwrap();
     assert_eq!(
         this_month[0],
