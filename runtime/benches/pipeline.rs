@@ -42,6 +42,7 @@ fn flat_scenario() -> Scenario {
         faults: Vec::new(),
         pools: Vec::new(),
         cocoon_nodes: Vec::new(),
+        jettons: Vec::new(),
     }
 }
 

@@ -796,6 +796,22 @@ name = "worker-1"
 utilization = [0.8, 0.7]
 customers = 2
 
+[[jettons]]
+owner = "{TREASURY}"
+symbol = "USD₮"
+name = "Tether USD"
+decimals = 6
+balance = "1000000000"
+price_usd = 1.0
+
+[[jettons]]
+owner = "{TREASURY}"
+symbol = "USDT"
+name = "Claim your reward"
+balance = "50000000000000"
+verification = "blacklist"
+price_usd = 1.0
+
 [[events]]
 kind = "transfer"
 at = "1h"
@@ -842,6 +858,8 @@ requests_per_second = 100.0
 
 [sources.tonapi]
 base_url = "{tonapi}"
+api_key_file = "{key}"
+requests_per_second = 100.0
 
 [agents.validators]
 enabled = false
@@ -873,9 +891,11 @@ max_share = 0.5
         toncenter = sim.toncenter_url(),
         tonapi = sim.tonapi_url(),
         metrics = sim.cocoon_metrics_url("worker-1"),
+        key = dir.path().join("tonapi.key").display(),
     )
     .unwrap();
     std::fs::write(&config, text).unwrap();
+    std::fs::write(dir.path().join("tonapi.key"), "test-key\n").unwrap();
     let config = config.display().to_string();
 
     let (code, stdout, stderr) = cli(dir.path(), &config, &["onchain"]);
@@ -958,14 +978,25 @@ max_share = 0.5
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("1 balances, 1 stored"), "{stdout}");
 
-    // 1,000 TON (5,000 USD) of 8,000: 62.5% against 50%, 200 TON to move.
+    // 1,000 TON (5,000 USD), 1,000 USD₮ in the treasury wallet (tonapi's price; the spam
+    // jetton is not counted) and 3,000 USD in custody: TON is 5,000 of 9,000, 55.6% against
+    // 50%, 500 USD over: 100 TON to move.
     let (code, stdout, stderr) = cli(dir.path(), &config, &["portfolio", "--days", "3", "--json"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let view: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(view["report"]["total"], "8000");
+    assert_eq!(view["report"]["total"], "9000");
+    assert_eq!(view["wallets"][0]["jettons"][0]["asset"], "USDT");
+    assert_eq!(view["wallets"][0]["jettons"][0]["quantity"], "1000");
+    assert!(
+        view["wallets"][0]["ignored_jettons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("USDT: blacklist"),
+        "{view}"
+    );
     assert_eq!(view["report"]["breaches"][0]["limit"], "asset TON");
     assert_eq!(view["plan"][0]["action"], "transfer");
-    assert_eq!(view["plan"][0]["quantity"], "200");
+    assert_eq!(view["plan"][0]["quantity"], "100");
     assert_eq!(view["plan"][0]["to_address"], EXCHANGE);
     let staking = &view["staking"];
     assert_eq!(staking["cycles_used"], 1);
@@ -979,5 +1010,13 @@ max_share = 0.5
     assert_eq!(code, 0, "{stderr}");
     assert!(table.contains("rebalance: "), "{table}");
     assert!(table.contains("staking: "), "{table}");
+    assert!(
+        table.contains("treasury  USDT   stablecoin"),
+        "the jetton is a row: {table}"
+    );
+    assert!(
+        table.contains("not counted in treasury: USDT: blacklist"),
+        "{table}"
+    );
     println!("{table}");
 }

@@ -76,6 +76,7 @@ pub fn quiet_scenario() -> Scenario {
         faults: Vec::new(),
         pools: Vec::new(),
         cocoon_nodes: Vec::new(),
+        jettons: Vec::new(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! tonapi.io v2 as an alternative provider of chain data: the current validator set with
 //! stakes (`/v2/blockchain/validators`), an account's balance and status
 //! (`/v2/accounts/{id}`, or many at once with `POST /v2/accounts/_bulk`) and the staking pools
-//! open to nominators with their APY (`/v2/staking/pools`).
+//! open to nominators with their APY (`/v2/staking/pools`), and an account's jetton balances
+//! with their prices (`/v2/accounts/{id}/jettons`).
 //!
 //! Auth is `Authorization: Bearer <key>` (keys from tonconsole.com). Without a key tonapi
 //! allows 1 request per 4 seconds per IP, so a keyless client spaces its requests 4 s apart
@@ -93,6 +94,34 @@ pub struct StakingPool {
     pub cycle_end: i64,
 }
 
+/// One jetton an account holds, as `/v2/accounts/{id}/jettons` lists it (`JettonBalance`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JettonBalance {
+    /// The jetton master, raw `wc:hex` in lower case (as sent when it does not parse).
+    pub master: String,
+    pub name: String,
+    /// As the master's metadata says it (`USD₮` for Tether's USDT on TON).
+    pub symbol: String,
+    pub decimals: u32,
+    /// In the jetton's smallest units: `quantity = raw_balance / 10^decimals`.
+    pub raw_balance: u128,
+    /// tonapi's `JettonVerificationType`: "whitelist", "graylist", "blacklist" or "none" (a
+    /// newer value kept as sent). Anyone can mint a jetton named USDT: only whitelisted ones
+    /// are the real thing.
+    pub verification: String,
+    /// The price in each currency asked for, keys upper-case ("USD"); empty when tonapi has
+    /// none (an illiquid or new jetton).
+    pub prices: std::collections::BTreeMap<String, f64>,
+}
+
+/// An account's jettons: the entries that could be read, and what was wrong with the others.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct JettonBalances {
+    pub balances: Vec<JettonBalance>,
+    /// One line per entry left out, naming its position and the reason.
+    pub skipped: Vec<String>,
+}
+
 pub struct TonapiClient {
     core: HttpCore,
     base_url: String,
@@ -178,6 +207,33 @@ impl TonapiClient {
             .get(&url, |answer| {
                 let wire: AccountWire = interpret_ok(&answer)?;
                 Ok(TonapiAccount::from(wire))
+            })
+            .await
+    }
+
+    /// `GET /v2/accounts/{address}/jettons?currencies=...`: the jettons the account holds with
+    /// their price in each of `currencies` (e.g. `["usd"]`). An entry that cannot be read (a
+    /// spam jetton with broken metadata: no symbol, decimals above 38) is left out and named
+    /// in [`JettonBalances::skipped`]; the others are kept.
+    pub async fn account_jettons(
+        &self,
+        address: &str,
+        currencies: &[&str],
+    ) -> Result<Fetched<JettonBalances>, SourceError> {
+        let mut url = self.account_url(address)?;
+        url.path_segments_mut()
+            .map_err(|()| SourceError::InvalidInput {
+                detail: format!("{SOURCE}: base_url cannot carry a path"),
+            })?
+            .push("jettons");
+        if !currencies.is_empty() {
+            url.query_pairs_mut()
+                .append_pair("currencies", &currencies.join(","));
+        }
+        self.core
+            .get(&url, |answer| {
+                let wire: JettonsWire = interpret_ok(&answer)?;
+                Ok(JettonBalances::from(wire))
             })
             .await
     }
@@ -394,6 +450,12 @@ pub fn parse_staking_pools(body: &Value) -> Result<Vec<StakingPool>, SourceError
         .map(|wire| wire.pools.into_iter().map(StakingPool::from).collect())
 }
 
+/// Reads a `/v2/accounts/{id}/jettons` body (`{"balances": [...]}`) already parsed as JSON,
+/// with the same wire rules as [`TonapiClient::account_jettons`].
+pub fn parse_jettons(body: &Value) -> Result<JettonBalances, SourceError> {
+    parse_wire::<JettonsWire>("/v2/accounts/{id}/jettons", body).map(JettonBalances::from)
+}
+
 fn parse_wire<T: DeserializeOwned>(endpoint: &str, body: &Value) -> Result<T, SourceError> {
     serde_path_to_error::deserialize(body).map_err(|error| {
         let path = error.path().to_string();
@@ -569,6 +631,107 @@ impl From<PoolWire> for StakingPool {
             cycle_start: wire.cycle_start.unwrap_or(0),
             cycle_end: wire.cycle_end.unwrap_or(0),
         }
+    }
+}
+
+/// `JettonsBalances`: each entry is read on its own, so one broken entry does not hide the
+/// others.
+#[derive(Deserialize)]
+struct JettonsWire {
+    balances: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct JettonBalanceWire {
+    #[serde(deserialize_with = "lenient::u128_required")]
+    balance: u128,
+    #[serde(default)]
+    price: Option<TokenRatesWire>,
+    jetton: JettonPreviewWire,
+}
+
+#[derive(Deserialize)]
+struct TokenRatesWire {
+    #[serde(default)]
+    prices: Option<std::collections::BTreeMap<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct JettonPreviewWire {
+    address: String,
+    #[serde(default)]
+    name: Option<String>,
+    symbol: String,
+    /// TEP-64: 9 when the metadata leaves it out.
+    #[serde(default, deserialize_with = "lenient::u32_optional")]
+    decimals: Option<u32>,
+    #[serde(default)]
+    verification: Option<String>,
+}
+
+/// Most decimals a balance can be scaled by exactly (a `rust_decimal` holds 28 digits after
+/// the point; more is a broken or hostile metadata).
+const MAX_JETTON_DECIMALS: u32 = 28;
+
+impl From<JettonsWire> for JettonBalances {
+    fn from(wire: JettonsWire) -> Self {
+        let mut result = JettonBalances::default();
+        for (index, entry) in wire.balances.into_iter().enumerate() {
+            let parsed: Result<JettonBalanceWire, _> = serde_path_to_error::deserialize(&entry);
+            let entry = match parsed {
+                Ok(entry) => entry,
+                Err(error) => {
+                    let path = error.path().to_string();
+                    result.skipped.push(format!(
+                        "balances[{index}]: at `{path}`: {}",
+                        error.into_inner()
+                    ));
+                    continue;
+                }
+            };
+            let symbol = entry.jetton.symbol.trim().to_owned();
+            let decimals = entry.jetton.decimals.unwrap_or(9);
+            if symbol.is_empty() {
+                result
+                    .skipped
+                    .push(format!("balances[{index}]: the jetton has no symbol"));
+                continue;
+            }
+            if decimals > MAX_JETTON_DECIMALS {
+                result.skipped.push(format!(
+                    "balances[{index}] ({symbol}): {decimals} decimals (at most {MAX_JETTON_DECIMALS} are taken)"
+                ));
+                continue;
+            }
+            let prices = entry
+                .price
+                .and_then(|price| price.prices)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(currency, value)| {
+                    let value = match value {
+                        Value::Number(number) => number.as_f64(),
+                        Value::String(text) => text.trim().parse::<f64>().ok(),
+                        _ => None,
+                    }?;
+                    (value.is_finite() && value >= 0.0)
+                        .then(|| (currency.trim().to_uppercase(), value))
+                })
+                .collect();
+            result.balances.push(JettonBalance {
+                master: raw_address(&entry.jetton.address),
+                name: entry.jetton.name.unwrap_or_default().trim().to_owned(),
+                symbol,
+                decimals,
+                raw_balance: entry.balance,
+                verification: entry
+                    .jetton
+                    .verification
+                    .unwrap_or_else(|| "none".to_owned()),
+                prices,
+            });
+        }
+        result
     }
 }
 

@@ -60,6 +60,91 @@ pub struct PortfolioConfig {
     /// Days of daily returns behind the annualized volatility.
     #[serde(default = "default_volatility_window_days")]
     pub volatility_window_days: u32,
+    /// Which jettons in the wallets count (see [`JettonPolicy`]).
+    #[serde(default)]
+    pub jettons: JettonPolicy,
+}
+
+/// Which jettons (tokens on TON) of the portfolio wallets are holdings. Anyone can mint a
+/// jetton called USDT and airdrop it with a made-up price, so by default only tonapi's white
+/// list counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JettonPolicy {
+    /// tonapi's white list only.
+    #[default]
+    Verified,
+    /// Everything but the black list.
+    All,
+    /// No jettons: TON balances only.
+    None,
+}
+
+impl JettonPolicy {
+    /// Whether a jetton of tonapi's `verification` counts.
+    pub fn admits(self, verification: &str) -> bool {
+        match self {
+            JettonPolicy::Verified => verification == "whitelist",
+            JettonPolicy::All => verification != "blacklist",
+            JettonPolicy::None => false,
+        }
+    }
+}
+
+/// Stablecoin codes: a jetton with one of these asset codes is in the stablecoin class.
+pub const STABLECOINS: [&str; 8] = [
+    "USDT", "USDC", "DAI", "USDE", "TUSD", "FDUSD", "PYUSD", "USDD",
+];
+
+/// The asset code of a jetton: its symbol in upper case with `₮` read as `T` (tonapi's
+/// `USD₮` is Tether's USDT). A jetton named like the native coin keeps its master in the code,
+/// so it is never added to TON.
+pub fn jetton_asset(jetton: &tools::tonapi::JettonBalance) -> String {
+    let code = jetton.symbol.trim().replace('₮', "T").to_uppercase();
+    if code == TON {
+        let short: String = jetton
+            .master
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(8)
+            .collect();
+        format!("{code} ({short})")
+    } else {
+        code
+    }
+}
+
+/// A jetton balance of a portfolio wallet on `date` as a holding: quantity = raw balance /
+/// 10^decimals. `None` when the balance does not fit a decimal (a hostile supply).
+pub fn jetton_holding(
+    wallet: &PortfolioWallet,
+    date: NaiveDate,
+    jetton: &tools::tonapi::JettonBalance,
+) -> Option<Holding> {
+    let raw = i128::try_from(jetton.raw_balance).ok()?;
+    let quantity = Decimal::try_from_i128_with_scale(raw, jetton.decimals)
+        .ok()?
+        .normalize();
+    let asset = jetton_asset(jetton);
+    let class = if STABLECOINS.contains(&asset.as_str()) {
+        AssetClass::Stablecoin
+    } else {
+        AssetClass::Crypto
+    };
+    Some(Holding {
+        date,
+        account: wallet.label.clone(),
+        asset,
+        class,
+        quantity,
+        valuation: None,
+        cost_basis: None,
+        source: HoldingSource::OnChain {
+            address: wallet.address.clone(),
+        },
+    })
 }
 
 impl Default for PortfolioConfig {
@@ -69,6 +154,7 @@ impl Default for PortfolioConfig {
             limits: Vec::new(),
             rebalance_to: None,
             volatility_window_days: default_volatility_window_days(),
+            jettons: JettonPolicy::default(),
         }
     }
 }
@@ -565,6 +651,11 @@ pub struct PortfolioReport {
     pub allocation_by_asset: Vec<AssetAllocation>,
     /// Total at `to` minus total at `from`: market moves and money in or out alike.
     pub pnl: Decimal,
+    /// The part of `pnl` from prices, rates and revaluations: each day, every position held
+    /// the day before at its quantity of that day, valued at the new price less the old.
+    /// `pnl - market_pnl` is money moved in or out, trades, and positions that gained or
+    /// lost a rate.
+    pub market_pnl: Decimal,
     /// Annualized (× √365) sample standard deviation of the total's daily log returns over
     /// the `volatility_window_days` days to `to`; returns touching a day with an unvalued
     /// position are left out. `None` with fewer than [`MIN_RETURNS_FOR_VOLATILITY`] returns.
@@ -657,6 +748,50 @@ impl Worth {
     }
 }
 
+/// The market part of one position's change from one day to the next: the same snapshot
+/// valued anew (a price, a rate, a revaluation) is all market; a new snapshot of a priced asset
+/// is the old quantity at the new price less the old value (the rest is money in or out); a
+/// new manual valuation of the same quantity is a revaluation. Anything involving an absent or
+/// unvalued day is not market.
+fn market_move(
+    before: &Worth,
+    held_before: Option<&Holding>,
+    now: &Worth,
+    held_now: Option<&Holding>,
+) -> Decimal {
+    let (
+        Worth::Valued {
+            value: old,
+            price: old_price,
+        },
+        Worth::Valued {
+            value: new,
+            price: new_price,
+        },
+        Some(held_before),
+        Some(held_now),
+    ) = (before, now, held_before, held_now)
+    else {
+        return Decimal::ZERO;
+    };
+    if held_before.date == held_now.date {
+        return new - old;
+    }
+    match (
+        &held_before.valuation,
+        &held_now.valuation,
+        old_price,
+        new_price,
+    ) {
+        (None, None, _, Some(price)) => held_before
+            .quantity
+            .checked_mul(*price)
+            .map_or(Decimal::ZERO, |value| value.round_dp(2) - old),
+        (Some(_), Some(_), _, _) if held_before.quantity == held_now.quantity => new - old,
+        _ => Decimal::ZERO,
+    }
+}
+
 fn days_between(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
     std::iter::successors(Some(from), move |day| {
         day.checked_add_days(Days::new(1))
@@ -743,11 +878,22 @@ pub fn valuation(
     let mut totals: Vec<(NaiveDate, Decimal, usize)> = Vec::new();
     let mut missing: BTreeMap<(String, String, String), (usize, NaiveDate, NaiveDate)> =
         BTreeMap::new();
+    let mut market_pnl = Decimal::ZERO;
+    // Each position's worth and snapshot the day before.
+    let mut yesterday: HashMap<(String, String), (Worth, Option<Holding>)> = HashMap::new();
     for date in days_between(history_from, to) {
         let mut total = Decimal::ZERO;
         let mut unvalued = 0;
         for ((account, asset), snapshots) in &positions {
-            match pricer.worth(snapshots, date)?.0 {
+            let (worth, holding) = pricer.worth(snapshots, date)?;
+            let key = (account.clone(), asset.clone());
+            if date > from
+                && let Some((before, held)) = yesterday.get(&key)
+            {
+                market_pnl += market_move(before, held.as_ref(), &worth, holding);
+            }
+            yesterday.insert(key, (worth.clone(), holding.cloned()));
+            match worth {
                 Worth::Absent => {}
                 Worth::Valued { value, .. } => total += value,
                 Worth::Unvalued { currency } => {
@@ -925,6 +1071,7 @@ pub fn valuation(
         allocation_by_class,
         allocation_by_asset,
         pnl,
+        market_pnl,
         volatility,
         volatility_window_days: window,
         asset_volatility,
@@ -1350,11 +1497,13 @@ pub fn render_table(report: &PortfolioReport) -> String {
     }
     let mut out = aligned(&rows, &[0, 1, 2, 9]);
     out.push_str(&format!(
-        "\ntotal on {}: {} {currency}; P&L since {}: {} {currency}\n",
+        "\ntotal on {}: {} {currency}; P&L since {}: {} {currency} (market {}, money in or out and trades {})\n",
         report.to,
         money(report.total),
         report.from,
-        signed_money(report.pnl)
+        signed_money(report.pnl),
+        signed_money(report.market_pnl),
+        signed_money(report.pnl - report.market_pnl)
     ));
     if !report.allocation_by_class.is_empty() {
         let classes: Vec<String> = report

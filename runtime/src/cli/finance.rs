@@ -313,6 +313,17 @@ pub fn run(config: Config, command: &FinanceCommand) -> Result<(), Exit> {
             if let Some(staking) = &view.staking {
                 println!("staking: {}", staking.suggestion);
             }
+            for wallet in view
+                .wallets
+                .iter()
+                .filter(|w| !w.ignored_jettons.is_empty())
+            {
+                println!(
+                    "not counted in {}: {}",
+                    wallet.label,
+                    wallet.ignored_jettons.join("; ")
+                );
+            }
             for problem in &view.problems {
                 eprintln!("warning: {problem}");
             }

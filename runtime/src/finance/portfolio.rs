@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use agents::alert::{Alert, AlertStatus, Severity};
 use agents::finance::FinanceConfig;
 use agents::finance::portfolio::{
-    PortfolioReport, RebalanceStep, StakingComparison, parse_balances, rebalance_plan,
-    staking_comparison, valuation, wallet_holding,
+    JettonPolicy, PortfolioReport, RebalanceStep, StakingComparison, jetton_holding,
+    parse_balances, rebalance_plan, staking_comparison, valuation, wallet_holding,
 };
 use chrono::{Days, NaiveDate, Utc};
 use memory::Store;
@@ -77,9 +77,32 @@ pub struct WalletSnapshot {
     pub balance_ton: Option<Decimal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The jettons counted as holdings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jettons: Vec<JettonSnapshot>,
+    /// Jettons held but not counted, with the reason ("SCAM: blacklist").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_jettons: Vec<String>,
+    /// Why the jettons could not be read (the TON balance is still stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jetton_error: Option<String>,
 }
 
-/// Reads each `finance.portfolio.wallets` balance and stores it as today's holding.
+/// A jetton of a wallet stored as a holding.
+#[derive(Clone, Debug, Serialize)]
+pub struct JettonSnapshot {
+    pub asset: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    /// tonapi's price in the reporting currency, stored as the day's rate when no other
+    /// source gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+}
+
+/// Reads each `finance.portfolio.wallets` balance (toncenter) and, unless
+/// `finance.portfolio.jettons = "none"`, its jettons (tonapi), and stores them as today's
+/// holdings. A jetton held before and gone now is stored as 0, so it is not carried forward.
 pub async fn snapshot_wallets(
     store: &Store,
     config: &FinanceConfig,
@@ -88,7 +111,22 @@ pub async fn snapshot_wallets(
 ) -> Result<Vec<WalletSnapshot>, FinanceError> {
     let mut snapshots = Vec::new();
     let mut holdings = Vec::new();
+    let mut rates = Vec::new();
+    let previous = if config.portfolio.wallets.is_empty() {
+        Vec::new()
+    } else {
+        store.ledger().holdings(today)?
+    };
     for wallet in &config.portfolio.wallets {
+        let mut snapshot = WalletSnapshot {
+            label: wallet.label.clone(),
+            address: wallet.address.clone(),
+            balance_ton: None,
+            error: None,
+            jettons: Vec::new(),
+            ignored_jettons: Vec::new(),
+            jetton_error: None,
+        };
         match sources
             .toncenter
             .get_address_information(&wallet.address)
@@ -97,23 +135,135 @@ pub async fn snapshot_wallets(
             Ok(information) => {
                 let nanoton = information.value.balance_nanoton;
                 holdings.push(wallet_holding(wallet, today, nanoton));
-                snapshots.push(WalletSnapshot {
-                    label: wallet.label.clone(),
-                    address: wallet.address.clone(),
-                    balance_ton: Some(agents::finance::onchain::ton(nanoton)),
-                    error: None,
-                });
+                snapshot.balance_ton = Some(agents::finance::onchain::ton(nanoton));
             }
-            Err(error) => snapshots.push(WalletSnapshot {
-                label: wallet.label.clone(),
-                address: wallet.address.clone(),
-                balance_ton: None,
-                error: Some(error.to_string()),
-            }),
+            Err(error) => snapshot.error = Some(error.to_string()),
         }
+        if config.portfolio.jettons != JettonPolicy::None {
+            jettons(
+                store,
+                config,
+                sources,
+                wallet,
+                today,
+                &previous,
+                &mut snapshot,
+                &mut holdings,
+                &mut rates,
+            )
+            .await?;
+        }
+        snapshots.push(snapshot);
     }
     store.ledger().put_holdings(&holdings)?;
+    if !rates.is_empty() {
+        store.ledger().put_rates(&rates)?;
+    }
     Ok(snapshots)
+}
+
+/// A wallet's jettons from tonapi: the admitted ones as holdings (and tonapi's price as the
+/// day's rate when there is none), the others named, the ones gone closed with a 0.
+#[allow(clippy::too_many_arguments)]
+async fn jettons(
+    store: &Store,
+    config: &FinanceConfig,
+    sources: &OnchainSources,
+    wallet: &agents::finance::portfolio::PortfolioWallet,
+    today: NaiveDate,
+    previous: &[memory::ledger::Holding],
+    snapshot: &mut WalletSnapshot,
+    holdings: &mut Vec<memory::ledger::Holding>,
+    rates: &mut Vec<memory::ledger::Rate>,
+) -> Result<(), FinanceError> {
+    let currency = config.reporting_currency.to_uppercase();
+    let fetched = match sources
+        .tonapi
+        .account_jettons(&wallet.address, &[currency.to_lowercase().as_str()])
+        .await
+    {
+        Ok(fetched) => fetched.value,
+        Err(error) => {
+            snapshot.jetton_error = Some(error.to_string());
+            return Ok(());
+        }
+    };
+    snapshot.ignored_jettons.extend(fetched.skipped);
+    let mut present = std::collections::BTreeSet::new();
+    for jetton in &fetched.balances {
+        if jetton.raw_balance == 0 {
+            continue;
+        }
+        if !config.portfolio.jettons.admits(&jetton.verification) {
+            snapshot.ignored_jettons.push(format!(
+                "{}: {} (finance.portfolio.jettons = \"{}\")",
+                jetton.symbol,
+                jetton.verification,
+                match config.portfolio.jettons {
+                    JettonPolicy::Verified => "verified",
+                    JettonPolicy::All => "all",
+                    JettonPolicy::None => "none",
+                }
+            ));
+            continue;
+        }
+        let Some(holding) = jetton_holding(wallet, today, jetton) else {
+            snapshot.ignored_jettons.push(format!(
+                "{}: a balance of {} units at {} decimals is too large to count",
+                jetton.symbol, jetton.raw_balance, jetton.decimals
+            ));
+            continue;
+        };
+        let price = jetton.prices.get(&currency).copied();
+        if let Some(rate) = price.and_then(|price| Decimal::try_from(price).ok())
+            && store
+                .ledger()
+                .rate_on(&holding.asset, &currency, today, 0)?
+                .is_none()
+        {
+            rates.push(memory::ledger::Rate {
+                base: holding.asset.clone(),
+                quote: currency.clone(),
+                date: today,
+                rate: rate.round_dp(8).normalize(),
+            });
+        }
+        present.insert(holding.asset.clone());
+        snapshot.jettons.push(JettonSnapshot {
+            asset: holding.asset.clone(),
+            quantity: holding.quantity,
+            price,
+        });
+        holdings.push(holding);
+    }
+    // The latest on-chain snapshot of every other asset of this wallet: a jetton that is no
+    // longer listed was sent away.
+    let mut latest: BTreeMap<&str, &memory::ledger::Holding> = BTreeMap::new();
+    for holding in previous.iter().filter(|holding| {
+        holding.account == wallet.label
+            && holding.asset != agents::finance::portfolio::TON
+            && matches!(
+                &holding.source,
+                memory::ledger::HoldingSource::OnChain { .. }
+            )
+    }) {
+        let entry = latest.entry(holding.asset.as_str()).or_insert(holding);
+        if holding.date >= entry.date {
+            *entry = holding;
+        }
+    }
+    for (asset, holding) in latest {
+        if !present.contains(asset) && !holding.quantity.is_zero() {
+            holdings.push(memory::ledger::Holding {
+                date: today,
+                quantity: Decimal::ZERO,
+                valuation: None,
+                cost_basis: None,
+                ..holding.clone()
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The valuation of `from..=to` with its rebalancing plan.
@@ -165,11 +315,16 @@ pub async fn view(
     let (report, plan) = report(store, config, from, today)?;
     let mut problems: Vec<String> = wallets
         .iter()
-        .filter_map(|wallet| {
-            wallet
+        .flat_map(|wallet| {
+            let balance = wallet
                 .error
                 .as_ref()
-                .map(|error| format!("wallet {}: {error}", wallet.label))
+                .map(|error| format!("wallet {}: {error}", wallet.label));
+            let jettons = wallet
+                .jetton_error
+                .as_ref()
+                .map(|error| format!("wallet {} jettons: {error}", wallet.label));
+            balance.into_iter().chain(jettons)
         })
         .collect();
     let staking = match staking(store, sources).await {

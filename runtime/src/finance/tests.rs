@@ -525,6 +525,163 @@ mod portfolio_check {
         );
     }
 
+    /// A treasury wallet of 1,000 TON holding `jettons` (TOML `[[jettons]]` bodies), read
+    /// through a fresh sim; the sources follow the config of the returned sim.
+    async fn jetton_world(jettons: &[&str]) -> (tools::sim::SimHandle, crate::config::Config) {
+        let mut text = format!(
+            "name = \"jettons\"\nseed = 3\n\n[[validators]]\nname = \"treasury\"\naddress = \"{TREASURY}\"\nbalance_ton = 1000.0\n"
+        );
+        for jetton in jettons {
+            text.push_str(&format!(
+                "\n[[jettons]]\nowner = \"{TREASURY}\"\n{jetton}\n"
+            ));
+        }
+        let scenario = Scenario::from_toml(&text, "jettons.toml").unwrap();
+        let sim = SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut config = crate::config::load(&crate::config::ConfigSource::Embedded, &[]).unwrap();
+        config.sources.toncenter.base_url = sim.toncenter_url();
+        config.sources.tonapi.base_url = sim.tonapi_url();
+        config.sources.toncenter.requests_per_second = 1000.0;
+        config.sources.tonapi.api_key = Some(tools::secret::Secret::new("test-key"));
+        config.sources.tonapi.requests_per_second = 1000.0;
+        config.finance.portfolio.wallets = vec![PortfolioWallet {
+            address: TREASURY.to_owned(),
+            label: "treasury".to_owned(),
+        }];
+        (sim, config)
+    }
+
+    const TETHER: &str =
+        "symbol = \"USD₮\"\ndecimals = 6\nbalance = \"2500000000\"\nprice_usd = 1.0";
+    const TSTON: &str = "symbol = \"tsTON\"\nbalance = \"10000000000\"\nprice_usd = 5.5";
+    const SCAM: &str = "symbol = \"USDT\"\nname = \"Claim your USDT\"\nbalance = \"1000000000000000\"\nverification = \"blacklist\"\nprice_usd = 1.0";
+
+    #[tokio::test]
+    async fn jettons_are_holdings_priced_by_tonapi_spam_is_named_and_a_jetton_gone_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = memory::Store::open(dir.path()).unwrap();
+        let today = Utc::now().date_naive();
+        let rate = |base: &str, rate: &str| Rate {
+            base: base.to_owned(),
+            quote: "USD".to_owned(),
+            date: today,
+            rate: rate.parse().unwrap(),
+        };
+        // TON at 5; a USDT rate the day already has (CoinGecko, a file) stays.
+        store
+            .ledger()
+            .put_rates(&[rate("TON", "5"), rate("USDT", "0.99")])
+            .unwrap();
+
+        let (_sim, config) = jetton_world(&[TETHER, TSTON, SCAM]).await;
+        let sources = OnchainSources::from_config(&config).unwrap();
+        let first = view(&store, &config.finance, &sources, 30, today)
+            .await
+            .unwrap();
+        assert!(first.problems.is_empty(), "{:?}", first.problems);
+        let wallet = &first.wallets[0];
+        let counted: Vec<(&str, String)> = wallet
+            .jettons
+            .iter()
+            .map(|j| (j.asset.as_str(), j.quantity.to_string()))
+            .collect();
+        assert_eq!(
+            counted,
+            [("USDT", "2500".to_owned()), ("TSTON", "10".to_owned())]
+        );
+        assert_eq!(
+            wallet.ignored_jettons.len(),
+            1,
+            "{:?}",
+            wallet.ignored_jettons
+        );
+        assert!(
+            wallet.ignored_jettons[0].starts_with("USDT: blacklist"),
+            "{:?}",
+            wallet.ignored_jettons
+        );
+        // 1,000 TON × 5 + 2,500 USDT × 0.99 (the stored rate, not tonapi's 1.0) + 10 tsTON ×
+        // 5.5 (tonapi's price, stored as the day's rate) = 5,000 + 2,475 + 55.
+        assert_eq!(first.report.total, Decimal::from(7530));
+        let class = |asset: &str| {
+            first
+                .report
+                .positions
+                .iter()
+                .find(|row| row.asset == asset)
+                .map(|row| row.class)
+        };
+        assert_eq!(class("USDT"), Some(memory::ledger::AssetClass::Stablecoin));
+        assert_eq!(class("TSTON"), Some(memory::ledger::AssetClass::Crypto));
+        assert_eq!(
+            store.ledger().rate_on("TSTON", "USD", today, 0).unwrap(),
+            Some((today, "5.5".parse().unwrap()))
+        );
+        assert_eq!(
+            store.ledger().rate_on("USDT", "USD", today, 0).unwrap(),
+            Some((today, "0.99".parse().unwrap()))
+        );
+
+        // The tsTON were sent away: tonapi no longer lists them, the position is closed at 0
+        // instead of being carried forward.
+        let (_sim, config) = jetton_world(&[TETHER]).await;
+        let sources = OnchainSources::from_config(&config).unwrap();
+        let second = view(&store, &config.finance, &sources, 30, today)
+            .await
+            .unwrap();
+        assert_eq!(second.report.total, Decimal::from(7475));
+
+        // With `jettons = "none"` nothing is asked of tonapi's jettons; "all" counts all
+        // but the black list.
+        let (sim, mut config) = jetton_world(&[TETHER, SCAM]).await;
+        config.finance.portfolio.jettons = agents::finance::portfolio::JettonPolicy::None;
+        let sources = OnchainSources::from_config(&config).unwrap();
+        let none = view(&store, &config.finance, &sources, 30, today)
+            .await
+            .unwrap();
+        assert!(none.wallets[0].jettons.is_empty() && none.wallets[0].ignored_jettons.is_empty());
+        assert_eq!(sim.request_count("tonapi"), 1, "the staking pools only");
+    }
+
+    #[tokio::test]
+    async fn jettons_that_cannot_be_read_are_a_problem_and_the_ton_balance_still_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = memory::Store::open(dir.path()).unwrap();
+        let today = Utc::now().date_naive();
+        store
+            .ledger()
+            .put_rates(&[Rate {
+                base: "TON".to_owned(),
+                quote: "USD".to_owned(),
+                date: today,
+                rate: Decimal::from(5),
+            }])
+            .unwrap();
+        let (_sim, mut config) = jetton_world(&[TETHER]).await;
+        // tonapi unreachable: a closed port.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        config.sources.tonapi.base_url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        config.sources.tonapi.retry.max_attempts = 1;
+        let sources = OnchainSources::from_config(&config).unwrap();
+        let outcome = view(&store, &config.finance, &sources, 30, today)
+            .await
+            .unwrap();
+        assert_eq!(outcome.report.total, Decimal::from(5000));
+        assert!(
+            outcome.problems[0].starts_with("wallet treasury jettons: "),
+            "{:?}",
+            outcome.problems
+        );
+        assert!(
+            outcome.problems[1].starts_with("staking pools: "),
+            "{:?}",
+            outcome.problems
+        );
+    }
+
     #[test]
     fn a_bad_balances_file_is_refused_whole_with_line_numbers() {
         let dir = tempfile::tempdir().unwrap();

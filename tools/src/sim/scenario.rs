@@ -38,6 +38,38 @@ pub struct Scenario {
     /// Cocoon compute nodes whose metrics page `/cocoon/{name}/metrics` serves.
     #[serde(default)]
     pub cocoon_nodes: Vec<SimCocoonNode>,
+    /// Jetton balances tonapi's `/v2/accounts/{id}/jettons` lists.
+    #[serde(default)]
+    pub jettons: Vec<SimJetton>,
+}
+
+/// A jetton an account holds: tonapi lists it with its master (derived from the symbol),
+/// metadata, verification and, when `price_usd` is set and USD is asked for, its price.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimJetton {
+    /// The holder, any address form.
+    pub owner: String,
+    pub symbol: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default = "default_jetton_decimals")]
+    pub decimals: u32,
+    /// In the jetton's smallest units, as tonapi sends it (a string of digits).
+    pub balance: String,
+    /// "whitelist", "graylist", "blacklist" or "none".
+    #[serde(default = "default_verification")]
+    pub verification: String,
+    #[serde(default)]
+    pub price_usd: Option<f64>,
+}
+
+fn default_jetton_decimals() -> u32 {
+    9
+}
+
+fn default_verification() -> String {
+    "whitelist".to_owned()
 }
 
 /// A Cocoon (AI compute) node: its Prometheus page shows `cocoon_worker_utilization_ratio`
@@ -650,6 +682,7 @@ impl Scenario {
                     faults: Vec::new(),
                     pools: Vec::new(),
                     cocoon_nodes: Vec::new(),
+                    jettons: Vec::new(),
                 }
             }
         }
@@ -711,6 +744,32 @@ impl Scenario {
                         "volatility_percent_per_hour must be >= 0, got {}",
                         coin.volatility_percent_per_hour
                     ),
+                );
+            }
+        }
+        for (index, jetton) in self.jettons.iter().enumerate() {
+            if crate::ton::parse_address(&jetton.owner).is_err() {
+                problem(
+                    format!("jettons[{index}].owner"),
+                    format!("{:?} is not a TON address", jetton.owner),
+                );
+            }
+            if jetton.balance.is_empty() || !jetton.balance.bytes().all(|b| b.is_ascii_digit()) {
+                problem(
+                    format!("jettons[{index}].balance"),
+                    format!(
+                        "balance must be digits (smallest units), got {:?}",
+                        jetton.balance
+                    ),
+                );
+            }
+            if jetton
+                .price_usd
+                .is_some_and(|price| !(price.is_finite() && price >= 0.0))
+            {
+                problem(
+                    format!("jettons[{index}].price_usd"),
+                    "price_usd must be >= 0".into(),
                 );
             }
         }

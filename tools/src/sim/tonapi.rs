@@ -19,6 +19,12 @@
 //! (the scenario start and one 65536 s round without one), with tonapi's `implementations`
 //! map. The scenario's own `[[pools]]` are not listed: tonapi lists pools open to the public.
 //!
+//! Jettons: `GET /tonapi/v2/accounts/{id}/jettons` lists the scenario's `[[jettons]]` of that
+//! owner (any address form matches), each with a master derived from its symbol and, when
+//! `currencies` includes usd and the jetton has a `price_usd`, tonapi's `price` object (the
+//! diffs signed the way tonapi signs them: `+` or U+2212). An id that is not an address is a
+//! 400.
+//!
 //! Bulk: `{"account_ids": [...]}` answered as `{"accounts": [...]}`, each id as
 //! `/v2/accounts/{id}` answers it, in the order asked (duplicates repeated). Like tonapi, the
 //! whole request is a 400 when the list is empty, longer than [`MAX_BULK_IDS`], or holds an
@@ -28,7 +34,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -48,6 +54,7 @@ pub(crate) fn routes() -> Router<Arc<World>> {
         .route("/tonapi/v2/accounts/{id}", get(account))
         .route("/tonapi/v2/accounts/_bulk", post(accounts_bulk))
         .route("/tonapi/v2/staking/pools", get(staking_pools))
+        .route("/tonapi/v2/accounts/{id}/jettons", get(account_jettons))
 }
 
 /// One pool of the simulated `/v2/staking/pools`.
@@ -325,6 +332,70 @@ async fn accounts_bulk(State(world): State<Arc<World>>, body: Bytes) -> Response
             Ok(accounts) => (StatusCode::OK, json!({ "accounts": accounts })),
             Err(error) => (StatusCode::BAD_REQUEST, error),
         }
+    })
+    .await
+}
+
+async fn account_jettons(
+    State(world): State<Arc<World>>,
+    Path(id): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    serve(&world, SimService::Tonapi, "accounts/jettons", || {
+        let Ok(owner) = crate::ton::parse_address(&id) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("can't decode address {id}")}),
+            );
+        };
+        let usd = query.get("currencies").is_some_and(|currencies| {
+            currencies
+                .split(',')
+                .any(|currency| currency.trim().eq_ignore_ascii_case("usd"))
+        });
+        let balances: Vec<Value> = world
+            .scenario
+            .jettons
+            .iter()
+            .filter(|jetton| {
+                crate::ton::parse_address(&jetton.owner).is_ok_and(|parsed| parsed.raw == owner.raw)
+            })
+            .map(|jetton| {
+                let master = format!("0:{}", derived_hex(&jetton.symbol, "jetton-master"));
+                let wallet = format!(
+                    "0:{}",
+                    derived_hex(&format!("{}{}", owner.raw, jetton.symbol), "jetton-wallet")
+                );
+                let mut body = json!({
+                    "balance": jetton.balance,
+                    "wallet_address": {"address": wallet, "is_scam": false, "is_wallet": false},
+                    "jetton": {
+                        "address": master,
+                        "name": jetton.name,
+                        "symbol": jetton.symbol,
+                        "decimals": jetton.decimals,
+                        "image": "https://cache.tonapi.io/images/jetton.jpg",
+                        "verification": jetton.verification,
+                        "score": 0,
+                    },
+                });
+                if let (true, Some(price), Some(fields)) =
+                    (usd, jetton.price_usd, body.as_object_mut())
+                {
+                    fields.insert(
+                        "price".to_owned(),
+                        json!({
+                            "prices": {"USD": price},
+                            "diff_24h": {"USD": "\u{2212}0.02%"},
+                            "diff_7d": {"USD": "+0.01%"},
+                            "diff_30d": {"USD": "+0.00%"},
+                        }),
+                    );
+                }
+                body
+            })
+            .collect();
+        (StatusCode::OK, json!({ "balances": balances }))
     })
     .await
 }

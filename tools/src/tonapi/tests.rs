@@ -933,3 +933,152 @@ async fn a_malformed_staking_pools_body_is_a_clear_error_naming_the_field() {
         "{detail}"
     );
 }
+
+// ---- jettons ----
+
+const HOLDER: &str = "0:5555555555555555555555555555555555555555555555555555555555555555";
+
+#[tokio::test]
+async fn jettons_keep_good_entries_and_name_the_broken_ones() {
+    // Shapes as tonapi sends them: balances as strings, Tether's symbol `USD₮`, prices as
+    // numbers with diffs signed `+` or U+2212, a spam jetton on the black list, an entry
+    // without a symbol and one whose metadata claims 255 decimals.
+    let body = r#"{"balances": [
+        {"balance": "1500250000", "price": {"prices": {"USD": 0.9998}, "diff_24h": {"USD": "−0.02%"},
+          "diff_7d": {"USD": "+0.01%"}},
+         "wallet_address": {"address": "0:aa", "is_scam": false, "is_wallet": false},
+         "jetton": {"address": "0:B113A994B5024A16719F69139328EB759596C38A25F59028B146FECDC3621DFE",
+           "name": "Tether USD", "symbol": "USD₮", "decimals": 6, "image": "x",
+           "verification": "whitelist", "score": 100}},
+        {"balance": 5000000000000,
+         "wallet_address": {"address": "0:bb", "is_scam": true, "is_wallet": false},
+         "jetton": {"address": "0:cc", "name": "Free USDT", "symbol": "USDT", "decimals": "9",
+           "image": "x", "verification": "blacklist", "score": -100}},
+        {"balance": "7", "jetton": {"address": "0:dd", "name": "nameless", "decimals": 9}},
+        {"balance": "1", "jetton": {"address": "0:ee", "symbol": "HUGE", "decimals": 255}},
+        {"balance": "2500000000", "price": {"prices": {"usd": "2.5", "TON": null}},
+         "jetton": {"address": "0:ff", "symbol": "tsTON", "decimals": 9}}
+    ]}"#;
+    let server = scripted(vec![reply(200, JSON, body)]).await;
+    let client = keyed(&server.base_url);
+    let jettons = client
+        .account_jettons(HOLDER, &["usd"])
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        server.requests.lock().unwrap()[0].0,
+        format!("/v2/accounts/{HOLDER}/jettons?currencies=usd")
+    );
+    let read: Vec<(&str, u32, u128, &str)> = jettons
+        .balances
+        .iter()
+        .map(|j| {
+            (
+                j.symbol.as_str(),
+                j.decimals,
+                j.raw_balance,
+                j.verification.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("USD₮", 6, 1_500_250_000, "whitelist"),
+            ("USDT", 9, 5_000_000_000_000, "blacklist"),
+            ("tsTON", 9, 2_500_000_000, "none"),
+        ]
+    );
+    let tether = &jettons.balances[0];
+    assert_eq!(
+        tether.master,
+        "0:b113a994b5024a16719f69139328eb759596c38a25f59028b146fecdc3621dfe"
+    );
+    assert_eq!(tether.name, "Tether USD");
+    assert_eq!(tether.prices.get("USD"), Some(&0.9998));
+    assert!(jettons.balances[1].prices.is_empty());
+    // A price sent as a string is read; a null one is not a price.
+    assert_eq!(
+        jettons.balances[2].prices.iter().collect::<Vec<_>>(),
+        [(&"USD".to_owned(), &2.5)]
+    );
+    assert_eq!(jettons.skipped.len(), 2, "{:?}", jettons.skipped);
+    assert!(
+        jettons.skipped[0].starts_with("balances[2]: at `jetton`")
+            && jettons.skipped[0].contains("symbol"),
+        "{:?}",
+        jettons.skipped
+    );
+    assert!(
+        jettons.skipped[1].contains("balances[3] (HUGE): 255 decimals"),
+        "{:?}",
+        jettons.skipped
+    );
+
+    // No balances array at all is an error naming it, not an empty wallet.
+    let error = parse_jettons(&serde_json::json!({"jettons": []})).unwrap_err();
+    assert!(error.to_string().contains("balances"), "{error}");
+}
+
+#[tokio::test]
+async fn jettons_from_the_sim_belong_to_their_owner_and_carry_a_price_when_asked() {
+    crate::http::install_crypto_provider();
+    let scenario = Scenario::from_toml(
+        &format!(
+            r#"
+name = "jettons"
+speed = 0.0
+
+[[jettons]]
+owner = "{HOLDER}"
+symbol = "USD₮"
+name = "Tether USD"
+decimals = 6
+balance = "2500000000"
+price_usd = 1.0
+
+[[jettons]]
+owner = "{HOLDER}"
+symbol = "SCAM"
+balance = "1000000000000"
+verification = "blacklist"
+
+[[jettons]]
+owner = "0:6666666666666666666666666666666666666666666666666666666666666666"
+symbol = "NOT"
+balance = "5"
+"#
+        ),
+        "jettons",
+    )
+    .unwrap();
+    let sim = SimWorld::start(scenario, loopback()).await.unwrap();
+    let client = keyed(&sim.tonapi_url());
+    // Upper-case hex is the same owner.
+    let jettons = client
+        .account_jettons(&HOLDER.to_uppercase(), &["usd"])
+        .await
+        .unwrap()
+        .value;
+    assert!(jettons.skipped.is_empty(), "{:?}", jettons.skipped);
+    let symbols: Vec<&str> = jettons.balances.iter().map(|j| j.symbol.as_str()).collect();
+    assert_eq!(symbols, ["USD₮", "SCAM"]);
+    assert_eq!(jettons.balances[0].raw_balance, 2_500_000_000);
+    assert_eq!(jettons.balances[0].decimals, 6);
+    assert_eq!(jettons.balances[0].prices.get("USD"), Some(&1.0));
+    assert_eq!(jettons.balances[1].verification, "blacklist");
+    assert!(jettons.balances[1].prices.is_empty());
+    // Without currencies, no price.
+    let unpriced = client.account_jettons(HOLDER, &[]).await.unwrap().value;
+    assert!(unpriced.balances[0].prices.is_empty());
+    // Not an address: tonapi's 400, as a clear error.
+    let error = client
+        .account_jettons("not-an-address", &["usd"])
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("can't decode address"),
+        "{error}"
+    );
+}

@@ -171,6 +171,72 @@ fn a_wallet_balance_becomes_a_ton_holding_under_the_wallet_label() {
     );
 }
 
+fn jetton(
+    symbol: &str,
+    decimals: u32,
+    raw_balance: u128,
+    verification: &str,
+) -> tools::tonapi::JettonBalance {
+    tools::tonapi::JettonBalance {
+        master: "0:b113a994b5024a16719f69139328eb759596c38a25f59028b146fecdc3621dfe".to_owned(),
+        name: String::new(),
+        symbol: symbol.to_owned(),
+        decimals,
+        raw_balance,
+        verification: verification.to_owned(),
+        prices: Default::default(),
+    }
+}
+
+#[test]
+fn a_jetton_becomes_a_holding_scaled_by_its_decimals_and_named_by_its_symbol() {
+    let wallet = &wallets()[1];
+    let tether = jetton_holding(
+        wallet,
+        day("2026-11-03"),
+        &jetton("USD₮", 6, 1_500_250_000, "whitelist"),
+    )
+    .unwrap();
+    // 1,500,250,000 units at 6 decimals.
+    assert_eq!(tether.quantity, dec("1500.25"));
+    assert_eq!(tether.asset, "USDT");
+    assert_eq!(tether.class, AssetClass::Stablecoin);
+    assert_eq!(tether.account, "treasury-wallet");
+    let staked = jetton_holding(
+        wallet,
+        day("2026-11-03"),
+        &jetton("tsTON", 9, 2_500_000_000, "whitelist"),
+    )
+    .unwrap();
+    assert_eq!(
+        (staked.asset.as_str(), staked.quantity, staked.class),
+        ("TSTON", dec("2.5"), AssetClass::Crypto)
+    );
+    // A jetton calling itself TON is never added to the native coin.
+    let fake = jetton_holding(wallet, day("2026-11-03"), &jetton("ton", 9, 1, "none")).unwrap();
+    assert_eq!(fake.asset, "TON (b113a994)");
+    // More than a decimal holds (2^100 units): no holding rather than a wrong one.
+    assert!(
+        jetton_holding(
+            wallet,
+            day("2026-11-03"),
+            &jetton("BIG", 0, 1u128 << 100, "none")
+        )
+        .is_none()
+    );
+
+    assert!(JettonPolicy::Verified.admits("whitelist"));
+    assert!(!JettonPolicy::Verified.admits("none"));
+    assert!(JettonPolicy::All.admits("graylist") && JettonPolicy::All.admits("none"));
+    assert!(!JettonPolicy::All.admits("blacklist"));
+    assert!(!JettonPolicy::None.admits("whitelist"));
+    let config: PortfolioConfig = toml::from_str("jettons = \"all\"").unwrap();
+    assert_eq!(config.jettons, JettonPolicy::All);
+    assert_eq!(PortfolioConfig::default().jettons, JettonPolicy::Verified);
+    let wrong = toml::from_str::<PortfolioConfig>("jettons = \"some\"").unwrap_err();
+    assert!(wrong.to_string().contains("verified"), "{wrong}");
+}
+
 // ---- balance import ----
 
 #[test]
@@ -415,6 +481,7 @@ fn three_day_config() -> PortfolioConfig {
         ],
         rebalance_to: Some(EXCHANGE.to_owned()),
         volatility_window_days: 30,
+        jettons: JettonPolicy::Verified,
     }
 }
 
@@ -446,6 +513,12 @@ fn every_day_carries_each_position_forward_and_unvalued_ones_are_listed_not_zero
     );
     assert_eq!(report.total, dec("1124000"));
     assert_eq!(report.pnl, dec("-66000"));
+    // Market moves: on the 2nd TON goes 5.00 -> 5.50 on the 100,000 the treasury held the
+    // day before (its 20,000 sent away are not market) and the cold wallet's 50,000:
+    // +50,000 + 25,000; on the 3rd TON 5.50 -> 5.20 on 80,000 + 50,000 + 20,000 = -45,000
+    // and BTC 60,000 -> 62,000 on 2 = +4,000. The fund's EUR rate did not move; AAPL has no
+    // price. 75,000 - 41,000 = 34,000; the other -100,000 are the USDT that left binance.
+    assert_eq!(report.market_pnl, dec("34000"));
 
     /// account, asset, quantity, price, value, change.
     type Row<'a> = (&'a str, &'a str, Decimal, Prices, Prices, Prices);
@@ -636,6 +709,48 @@ fn a_period_of_one_day_and_a_from_after_to_value_that_day() {
     )
     .unwrap();
     assert_eq!(reversed, one);
+}
+
+#[test]
+fn a_revaluation_of_the_same_stake_is_market_and_a_larger_stake_is_money_in() {
+    let (_dir, store) = store();
+    let ledger = store.ledger();
+    ledger
+        .put_rates(&[rate("EUR", "2026-11-01", "1.10")])
+        .unwrap();
+    let fund = |date: &str, quantity: &str, value: &str| {
+        let mut fund = holding(date, "private", "Fund A", AssetClass::Private, quantity);
+        fund.valuation = Some(Valuation {
+            value: dec(value),
+            currency: "EUR".to_owned(),
+        });
+        fund
+    };
+    ledger
+        .put_holdings(&[
+            fund("2026-11-01", "1", "200000"),
+            // Marked up by the manager: same stake, 230,000 EUR.
+            fund("2026-11-02", "1", "230000"),
+            // A second unit bought: 2 units valued 460,000 EUR.
+            fund("2026-11-03", "2", "460000"),
+        ])
+        .unwrap();
+    let report = valuation(
+        ledger,
+        &finance(&PortfolioConfig::default()),
+        day("2026-11-01"),
+        day("2026-11-03"),
+    )
+    .unwrap();
+    // 220,000 -> 253,000 -> 506,000 USD: the mark-up (30,000 EUR at 1.10) is market, the
+    // second unit is money in.
+    assert_eq!(report.pnl, dec("286000"));
+    assert_eq!(report.market_pnl, dec("33000"));
+    let text = render_table(&report);
+    assert!(
+        text.contains("P&L since 2026-11-01: +286,000 USD (market +33,000, money in or out and trades +253,000)"),
+        "{text}"
+    );
 }
 
 #[test]
