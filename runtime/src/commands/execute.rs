@@ -59,6 +59,7 @@ pub async fn execute(command: &Command, context: &Context) -> Answer {
         Command::Ranking => ranking(context, now),
         Command::Finance => finance(context, now),
         Command::Expense(request) => expense(context, request).await,
+        Command::Income(request) => income(context, request),
         Command::Market => market(context, now),
         Command::Alerts => alerts(context),
         Command::Silence { arguments } => silence(context, arguments, now).await,
@@ -1040,6 +1041,55 @@ fn finance(context: &Context, now: DateTime<Utc>) -> Answer {
         answer = answer.table(waiting);
     }
     answer
+}
+
+/// `/income`: a manual ledger entry of today, booked as the caller (no money moves, so no
+/// approval; the journal keeps who booked it). The same income twice on a day is one entry:
+/// a description tells two apart.
+fn income(context: &Context, request: &super::IncomeRequest) -> Answer {
+    let caller = context.caller.name.clone();
+    let entry = agents::finance::import::NewEntry {
+        date: Utc::now().date_naive(),
+        amount: agents::finance::import::AmountInput::Text(request.amount.clone()),
+        currency: request.currency.clone(),
+        stream: Some(request.stream.clone()),
+        category: None,
+        subcategory: None,
+        counterparty: request.counterparty.clone(),
+        description: request.description.clone(),
+        tags: vec!["chat".to_owned()],
+        id: None,
+    };
+    let outcome = crate::finance::add_entries(
+        &context.store,
+        &context.finance,
+        vec![entry],
+        &format!("manual:{caller}"),
+        || memory::ledger::EntrySource::Manual { by: caller.clone() },
+    );
+    let amount = format!("{} {}", request.amount, request.currency);
+    match outcome {
+        Ok(outcome) if outcome.inserted == 1 => Answer::new("Income booked")
+            .fact("Amount", amount)
+            .fact("Stream", request.stream.clone())
+            .fact("From", request.counterparty.clone())
+            .paragraph("In the ledger as a manual entry of today, booked by you."),
+        Ok(_) => Answer::with_outcome(
+            Outcome::Invalid,
+            "Already booked",
+            format!(
+                "{amount} from {} to {} is already in the ledger today; nothing was added. \
+                 Add a description after a ':' to book a second one.",
+                request.counterparty, request.stream
+            ),
+        ),
+        Err(crate::finance::FinanceError::Invalid(message)) => Answer::with_outcome(
+            Outcome::Invalid,
+            "Income not booked",
+            message.replace("entries[0]: ", ""),
+        ),
+        Err(error) => failed("the ledger", error),
+    }
 }
 
 /// `/expense`: a proposal from the caller; the policies decide whether it is booked at once,

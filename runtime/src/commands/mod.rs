@@ -27,7 +27,8 @@ pub mod render;
 pub use answer::{Action, ActionStyle, AlertLine, Answer, Fact, Outcome, Table};
 pub use execute::{MarketQuote, OPERATOR_ROLE, execute, market_quotes};
 pub use parse::{
-    DEFAULT_AUDIT_ENTRIES, ExpenseRequest, MAX_AUDIT_ENTRIES, MAX_INPUT_BYTES, ParseError, parse,
+    DEFAULT_AUDIT_ENTRIES, ExpenseRequest, IncomeRequest, MAX_AUDIT_ENTRIES, MAX_INPUT_BYTES,
+    ParseError, parse,
 };
 
 /// A parsed command.
@@ -48,6 +49,8 @@ pub enum Command {
     Finance,
     /// `/expense AMOUNT CURRENCY CATEGORY[/SUB] COUNTERPARTY[: DESCRIPTION]`: a proposal.
     Expense(ExpenseRequest),
+    /// `/income AMOUNT CURRENCY STREAM PAYER[: DESCRIPTION]`: a manual ledger entry.
+    Income(IncomeRequest),
     Market,
     Alerts,
     /// Parsed so the words are known; the alert router will act on them.
@@ -154,6 +157,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         usage: "/expense AMOUNT CURRENCY CATEGORY[/SUB] COUNTERPARTY[: DESCRIPTION]",
         description: "Submit an expense; the policies route it for approval, then it is booked",
         keywords: &["expense", "spend", "pay", "invoice", "bill", "purchase"],
+    },
+    CommandSpec {
+        name: "income",
+        usage: "/income AMOUNT CURRENCY STREAM PAYER[: DESCRIPTION]",
+        description: "Book income by hand (a payment the imports and the chain do not see)",
+        keywords: &["income", "revenue", "received", "earned", "sale", "paid"],
     },
     CommandSpec {
         name: "market",

@@ -129,6 +129,7 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         "ranking" => no_arguments(command, &rest, Command::Ranking),
         "finance" => no_arguments(command, &rest, Command::Finance),
         "expense" => expense(&rest, spec.usage).map(Command::Expense),
+        "income" => income(&rest, spec.usage).map(Command::Income),
         "market" => no_arguments(command, &rest, Command::Market),
         "alerts" => no_arguments(command, &rest, Command::Alerts),
         "approvals" => no_arguments(command, &rest, Command::Approvals),
@@ -250,9 +251,88 @@ pub struct ExpenseRequest {
 /// `AMOUNT CURRENCY CATEGORY[/SUB] COUNTERPARTY[: DESCRIPTION]`; the counterparty may be
 /// several words, the description starts after the first `:`.
 fn expense(rest: &[&str], usage: &'static str) -> Result<ExpenseRequest, ParseError> {
-    const COMMAND: &str = "expense";
+    let line = money_line(
+        ("expense", "category"),
+        (
+            "an amount, a currency, a category and who is paid",
+            "who is paid (before the ':')",
+        ),
+        rest,
+        usage,
+    )?;
+    Ok(ExpenseRequest {
+        amount: line.amount,
+        currency: line.currency,
+        category: line.name,
+        subcategory: line.sub,
+        counterparty: line.counterparty,
+        description: line.description,
+    })
+}
+
+/// What `/income` was given; the stream is checked against `[finance]` when it is booked.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IncomeRequest {
+    /// Positive, as typed ("1200.50").
+    pub amount: String,
+    /// Upper case.
+    pub currency: String,
+    pub stream: String,
+    pub counterparty: String,
+    pub description: String,
+}
+
+/// `AMOUNT CURRENCY STREAM PAYER[: DESCRIPTION]`, as `/expense` reads its line.
+fn income(rest: &[&str], usage: &'static str) -> Result<IncomeRequest, ParseError> {
+    let line = money_line(
+        ("income", "stream"),
+        (
+            "an amount, a currency, a stream and who paid",
+            "who paid (before the ':')",
+        ),
+        rest,
+        usage,
+    )?;
+    if let Some(sub) = line.sub {
+        return Err(ParseError::InvalidArgument {
+            command: "income",
+            message: format!(
+                "a revenue stream has no sub-stream: give {:?}, not {:?}",
+                line.name,
+                format!("{}/{sub}", line.name)
+            ),
+            usage,
+        });
+    }
+    Ok(IncomeRequest {
+        amount: line.amount,
+        currency: line.currency,
+        stream: line.name,
+        counterparty: line.counterparty,
+        description: line.description,
+    })
+}
+
+/// `AMOUNT CURRENCY NAME[/SUB] COUNTERPARTY[: DESCRIPTION]`, read for `/expense` and
+/// `/income`.
+struct MoneyLine {
+    amount: String,
+    currency: String,
+    name: String,
+    sub: Option<String>,
+    counterparty: String,
+    description: String,
+}
+
+/// `(command, what the name is)`, `(what is missing, what is missing after the name)`.
+fn money_line(
+    (command, what): (&'static str, &'static str),
+    (arguments, who): (&'static str, &'static str),
+    rest: &[&str],
+    usage: &'static str,
+) -> Result<MoneyLine, ParseError> {
     let invalid = |message: String| ParseError::InvalidArgument {
-        command: COMMAND,
+        command,
         message,
         usage,
     };
@@ -262,8 +342,8 @@ fn expense(rest: &[&str], usage: &'static str) -> Result<ExpenseRequest, ParseEr
         }
         _ => {
             return Err(ParseError::MissingArgument {
-                command: COMMAND,
-                argument: "an amount, a currency, a category and who is paid",
+                command,
+                argument: arguments,
                 usage,
             });
         }
@@ -294,7 +374,7 @@ fn expense(rest: &[&str], usage: &'static str) -> Result<ExpenseRequest, ParseEr
     for part in std::iter::once(category).chain(subcategory) {
         if !valid_name(part) {
             return Err(invalid(format!(
-                "{:?} is not a category name (letters, digits, '-', '_' and '.')",
+                "{:?} is not a {what} name (letters, digits, '-', '_' and '.')",
                 clip(part)
             )));
         }
@@ -305,16 +385,16 @@ fn expense(rest: &[&str], usage: &'static str) -> Result<ExpenseRequest, ParseEr
     };
     if counterparty.is_empty() {
         return Err(ParseError::MissingArgument {
-            command: COMMAND,
-            argument: "who is paid (before the ':')",
+            command,
+            argument: who,
             usage,
         });
     }
-    Ok(ExpenseRequest {
+    Ok(MoneyLine {
         amount: normalized,
         currency,
-        category: category.to_lowercase(),
-        subcategory: subcategory.map(str::to_lowercase),
+        name: category.to_lowercase(),
+        sub: subcategory.map(str::to_lowercase),
         counterparty: counterparty.to_owned(),
         description: description.to_owned(),
     })

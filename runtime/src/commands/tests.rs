@@ -60,6 +60,16 @@ fn parse_accepts_commands_with_or_without_slash_bot_suffix_and_case() {
             description: String::new(),
         })),
     );
+    check(
+        "/income 1200,50 usd services Acme Corp: November consulting",
+        Ok(Command::Income(IncomeRequest {
+            amount: "1200.50".into(),
+            currency: "USD".into(),
+            stream: "services".into(),
+            counterparty: "Acme Corp".into(),
+            description: "November consulting".into(),
+        })),
+    );
     check("/market", Ok(Command::Market));
     check("/alerts", Ok(Command::Alerts));
     check("/approvals@cc_bot", Ok(Command::Approvals));
@@ -212,6 +222,10 @@ fn every_listed_command_parses_from_its_own_usage_line() {
             .replace(
                 "AMOUNT CURRENCY CATEGORY[/SUB] COUNTERPARTY[: DESCRIPTION]",
                 "5 USD infrastructure Hetzner",
+            )
+            .replace(
+                "AMOUNT CURRENCY STREAM PAYER[: DESCRIPTION]",
+                "5 USD services Acme",
             );
         let parsed = parse(&example);
         assert!(parsed.is_ok(), "{example}: {parsed:?}");
@@ -643,6 +657,16 @@ fn expense_arguments_are_checked_with_the_reason() {
             "/expense 5 USD infrastructure : only a description",
             &["who is paid"][..],
         ),
+        (
+            "/income 5 USD",
+            &["needs an amount, a currency, a stream and who paid"][..],
+        ),
+        (
+            "/income 5 USD services/consulting Acme",
+            &["a revenue stream has no sub-stream: give \"services\""][..],
+        ),
+        ("/income 5 USD serv!ces Acme", &["is not a stream name"][..]),
+        ("/income 5 USD services : nobody", &["who paid"][..]),
     ] {
         match parse(input) {
             Err(error) => {
@@ -740,7 +764,50 @@ async fn an_expense_from_chat_is_routed_by_the_policies_and_finance_shows_it() {
         }])
         .unwrap();
 
-    // /finance: this month's 120 USD of costs, and the marketing expense waiting.
+    // Income by hand: booked as the caller; the same line again is not a second entry; an
+    // unknown stream is refused with the reason.
+    let income = run(
+        &h.context,
+        "/income 300 USD services Acme Corp: audit support",
+    )
+    .await;
+    assert_eq!(income.outcome, Outcome::Ok, "{income:?}");
+    assert_eq!(income.title, "Income booked");
+    let again = run(
+        &h.context,
+        "/income 300 USD services Acme Corp: audit support",
+    )
+    .await;
+    assert_eq!(again.outcome, Outcome::Invalid, "{again:?}");
+    assert!(
+        again.paragraphs[0].contains("already in the ledger today"),
+        "{again:?}"
+    );
+    let unknown = run(&h.context, "/income 300 USD lemonade Acme Corp").await;
+    assert_eq!(unknown.outcome, Outcome::Invalid, "{unknown:?}");
+    assert!(unknown.paragraphs[0].contains("lemonade"), "{unknown:?}");
+    let manual: Vec<_> = h
+        .context
+        .store
+        .ledger()
+        .entries(None, None)
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.stream.as_deref() == Some("services"))
+        .collect();
+    assert_eq!(manual.len(), 1, "{manual:?}");
+    assert_eq!(manual[0].amount, rust_decimal::Decimal::new(300, 0));
+    assert_eq!(manual[0].counterparty, "Acme Corp");
+    assert_eq!(manual[0].description, "audit support");
+    assert_eq!(
+        manual[0].source,
+        memory::ledger::EntrySource::Manual {
+            by: "alice".to_owned()
+        }
+    );
+
+    // /finance: this month's 120 USD of costs and 300 of income, and the marketing expense
+    // waiting.
     let finance = run(&h.context, "/finance").await;
     assert_eq!(finance.outcome, Outcome::Ok, "{finance:?}");
     let fact = |label: &str| {
@@ -763,8 +830,9 @@ async fn an_expense_from_chat_is_routed_by_the_policies_and_finance_shows_it() {
         this_month[0],
         format!("{} (to date)", agents::finance::report::month_of(today))
     );
+    assert_eq!(this_month[1], "300.00 USD");
     assert_eq!(this_month[2], "120.00 USD");
-    assert_eq!(this_month[3], "-120.00 USD");
+    assert_eq!(this_month[3], "180.00 USD");
     let waiting_table = &finance.tables[1];
     assert_eq!(
         waiting_table.rows,
