@@ -213,7 +213,7 @@ impl TonapiClient {
 
     /// `GET /v2/accounts/{address}/jettons?currencies=...`: the jettons the account holds with
     /// their price in each of `currencies` (e.g. `["usd"]`). An entry that cannot be read (a
-    /// spam jetton with broken metadata: no symbol, decimals above 38) is left out and named
+    /// spam jetton with broken metadata: no symbol, decimals above 28) is left out and named
     /// in [`JettonBalances::skipped`]; the others are kept.
     pub async fn account_jettons(
         &self,

@@ -53,6 +53,9 @@ const LOCAL_WINDOW: usize = 7;
 /// Days compared on either side of a level shift; also the least distance between two shifts.
 const SHIFT_WINDOW: usize = 14;
 
+/// Robust sigmas a level shift must have for [`forecast`] to adjust the history before it.
+pub const LEVEL_SHIFT_SIGMAS: f64 = 4.0;
+
 /// Expected run length (days) between changepoints, the prior of the changepoint detector.
 const CHANGEPOINT_HAZARD: f64 = 250.0;
 
@@ -171,6 +174,8 @@ pub fn detect_seasonality(series: &[f64]) -> Vec<usize> {
 /// Forecasts `horizon` days after the end of `series`, with the seasonal periods chosen by
 /// [`detect_seasonality`]: MSTL with a non-seasonal AutoETS on the deseasonalised series when
 /// seasonal, a non-seasonal AutoETS otherwise (see [`forecast_with_periods`] for the details).
+/// A level shift in the history is taken as the new normal: the days before it are moved by it
+/// first ([`level_adjusted`]; the model name then ends in ` (level-adjusted)`).
 ///
 /// # Errors
 ///
@@ -178,8 +183,33 @@ pub fn detect_seasonality(series: &[f64]) -> Vec<usize> {
 /// or infinite value, [`ForecastError::Model`] when the model cannot be fitted.
 pub fn forecast(series: &[f64], horizon: usize) -> Result<Forecast, ForecastError> {
     check_series(series)?;
-    let periods = detect_seasonality(series);
-    forecast_with_periods(series, horizon, &periods)
+    let (adjusted, shifts) = level_adjusted(series);
+    let periods = detect_seasonality(&adjusted);
+    let mut forecast = forecast_with_periods(&adjusted, horizon, &periods)?;
+    if shifts > 0 {
+        forecast.model.push_str(" (level-adjusted)");
+    }
+    Ok(forecast)
+}
+
+/// The series with the days before each level shift moved by the shift (found as
+/// [`anomalies`] finds them, at [`LEVEL_SHIFT_SIGMAS`]), so the history reads as if the level
+/// had always been today's: a model fitted to it forecasts the new level with its usual
+/// smoothing, instead of learning from the jump that the level wanders (a large smoothing
+/// weight, and forecasts as noisy as the last days). The shape before the shift (trend,
+/// seasons) is kept. Also the number of shifts.
+pub fn level_adjusted(series: &[f64]) -> (Vec<f64>, usize) {
+    let mut adjusted = series.to_vec();
+    let mut count = 0;
+    for anomaly in anomalies(series, LEVEL_SHIFT_SIGMAS) {
+        if let (AnomalyKind::LevelShift, Some(shift)) = (&anomaly.kind, anomaly.shift) {
+            for value in adjusted.iter_mut().take(anomaly.index) {
+                *value += shift;
+            }
+            count += 1;
+        }
+    }
+    (adjusted, count)
 }
 
 /// Forecasts `horizon` days after the end of `series` with the given seasonal periods: MSTL
@@ -474,6 +504,10 @@ pub struct Anomaly {
     pub score: f64,
     /// One plain sentence for people.
     pub reason: String,
+    /// For a level shift: how far the level moved (the median of the days after less the
+    /// median of the days before, seasonality removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<f64>,
 }
 
 /// Spikes, drops and level shifts in a daily series, sorted by day; `threshold_sigmas` is how many
@@ -539,6 +573,7 @@ pub fn anomalies(series: &[f64], threshold_sigmas: f64) -> Vec<Anomaly> {
                     series[index],
                     series[index] - r
                 ),
+                shift: None,
             });
         }
     }
@@ -586,6 +621,7 @@ pub fn anomalies(series: &[f64], threshold_sigmas: f64) -> Vec<Anomaly> {
                  to {SHIFT_WINDOW} days before and after; sigma {sigma:.3})",
                 if after < before { "down" } else { "up" }
             ),
+            shift: Some(after - before),
         });
     }
     found.sort_by_key(|a| a.index);

@@ -4,7 +4,10 @@
 //!   stake to the elector and later gets it back with the reward. The returned message is
 //!   split: the stakes sent since the last return are principal, the rest is the reward, and
 //!   only the reward (times `reward_share`, for a pool whose nominators own the rest) is income.
-//!   The elector's confirmation of a stake (1 TON of the message sent back) lowers the principal.
+//!   The elector's confirmation of a stake (1 TON of the message sent back) lowers the
+//!   principal; a stake that comes back whole (refused) is neither income nor a cycle; a return
+//!   pays back the oldest pending stakes it covers, so the next election's stake, sent while
+//!   this one was frozen, stays pending.
 //!   A return with no stake in the history read is reported, not guessed at.
 //! - A **cocoon** account receives payments for AI compute: each incoming transfer is income
 //!   of the `cocoon` stream, the sender is the customer.
@@ -304,6 +307,10 @@ pub struct Attribution {
 
 const NANOTON_PER_TON: u32 = 1_000_000_000;
 
+/// What the elector sends back when it accepts a stake: 1 TON (the forward fee comes off it).
+/// Anything from the elector up to this much is such a confirmation.
+const ELECTOR_CONFIRMATION_NANOTON: u128 = NANOTON_PER_TON as u128;
+
 /// Nanotons as an exact TON amount.
 pub fn ton(nanoton: u128) -> Decimal {
     let whole = Decimal::from(nanoton / u128::from(NANOTON_PER_TON));
@@ -432,7 +439,18 @@ pub fn attribute(
         }
         match watched.account.kind {
             AccountKind::Validator if sender == elector => {
-                let returned = ton(message.value_nanoton);
+                let value = message.value_nanoton;
+                // The elector accepts a stake by sending 1 TON of it back (less the forward
+                // fee): principal coming back at once, not a return.
+                if value <= ELECTOR_CONFIRMATION_NANOTON {
+                    if let Some(stake) = state.pending_stakes.last_mut() {
+                        stake.nanoton = stake.nanoton.saturating_sub(value);
+                    }
+                    state.pending_stakes.retain(|stake| stake.nanoton > 0);
+                    result.skipped += 1;
+                    continue;
+                }
+                let returned = ton(value);
                 if state.pending_stakes.is_empty() {
                     result.unmatched.push(Unmatched {
                         account: watched.account.label.clone(),
@@ -442,28 +460,40 @@ pub fn attribute(
                     });
                     continue;
                 }
-                let staked_nanoton: u128 = state.pending_stakes.iter().map(|s| s.nanoton).sum();
-                // The elector answers a new stake with a confirmation carrying 1 TON of the
-                // message back (the stake is the rest): less than half of what is pending is
-                // such a refund of principal, not a return.
-                if message.value_nanoton.saturating_mul(2) < staked_nanoton {
-                    let mut refund = message.value_nanoton;
-                    for stake in state.pending_stakes.iter_mut().rev() {
-                        let taken = refund.min(stake.nanoton);
-                        stake.nanoton -= taken;
-                        refund -= taken;
-                    }
-                    state.pending_stakes.retain(|stake| stake.nanoton > 0);
+                // A stake that comes back whole (less fees): refused by the elector or
+                // recovered unused. Not a cycle, nothing earned.
+                if let Some(index) = state.pending_stakes.iter().position(|stake| {
+                    stake.nanoton >= value && stake.nanoton - value < ELECTOR_CONFIRMATION_NANOTON
+                }) {
+                    state.pending_stakes.remove(index);
                     result.skipped += 1;
                     continue;
                 }
+                // The stakes this return pays back: oldest first, as many as it covers (the
+                // messages of one election come back together; the next election's stake,
+                // sent while this one was frozen, stays pending). Less than the oldest stake
+                // is that stake with a fine.
+                let mut count = 0;
+                let mut staked_nanoton: u128 = 0;
+                for stake in &state.pending_stakes {
+                    match staked_nanoton.checked_add(stake.nanoton) {
+                        Some(sum) if sum <= value => {
+                            staked_nanoton = sum;
+                            count += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                if count == 0 {
+                    count = 1;
+                    staked_nanoton = state.pending_stakes.first().map_or(0, |s| s.nanoton);
+                }
+                let principal: Vec<PendingStake> = state.pending_stakes.drain(..count).collect();
                 let staked = ton(staked_nanoton);
-                let staked_at = state
-                    .pending_stakes
+                let staked_at = principal
                     .first()
                     .map(|stake| stake.sent_at)
                     .unwrap_or_else(|| utc(tx.utime));
-                state.pending_stakes.clear();
                 let reward = returned - staked;
                 let share = watched.account.reward_share.unwrap_or(Decimal::ONE);
                 let ours = (reward * share).round_dp(9);

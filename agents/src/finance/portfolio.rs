@@ -40,6 +40,13 @@ pub const OWN_APY_WINDOW_DAYS: i64 = 90;
 
 const NANOTON_SCALE: u32 = 9;
 
+/// A position worth more than this (10^20 in the reporting currency) is a broken quantity or
+/// rate, not wealth: it is listed as unvalued, and the sums of the others cannot overflow.
+const MAX_POSITION_VALUE: Decimal = Decimal::from_parts(1_661_992_960, 1_808_227_885, 5, false, 0);
+
+/// The largest jetton quantity taken as a holding (10^18 tokens): more is a hostile supply.
+const MAX_JETTON_QUANTITY: Decimal = Decimal::from_parts(2_808_348_672, 232_830_643, 0, false, 0);
+
 fn default_volatility_window_days() -> u32 {
     30
 }
@@ -96,38 +103,65 @@ pub const STABLECOINS: [&str; 8] = [
     "USDT", "USDC", "DAI", "USDE", "TUSD", "FDUSD", "PYUSD", "USDD",
 ];
 
-/// The asset code of a jetton: its symbol in upper case with `₮` read as `T` (tonapi's
-/// `USD₮` is Tether's USDT). A jetton named like the native coin keeps its master in the code,
-/// so it is never added to TON.
-pub fn jetton_asset(jetton: &tools::tonapi::JettonBalance) -> String {
+/// Fiat codes no jetton may take as its asset code: a token called EUR would otherwise price
+/// every EUR entry (and the expense approval limits) at its own market.
+const FIAT_CODES: [&str; 24] = [
+    "USD", "EUR", "GBP", "JPY", "CHF", "CNY", "RUB", "AED", "SGD", "HKD", "CAD", "AUD", "KRW",
+    "INR", "TRY", "UAH", "KZT", "BRL", "PLN", "SEK", "NOK", "DKK", "CZK", "ILS",
+];
+
+/// The asset code of a jetton. A white-listed jetton with a plain symbol (letters and digits,
+/// at most 12) is its symbol in capitals, `₮` read as `T` (tonapi's `USD₮` is Tether's USDT).
+/// Any other jetton, and one whose symbol is TON, the reporting currency or a fiat code, keeps
+/// the start of its master in the code (`USDT (b113a994)`): anyone can mint a jetton called
+/// USDT or EUR, and it must never merge with, or set the rate of, the real thing.
+pub fn jetton_asset(jetton: &tools::tonapi::JettonBalance, reporting_currency: &str) -> String {
     let code = jetton.symbol.trim().replace('₮', "T").to_uppercase();
-    if code == TON {
-        let short: String = jetton
-            .master
-            .rsplit(':')
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .take(8)
-            .collect();
-        format!("{code} ({short})")
-    } else {
-        code
+    let plain = !code.is_empty()
+        && code.chars().count() <= 12
+        && code.chars().all(|c| c.is_ascii_alphanumeric());
+    let reserved = code == TON
+        || code.eq_ignore_ascii_case(reporting_currency)
+        || FIAT_CODES.contains(&code.as_str());
+    if jetton.verification == "whitelist" && plain && !reserved {
+        return code;
     }
+    let mut clean: String = code
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    if clean.is_empty() {
+        clean = "JETTON".to_owned();
+    }
+    let short: String = jetton
+        .master
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(8)
+        .collect();
+    format!("{clean} ({short})")
 }
 
 /// A jetton balance of a portfolio wallet on `date` as a holding: quantity = raw balance /
-/// 10^decimals. `None` when the balance does not fit a decimal (a hostile supply).
+/// 10^decimals, asset code from [`jetton_asset`]. `None` when the balance does not fit a
+/// decimal or is above 10^18 tokens (a hostile supply).
 pub fn jetton_holding(
     wallet: &PortfolioWallet,
     date: NaiveDate,
     jetton: &tools::tonapi::JettonBalance,
+    reporting_currency: &str,
 ) -> Option<Holding> {
     let raw = i128::try_from(jetton.raw_balance).ok()?;
     let quantity = Decimal::try_from_i128_with_scale(raw, jetton.decimals)
         .ok()?
         .normalize();
-    let asset = jetton_asset(jetton);
+    if quantity > MAX_JETTON_QUANTITY {
+        return None;
+    }
+    let asset = jetton_asset(jetton, reporting_currency);
     let class = if STABLECOINS.contains(&asset.as_str()) {
         AssetClass::Stablecoin
     } else {
@@ -701,7 +735,10 @@ impl Pricer<'_> {
             None => (holding.quantity, holding.asset.as_str()),
         };
         let worth = match self.rate(currency, date)? {
-            Some(rate) => match amount.checked_mul(rate) {
+            Some(rate) => match amount
+                .checked_mul(rate)
+                .filter(|value| value.abs() <= MAX_POSITION_VALUE)
+            {
                 Some(value) => {
                     let value = value.round_dp(2);
                     let price = if holding.valuation.is_some() {
@@ -890,7 +927,8 @@ pub fn valuation(
             if date > from
                 && let Some((before, held)) = yesterday.get(&key)
             {
-                market_pnl += market_move(before, held.as_ref(), &worth, holding);
+                market_pnl =
+                    market_pnl.saturating_add(market_move(before, held.as_ref(), &worth, holding));
             }
             yesterday.insert(key, (worth.clone(), holding.cloned()));
             match worth {
@@ -952,7 +990,7 @@ pub fn valuation(
             unrealized: value
                 .zip(holding.cost_basis)
                 .filter(|_| !holding.quantity.is_zero())
-                .map(|(value, cost)| value - cost),
+                .and_then(|(value, cost)| value.checked_sub(cost)),
             change,
             valuation_date,
             stale_days: valuation_date.map(|date| (to - date).num_days()),

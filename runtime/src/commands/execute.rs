@@ -59,7 +59,7 @@ pub async fn execute(command: &Command, context: &Context) -> Answer {
         Command::Ranking => ranking(context, now),
         Command::Finance => finance(context, now),
         Command::Expense(request) => expense(context, request).await,
-        Command::Income(request) => income(context, request),
+        Command::Income(request) => income(context, request, now),
         Command::Market => market(context, now),
         Command::Alerts => alerts(context),
         Command::Silence { arguments } => silence(context, arguments, now).await,
@@ -1044,12 +1044,12 @@ fn finance(context: &Context, now: DateTime<Utc>) -> Answer {
 }
 
 /// `/income`: a manual ledger entry of today, booked as the caller (no money moves, so no
-/// approval; the journal keeps who booked it). The same income twice on a day is one entry:
-/// a description tells two apart.
-fn income(context: &Context, request: &super::IncomeRequest) -> Answer {
+/// approval; the journal keeps who booked it). The same income (amount, stream, payer and
+/// description) twice on a day is one entry, whoever sends it: a description tells two apart.
+fn income(context: &Context, request: &super::IncomeRequest, now: DateTime<Utc>) -> Answer {
     let caller = context.caller.name.clone();
     let entry = agents::finance::import::NewEntry {
-        date: Utc::now().date_naive(),
+        date: now.date_naive(),
         amount: agents::finance::import::AmountInput::Text(request.amount.clone()),
         currency: request.currency.clone(),
         stream: Some(request.stream.clone()),
@@ -1064,7 +1064,7 @@ fn income(context: &Context, request: &super::IncomeRequest) -> Answer {
         &context.store,
         &context.finance,
         vec![entry],
-        &format!("manual:{caller}"),
+        &format!("chat:income:{}", request.stream),
         || memory::ledger::EntrySource::Manual { by: caller.clone() },
     );
     let amount = format!("{} {}", request.amount, request.currency);

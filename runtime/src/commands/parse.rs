@@ -349,6 +349,17 @@ fn money_line(
         }
     };
     let clip = |text: &str| text.chars().take(40).collect::<String>();
+    // A comma is a decimal comma ("49,90"); "1,200" could be either, so it is asked again.
+    if let Some((_, after)) = amount.rsplit_once(',')
+        && after.len() == 3
+        && after.bytes().all(|b| b.is_ascii_digit())
+        && !amount.contains('.')
+    {
+        return Err(invalid(format!(
+            "{:?} is ambiguous: write 1200 for twelve hundred, 1.2 for one point two",
+            clip(amount)
+        )));
+    }
     let normalized = amount.replace(',', ".");
     let valid_amount = normalized
         .parse::<rust_decimal::Decimal>()

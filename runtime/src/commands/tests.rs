@@ -658,6 +658,10 @@ fn expense_arguments_are_checked_with_the_reason() {
             &["who is paid"][..],
         ),
         (
+            "/expense 1,200 USD personnel Dana",
+            &["\"1,200\" is ambiguous"][..],
+        ),
+        (
             "/income 5 USD",
             &["needs an amount, a currency, a stream and who paid"][..],
         ),
@@ -783,6 +787,13 @@ async fn an_expense_from_chat_is_routed_by_the_policies_and_finance_shows_it() {
         again.paragraphs[0].contains("already in the ledger today"),
         "{again:?}"
     );
+    // The same payer and amount to another stream is another entry.
+    let other = run(
+        &h.context,
+        "/income 300 USD cocoon Acme Corp: audit support",
+    )
+    .await;
+    assert_eq!(other.outcome, Outcome::Ok, "{other:?}");
     let unknown = run(&h.context, "/income 300 USD lemonade Acme Corp").await;
     assert_eq!(unknown.outcome, Outcome::Invalid, "{unknown:?}");
     assert!(unknown.paragraphs[0].contains("lemonade"), "{unknown:?}");
@@ -830,9 +841,9 @@ async fn an_expense_from_chat_is_routed_by_the_policies_and_finance_shows_it() {
         this_month[0],
         format!("{} (to date)", agents::finance::report::month_of(today))
     );
-    assert_eq!(this_month[1], "300.00 USD");
+    assert_eq!(this_month[1], "600.00 USD");
     assert_eq!(this_month[2], "120.00 USD");
-    assert_eq!(this_month[3], "180.00 USD");
+    assert_eq!(this_month[3], "480.00 USD");
     let waiting_table = &finance.tables[1];
     assert_eq!(
         waiting_table.rows,

@@ -139,19 +139,24 @@ pub async fn snapshot_wallets(
             }
             Err(error) => snapshot.error = Some(error.to_string()),
         }
-        if config.portfolio.jettons != JettonPolicy::None {
+        // The jettons now held, when known: `None` when they could not all be read.
+        let held = if config.portfolio.jettons == JettonPolicy::None {
+            Some(std::collections::BTreeSet::new())
+        } else {
             jettons(
                 store,
                 config,
                 sources,
                 wallet,
                 today,
-                &previous,
                 &mut snapshot,
                 &mut holdings,
                 &mut rates,
             )
-            .await?;
+            .await?
+        };
+        if let Some(held) = held {
+            holdings.extend(closed_jettons(wallet, today, &previous, &held));
         }
         snapshots.push(snapshot);
     }
@@ -163,7 +168,8 @@ pub async fn snapshot_wallets(
 }
 
 /// A wallet's jettons from tonapi: the admitted ones as holdings (and tonapi's price as the
-/// day's rate when there is none), the others named, the ones gone closed with a 0.
+/// day's rate when there is none), the others named. The asset codes held, or `None` when the
+/// list could not be read whole (so nothing is closed on a guess).
 #[allow(clippy::too_many_arguments)]
 async fn jettons(
     store: &Store,
@@ -171,11 +177,10 @@ async fn jettons(
     sources: &OnchainSources,
     wallet: &agents::finance::portfolio::PortfolioWallet,
     today: NaiveDate,
-    previous: &[memory::ledger::Holding],
     snapshot: &mut WalletSnapshot,
     holdings: &mut Vec<memory::ledger::Holding>,
     rates: &mut Vec<memory::ledger::Rate>,
-) -> Result<(), FinanceError> {
+) -> Result<Option<std::collections::BTreeSet<String>>, FinanceError> {
     let currency = config.reporting_currency.to_uppercase();
     let fetched = match sources
         .tonapi
@@ -185,9 +190,10 @@ async fn jettons(
         Ok(fetched) => fetched.value,
         Err(error) => {
             snapshot.jetton_error = Some(error.to_string());
-            return Ok(());
+            return Ok(None);
         }
     };
+    let complete = fetched.skipped.is_empty();
     snapshot.ignored_jettons.extend(fetched.skipped);
     let mut present = std::collections::BTreeSet::new();
     for jetton in &fetched.balances {
@@ -207,15 +213,35 @@ async fn jettons(
             ));
             continue;
         }
-        let Some(holding) = jetton_holding(wallet, today, jetton) else {
+        let Some(holding) = jetton_holding(wallet, today, jetton, &currency) else {
             snapshot.ignored_jettons.push(format!(
                 "{}: a balance of {} units at {} decimals is too large to count",
                 jetton.symbol, jetton.raw_balance, jetton.decimals
             ));
             continue;
         };
+        // Two jettons with one code in one wallet (two white-listed bridges of a coin): one
+        // position, their sum.
+        if !present.insert(holding.asset.clone()) {
+            if let Some(same) = holdings.iter_mut().find(|same| {
+                same.account == holding.account && same.asset == holding.asset && same.date == today
+            }) {
+                same.quantity = same.quantity.saturating_add(holding.quantity);
+            }
+            if let Some(same) = snapshot
+                .jettons
+                .iter_mut()
+                .find(|same| same.asset == holding.asset)
+            {
+                same.quantity = same.quantity.saturating_add(holding.quantity);
+            }
+            continue;
+        }
         let price = jetton.prices.get(&currency).copied();
-        if let Some(rate) = price.and_then(|price| Decimal::try_from(price).ok())
+        if let Some(rate) = price
+            .and_then(|price| Decimal::try_from(price).ok())
+            .and_then(|rate| rate.round_sf(12))
+            .filter(|rate| *rate > Decimal::ZERO)
             && store
                 .ledger()
                 .rate_on(&holding.asset, &currency, today, 0)?
@@ -225,10 +251,9 @@ async fn jettons(
                 base: holding.asset.clone(),
                 quote: currency.clone(),
                 date: today,
-                rate: rate.round_dp(8).normalize(),
+                rate: rate.normalize(),
             });
         }
-        present.insert(holding.asset.clone());
         snapshot.jettons.push(JettonSnapshot {
             asset: holding.asset.clone(),
             quantity: holding.quantity,
@@ -236,8 +261,17 @@ async fn jettons(
         });
         holdings.push(holding);
     }
-    // The latest on-chain snapshot of every other asset of this wallet: a jetton that is no
-    // longer listed was sent away.
+    Ok(complete.then_some(present))
+}
+
+/// Zero holdings today for the wallet's jettons held before and not in `held`: a jetton no
+/// longer listed was sent away, so it is not carried forward.
+fn closed_jettons(
+    wallet: &agents::finance::portfolio::PortfolioWallet,
+    today: NaiveDate,
+    previous: &[memory::ledger::Holding],
+    held: &std::collections::BTreeSet<String>,
+) -> Vec<memory::ledger::Holding> {
     let mut latest: BTreeMap<&str, &memory::ledger::Holding> = BTreeMap::new();
     for holding in previous.iter().filter(|holding| {
         holding.account == wallet.label
@@ -252,18 +286,17 @@ async fn jettons(
             *entry = holding;
         }
     }
-    for (asset, holding) in latest {
-        if !present.contains(asset) && !holding.quantity.is_zero() {
-            holdings.push(memory::ledger::Holding {
-                date: today,
-                quantity: Decimal::ZERO,
-                valuation: None,
-                cost_basis: None,
-                ..holding.clone()
-            });
-        }
-    }
-    Ok(())
+    latest
+        .into_iter()
+        .filter(|(asset, holding)| !held.contains(*asset) && !holding.quantity.is_zero())
+        .map(|(_, holding)| memory::ledger::Holding {
+            date: today,
+            quantity: Decimal::ZERO,
+            valuation: None,
+            cost_basis: None,
+            ..holding.clone()
+        })
+        .collect()
 }
 
 /// The valuation of `from..=to` with its rebalancing plan.

@@ -556,6 +556,7 @@ mod portfolio_check {
     const TETHER: &str =
         "symbol = \"USD₮\"\ndecimals = 6\nbalance = \"2500000000\"\nprice_usd = 1.0";
     const TSTON: &str = "symbol = \"tsTON\"\nbalance = \"10000000000\"\nprice_usd = 5.5";
+    const UNLISTED: &str = "symbol = \"USDT\"\ndecimals = 6\nbalance = \"1000000000\"\nverification = \"none\"\nprice_usd = 1.0";
     const SCAM: &str = "symbol = \"USDT\"\nname = \"Claim your USDT\"\nbalance = \"1000000000000000\"\nverification = \"blacklist\"\nprice_usd = 1.0";
 
     #[tokio::test]
@@ -633,8 +634,27 @@ mod portfolio_check {
             .unwrap();
         assert_eq!(second.report.total, Decimal::from(7475));
 
-        // With `jettons = "none"` nothing is asked of tonapi's jettons; "all" counts all
-        // but the black list.
+        // `jettons = "all"` counts all but the black list; a USDT off the white list is its
+        // own position with its own price, never the real USDT.
+        let (_sim, mut config) = jetton_world(&[TETHER, SCAM, UNLISTED]).await;
+        config.finance.portfolio.jettons = agents::finance::portfolio::JettonPolicy::All;
+        let sources = OnchainSources::from_config(&config).unwrap();
+        let all = view(&store, &config.finance, &sources, 30, today)
+            .await
+            .unwrap();
+        let assets: Vec<&str> = all.wallets[0]
+            .jettons
+            .iter()
+            .map(|j| j.asset.as_str())
+            .collect();
+        assert_eq!(assets.len(), 2, "{assets:?}");
+        assert_eq!(assets[0], "USDT");
+        assert!(assets[1].starts_with("USDT ("), "{assets:?}");
+        // 5,000 + 2,475 + 1,000 unlisted "USDT" at tonapi's 1.0.
+        assert_eq!(all.report.total, Decimal::from(8475));
+
+        // With `jettons = "none"` nothing is asked of tonapi's jettons, and those held are
+        // closed: TON alone remains.
         let (sim, mut config) = jetton_world(&[TETHER, SCAM]).await;
         config.finance.portfolio.jettons = agents::finance::portfolio::JettonPolicy::None;
         let sources = OnchainSources::from_config(&config).unwrap();
@@ -643,6 +663,7 @@ mod portfolio_check {
             .unwrap();
         assert!(none.wallets[0].jettons.is_empty() && none.wallets[0].ignored_jettons.is_empty());
         assert_eq!(sim.request_count("tonapi"), 1, "the staking pools only");
+        assert_eq!(none.report.total, Decimal::from(5000));
     }
 
     #[tokio::test]

@@ -107,6 +107,39 @@ fn trend_with_gaussian_noise_backtests_near_the_noise_floor() {
 }
 
 #[test]
+fn a_level_shift_is_followed_and_then_forecast_near_the_noise_floor() {
+    // y_t = 100 + e_t until day 250, 100 + 10 sigma after (a new customer, a price change);
+    // sigma = 2. The 10 backtest origins × 7 days are the last 70 days, 45 days or more past
+    // the shift, so a model whose level has caught up errs by e_t alone: 0.798 sigma (above).
+    // The naive forecast (the last value) errs by e_t - e_origin: sqrt(2) × 0.798 = 1.128
+    // sigma, which is also the in-sample MASE scale; a model stuck between the old and the new
+    // level (the whole-series mean is 106.3, 3.2 sigma below the new level) would be far
+    // worse. Bars: MAE below 1.0 sigma, MASE below 0.9 (0.71 is the ideal), and the next days
+    // forecast within 1.5 sigma of 120.
+    let sigma = 2.0;
+    let y = series(9, 365, sigma, |t| if t < 250.0 { 100.0 } else { 120.0 });
+    assert_eq!(detect_seasonality(&y), Vec::<usize>::new());
+    let report = backtest(&y, 7, 10, 1).unwrap();
+    println!("{report:?}");
+    assert!(report.model.contains("(level-adjusted)"), "{report:?}");
+    assert!(report.mae < 1.0 * sigma, "{report:?}");
+    assert!(report.mae > 0.6 * MEAN_ABS_NORMAL * sigma, "{report:?}");
+    assert!(report.mase < 0.9, "{report:?}");
+    // The same model on the history as it is learns from the jump that the level wanders: a
+    // large smoothing weight, forecasts as noisy as the last days, the naive forecast's error
+    // (1.128 sigma) or worse.
+    let unadjusted = backtest_with(&y, 7, 10, 1, |y, h| forecast_with_periods(y, h, &[])).unwrap();
+    println!("{unadjusted:?}");
+    assert!(unadjusted.mae > 1.05 * sigma, "{unadjusted:?}");
+    assert!(unadjusted.mae > report.mae, "{unadjusted:?}");
+    let fc = forecast(&y, 14).unwrap();
+    assert_well_formed(&fc, 14);
+    for point in &fc.point {
+        assert!((point - 120.0).abs() < 1.5 * sigma, "{fc:?}");
+    }
+}
+
+#[test]
 fn weekly_seasonality_is_detected_and_beats_seasonal_naive() {
     // y_t = 50 + 10 * w(t mod 7) + e_t, sigma = 1, so the weekly amplitude is ~20 sigma.
     // Seasonal naive predicts y_{t-7}: its error e_t - e_{t-7} ~ N(0, 2 sigma^2), so its MAE (and
@@ -206,6 +239,10 @@ fn level_shift_and_spike_are_found_and_clean_noise_is_quiet() {
     assert_eq!(shifts.len(), 1, "{found:?}");
     assert!(shifts[0].index.abs_diff(120) <= 3, "{found:?}");
     assert!(shifts[0].score > 4.0, "{found:?}");
+    // Its size: the difference of two medians of 14 noisy days, 8 give or take about 0.5.
+    let size = shifts[0].shift.unwrap();
+    assert!((size - 8.0).abs() < 1.0, "{found:?}");
+    // The spikes below carry no shift.
 
     // One spike of 10 sigma at day 77, and one drop of 9 sigma at day 150.
     let mut spiked = clean.clone();
@@ -218,6 +255,7 @@ fn level_shift_and_spike_are_found_and_clean_noise_is_quiet() {
     assert_eq!(found[0].value, spiked[77]);
     assert!(found[0].score > 7.0, "{found:?}");
     assert_eq!((found[1].index, found[1].kind), (150, AnomalyKind::Drop));
+    assert!(found.iter().all(|a| a.shift.is_none()), "{found:?}");
 }
 
 #[test]

@@ -99,17 +99,19 @@ fn a_returned_stake_books_only_the_reward_and_remembers_the_cycle() {
     let elector = tools::ton::elector::ELECTOR_ADDRESS;
     let watched = Watched::new(account(VALIDATOR, "validator-1", AccountKind::Validator)).unwrap();
     let mut state = AccountState::default();
-    // Two stake messages in one election (a top-up), a returned stake 18 days later; then a
-    // top-up from the treasury, which is ours and not income.
+    // Two stake messages in one election (a top-up), the elector's confirmation of the first
+    // (1 TON of it sent back), a returned stake 18 days later; then a top-up from the treasury,
+    // which is ours and not income.
     let history = [
         outgoing(10, NOV_1, VALIDATOR, elector, 600_000 * TON),
+        incoming(11, NOV_1 + 60, elector, VALIDATOR, TON, None),
         outgoing(12, NOV_1 + 3600, VALIDATOR, elector, 100_000 * TON),
         incoming(
             20,
             NOV_1 + 18 * DAY,
             elector,
             VALIDATOR,
-            700_123 * TON + 456_789_012,
+            700_122 * TON + 456_789_012,
             None,
         ),
         incoming(22, NOV_1 + 19 * DAY, TREASURY, VALIDATOR, 5_000 * TON, None),
@@ -117,7 +119,7 @@ fn a_returned_stake_books_only_the_reward_and_remembers_the_cycle() {
     let result = attribute(&watched, &own(), &history, &mut state);
     assert_eq!(result.entries.len(), 1, "{:?}", result.entries);
     let reward = &result.entries[0];
-    // 700,123.456789012 returned − 700,000 staked.
+    // 700,122.456789012 returned − 699,999 staked (700,000 sent, 1 confirmed back).
     assert_eq!(reward.amount, dec("123.456789012"));
     assert_eq!(reward.currency, "TON");
     assert_eq!(reward.stream.as_deref(), Some("validators"));
@@ -133,11 +135,14 @@ fn a_returned_stake_books_only_the_reward_and_remembers_the_cycle() {
     assert_eq!(reward.tags, ["onchain", "validator-reward"]);
     assert_eq!(
         reward.description,
-        "stake returned: 700123.456789012 TON for 700000 TON staked on 2026-11-01"
+        "stake returned: 700122.456789012 TON for 699999 TON staked on 2026-11-01"
     );
-    assert_eq!(result.skipped, 1, "the treasury top-up");
+    assert_eq!(
+        result.skipped, 2,
+        "the confirmation and the treasury top-up"
+    );
     assert_eq!(result.cycles.len(), 1);
-    assert_eq!(result.cycles[0].staked_ton, dec("700000"));
+    assert_eq!(result.cycles[0].staked_ton, dec("699999"));
     assert_eq!(result.cycles[0].reward_ton, dec("123.456789012"));
     assert_eq!(result.cycles[0].staked_at.timestamp(), NOV_1);
     assert!(state.pending_stakes.is_empty());
@@ -162,6 +167,77 @@ fn a_returned_stake_books_only_the_reward_and_remembers_the_cycle() {
     assert_eq!(fined.entries[0].amount, dec("-10"));
     assert_eq!(fined.entries[0].tags, ["onchain", "validator-fine"]);
     assert_eq!(state.cycles.len(), 2);
+}
+
+#[test]
+fn overlapping_stakes_are_paid_back_oldest_first_and_a_refused_stake_is_no_cycle() {
+    // One wallet validating every round: the stake for the next election goes out while the
+    // last one is still frozen, so two stakes are pending when the first comes back.
+    let elector = tools::ton::elector::ELECTOR_ADDRESS;
+    let watched = Watched::new(account(VALIDATOR, "validator-1", AccountKind::Validator)).unwrap();
+    let mut state = AccountState::default();
+    let history = [
+        outgoing(10, NOV_1, VALIDATOR, elector, 400_000 * TON),
+        // The confirmation less its forward fee.
+        incoming(11, NOV_1 + 60, elector, VALIDATOR, 999_000_000, None),
+        outgoing(20, NOV_1 + DAY, VALIDATOR, elector, 400_000 * TON),
+        incoming(21, NOV_1 + DAY + 60, elector, VALIDATOR, TON, None),
+        // The first stake back with 51 TON: 399,999.001 staked.
+        incoming(
+            30,
+            NOV_1 + 2 * DAY,
+            elector,
+            VALIDATOR,
+            400_050 * TON + 1_000_000,
+            None,
+        ),
+    ];
+    let result = attribute(&watched, &own(), &history, &mut state);
+    assert_eq!(result.entries.len(), 1, "{:?}", result.entries);
+    assert_eq!(result.entries[0].amount, dec("51"));
+    assert_eq!(result.cycles[0].staked_ton, dec("399999.001"));
+    assert_eq!(result.cycles[0].staked_at.timestamp(), NOV_1);
+    // The second stake is still out, less its confirmation.
+    assert_eq!(state.pending_stakes.len(), 1);
+    assert_eq!(state.pending_stakes[0].nanoton, 399_999 * TON);
+
+    // A third stake the elector refuses (sent back whole, less fees): no cycle, no entry, and
+    // it does not take the second stake's place. Then the second comes back with 60 TON.
+    let next = [
+        outgoing(40, NOV_1 + 3 * DAY, VALIDATOR, elector, 250_000 * TON),
+        incoming(
+            41,
+            NOV_1 + 3 * DAY + 60,
+            elector,
+            VALIDATOR,
+            250_000 * TON - 40_000_000,
+            None,
+        ),
+        incoming(50, NOV_1 + 4 * DAY, elector, VALIDATOR, 400_059 * TON, None),
+    ];
+    let later = attribute(&watched, &own(), &next, &mut state);
+    assert_eq!(later.entries.len(), 1, "{:?}", later.entries);
+    assert_eq!(later.entries[0].amount, dec("60"));
+    assert_eq!(later.cycles.len(), 1);
+    assert_eq!(later.skipped, 1, "the refused stake");
+    assert!(
+        state.pending_stakes.is_empty(),
+        "{:?}",
+        state.pending_stakes
+    );
+
+    // A fine while the next stake is pending: less than the oldest stake comes back; only
+    // that stake is settled.
+    let fined = [
+        outgoing(60, NOV_1 + 5 * DAY, VALIDATOR, elector, 300_000 * TON),
+        outgoing(70, NOV_1 + 6 * DAY, VALIDATOR, elector, 300_000 * TON),
+        incoming(80, NOV_1 + 7 * DAY, elector, VALIDATOR, 299_900 * TON, None),
+    ];
+    let fine = attribute(&watched, &own(), &fined, &mut state);
+    assert_eq!(fine.entries[0].amount, dec("-100"));
+    assert_eq!(fine.entries[0].tags, ["onchain", "validator-fine"]);
+    assert_eq!(state.pending_stakes.len(), 1);
+    assert_eq!(state.pending_stakes[0].nanoton, 300_000 * TON);
 }
 
 #[test]

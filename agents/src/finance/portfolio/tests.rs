@@ -191,39 +191,60 @@ fn jetton(
 #[test]
 fn a_jetton_becomes_a_holding_scaled_by_its_decimals_and_named_by_its_symbol() {
     let wallet = &wallets()[1];
-    let tether = jetton_holding(
-        wallet,
-        day("2026-11-03"),
-        &jetton("USD₮", 6, 1_500_250_000, "whitelist"),
-    )
-    .unwrap();
+    let date = day("2026-11-03");
+    let hold = |symbol: &str, decimals: u32, raw: u128, verification: &str| {
+        jetton_holding(
+            wallet,
+            date,
+            &jetton(symbol, decimals, raw, verification),
+            "USD",
+        )
+    };
+    let tether = hold("USD₮", 6, 1_500_250_000, "whitelist").unwrap();
     // 1,500,250,000 units at 6 decimals.
     assert_eq!(tether.quantity, dec("1500.25"));
     assert_eq!(tether.asset, "USDT");
     assert_eq!(tether.class, AssetClass::Stablecoin);
     assert_eq!(tether.account, "treasury-wallet");
-    let staked = jetton_holding(
-        wallet,
-        day("2026-11-03"),
-        &jetton("tsTON", 9, 2_500_000_000, "whitelist"),
-    )
-    .unwrap();
+    let staked = hold("tsTON", 9, 2_500_000_000, "whitelist").unwrap();
     assert_eq!(
         (staked.asset.as_str(), staked.quantity, staked.class),
         ("TSTON", dec("2.5"), AssetClass::Crypto)
     );
-    // A jetton calling itself TON is never added to the native coin.
-    let fake = jetton_holding(wallet, day("2026-11-03"), &jetton("ton", 9, 1, "none")).unwrap();
-    assert_eq!(fake.asset, "TON (b113a994)");
-    // More than a decimal holds (2^100 units): no holding rather than a wrong one.
-    assert!(
-        jetton_holding(
-            wallet,
-            day("2026-11-03"),
-            &jetton("BIG", 0, 1u128 << 100, "none")
-        )
-        .is_none()
+    // Not on the white list: the master stays in the code, so a fake USDT is neither the real
+    // one's position nor priced by its rate, and is no stablecoin.
+    let fake = hold("USDT", 6, 5_000_000, "none").unwrap();
+    assert_eq!(fake.asset, "USDT (b113a994)");
+    assert_eq!(fake.class, AssetClass::Crypto);
+    // TON, the reporting currency and fiat codes are never a jetton's bare code, even white
+    // listed; nor are symbols with anything but letters and digits.
+    assert_eq!(
+        hold("ton", 9, 1, "whitelist").unwrap().asset,
+        "TON (b113a994)"
     );
+    assert_eq!(
+        hold("EUR", 2, 1, "whitelist").unwrap().asset,
+        "EUR (b113a994)"
+    );
+    assert_eq!(
+        jetton_holding(wallet, date, &jetton("GBP", 2, 1, "whitelist"), "GBP")
+            .unwrap()
+            .asset,
+        "GBP (b113a994)"
+    );
+    assert_eq!(
+        hold("a/b\u{1f}c", 9, 1, "whitelist").unwrap().asset,
+        "ABC (b113a994)"
+    );
+    assert_eq!(
+        hold("\u{1f}", 9, 1, "none").unwrap().asset,
+        "JETTON (b113a994)"
+    );
+    // More than a decimal holds (2^100 units), or above 10^18 tokens: no holding rather than
+    // a wrong one.
+    assert!(hold("BIG", 0, 1u128 << 100, "none").is_none());
+    assert!(hold("BIG", 0, 10u128.pow(18) + 1, "none").is_none());
+    assert!(hold("BIG", 0, 10u128.pow(18), "none").is_some());
 
     assert!(JettonPolicy::Verified.admits("whitelist"));
     assert!(!JettonPolicy::Verified.admits("none"));
