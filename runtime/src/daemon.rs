@@ -381,12 +381,14 @@ impl Daemon {
             alert_sink.clone(),
         )
         .await?;
+        // One finance configuration for the expense executor, the API and the finance tasks.
+        let finance = Arc::new(config.finance.clone());
         let executors =
             crate::executors::ExecutorRegistry::new(&config.executors, alert_sink.clone())
                 .map(|registry| {
                     registry.with(Arc::new(crate::executors::ExpenseExecutor::new(
                         store.clone(),
-                        Arc::new(config.finance.clone()),
+                        Arc::clone(&finance),
                     )))
                 })
                 .map_err(|problems| {
@@ -551,7 +553,7 @@ impl Daemon {
             onchain: Arc::clone(&onchain),
             memory: vector_memory.clone(),
             briefings: Arc::new(config.briefings.clone()),
-            finance: Arc::new(config.finance.clone()),
+            finance: Arc::clone(&finance),
             store: store.clone(),
             auditor: auditor.clone(),
             health: health.clone(),
@@ -705,7 +707,7 @@ impl Daemon {
         }
         background.push(tokio::spawn(crate::finance::monthly_backtests(
             store.clone(),
-            Arc::new(config.finance.clone()),
+            Arc::clone(&finance),
             background_stop_rx.clone(),
         )));
         if !config.finance.portfolio.wallets.is_empty()
@@ -713,7 +715,7 @@ impl Daemon {
         {
             background.push(tokio::spawn(crate::finance::portfolio::daily(
                 store.clone(),
-                Arc::new(config.finance.clone()),
+                Arc::clone(&finance),
                 Arc::clone(&onchain),
                 auditor.clone(),
                 telemetry.clone(),
@@ -725,7 +727,7 @@ impl Daemon {
         if config.finance.onchain.enabled {
             background.push(tokio::spawn(crate::finance::onchain::hourly(
                 store.clone(),
-                Arc::new(config.finance.clone()),
+                Arc::clone(&finance),
                 Arc::clone(&onchain),
                 background_stop_rx.clone(),
             )));

@@ -364,23 +364,42 @@ pub fn backtest_if_due(
     Ok(true)
 }
 
+/// A periodic task's clock: the first tick at once, then every `period` (a late tick delays
+/// the next rather than bunching up), until `stop` turns true.
+pub(crate) struct Every {
+    ticker: tokio::time::Interval,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Every {
+    pub(crate) fn new(
+        period: std::time::Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { ticker, stop }
+    }
+
+    /// Waits for the next tick: false once `stop` turned true (or its sender is gone).
+    pub(crate) async fn tick(&mut self) -> bool {
+        tokio::select! {
+            _ = self.ticker.tick() => {}
+            _ = self.stop.changed() => return false,
+        }
+        !*self.stop.borrow()
+    }
+}
+
 /// The daemon's monthly backtest: checks once an hour (and at start) whether this month has a
 /// stored run, and runs one when not, until `stop` turns true.
 pub async fn monthly_backtests(
     store: Store,
     config: Arc<FinanceConfig>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut every = Every::new(std::time::Duration::from_secs(3600), stop);
+    while every.tick().await {
         let (store, config) = (store.clone(), Arc::clone(&config));
         let today = Utc::now().date_naive();
         match tokio::task::spawn_blocking(move || backtest_if_due(&store, &config, today)).await {

@@ -175,7 +175,7 @@ pub fn detect_seasonality(series: &[f64]) -> Vec<usize> {
 /// [`detect_seasonality`]: MSTL with a non-seasonal AutoETS on the deseasonalised series when
 /// seasonal, a non-seasonal AutoETS otherwise (see [`forecast_with_periods`] for the details).
 /// A level shift in the history is taken as the new normal: the days before it are moved by it
-/// first ([`level_adjusted`]; the model name then ends in ` (level-adjusted)`).
+/// first (the model name then ends in ` (level-adjusted)`).
 ///
 /// # Errors
 ///
@@ -183,7 +183,23 @@ pub fn detect_seasonality(series: &[f64]) -> Vec<usize> {
 /// or infinite value, [`ForecastError::Model`] when the model cannot be fitted.
 pub fn forecast(series: &[f64], horizon: usize) -> Result<Forecast, ForecastError> {
     check_series(series)?;
-    let (adjusted, shifts) = level_adjusted(series);
+    forecast_after(series, horizon, &anomalies(series, LEVEL_SHIFT_SIGMAS))
+}
+
+/// [`forecast`] with the anomalies of the series already found (by [`anomalies`], at any
+/// threshold): its level shifts are the ones adjusted for, so a caller that looked for
+/// anomalies anyway does not look twice.
+///
+/// # Errors
+///
+/// As [`forecast`].
+pub fn forecast_after(
+    series: &[f64],
+    horizon: usize,
+    found: &[Anomaly],
+) -> Result<Forecast, ForecastError> {
+    check_series(series)?;
+    let (adjusted, shifts) = level_adjusted(series, found);
     let periods = detect_seasonality(&adjusted);
     let mut forecast = forecast_with_periods(&adjusted, horizon, &periods)?;
     if shifts > 0 {
@@ -192,16 +208,15 @@ pub fn forecast(series: &[f64], horizon: usize) -> Result<Forecast, ForecastErro
     Ok(forecast)
 }
 
-/// The series with the days before each level shift moved by the shift (found as
-/// [`anomalies`] finds them, at [`LEVEL_SHIFT_SIGMAS`]), so the history reads as if the level
+/// The series with the days before each level shift of `found` moved by the shift, so the history reads as if the level
 /// had always been today's: a model fitted to it forecasts the new level with its usual
 /// smoothing, instead of learning from the jump that the level wanders (a large smoothing
 /// weight, and forecasts as noisy as the last days). The shape before the shift (trend,
 /// seasons) is kept. Also the number of shifts.
-pub fn level_adjusted(series: &[f64]) -> (Vec<f64>, usize) {
+fn level_adjusted(series: &[f64], found: &[Anomaly]) -> (Vec<f64>, usize) {
     let mut adjusted = series.to_vec();
     let mut count = 0;
-    for anomaly in anomalies(series, LEVEL_SHIFT_SIGMAS) {
+    for anomaly in found {
         if let (AnomalyKind::LevelShift, Some(shift)) = (&anomaly.kind, anomaly.shift) {
             for value in adjusted.iter_mut().take(anomaly.index) {
                 *value += shift;

@@ -345,6 +345,60 @@ pub struct ImportSummary {
 
 const PREVIEW_ROWS: usize = 10;
 
+/// The data rows of a CSV `body` whose header `reader` has read: each with the line an editor
+/// shows (the reader's own count skips blank lines, so newlines up to each record's byte offset
+/// are counted instead; `lines_before` is what was cut off before `body`, a preamble), blank
+/// rows skipped, and a row that cannot be read or has another number of fields than the
+/// header's `width` as a [`RowError`].
+pub(crate) fn data_rows<'a>(
+    reader: &'a mut csv::Reader<&'a [u8]>,
+    body: &'a [u8],
+    lines_before: u64,
+    width: usize,
+) -> impl Iterator<Item = Result<(u64, csv::StringRecord), RowError>> + 'a {
+    let newlines: Vec<u64> = body
+        .iter()
+        .enumerate()
+        .filter(|(_, byte)| **byte == b'\n')
+        .map(|(index, _)| index as u64)
+        .collect();
+    let line_at = move |position: Option<&csv::Position>| -> u64 {
+        position.map_or(0, |position| {
+            // A record's position can point at blank lines before it.
+            let mut start = position.byte();
+            while body
+                .get(start as usize)
+                .is_some_and(|byte| matches!(byte, b'\n' | b'\r'))
+            {
+                start += 1;
+            }
+            newlines.partition_point(|&newline| newline < start) as u64 + 1 + lines_before
+        })
+    };
+    reader.records().filter_map(move |record| {
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                return Some(Err(RowError {
+                    line: line_at(error.position()),
+                    message: format!("not readable as CSV: {error}"),
+                }));
+            }
+        };
+        let line = line_at(record.position());
+        if record.iter().all(str::is_empty) {
+            return None;
+        }
+        if record.len() != width {
+            return Some(Err(RowError {
+                line,
+                message: format!("{} fields where the header has {width}", record.len()),
+            }));
+        }
+        Some(Ok((line, record)))
+    })
+}
+
 /// `bytes` without a UTF-8 byte order mark.
 pub fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
@@ -429,55 +483,15 @@ pub fn parse_statement(
     let mut occurrences: HashMap<(NaiveDate, Decimal, String, String, String), u32> =
         HashMap::new();
     let recorded_at = Utc::now();
-    // The csv reader's own line count skips blank lines; count newlines up to each record's
-    // byte offset instead, so a reported line is the line an editor shows.
     let body = &text[offset..];
-    let newlines: Vec<u64> = body
-        .iter()
-        .enumerate()
-        .filter(|(_, byte)| **byte == b'\n')
-        .map(|(index, _)| index as u64)
-        .collect();
-    let line_at = |position: Option<&csv::Position>| -> u64 {
-        position.map_or(0, |position| {
-            // A record's position can point at blank lines before it.
-            let mut start = position.byte();
-            while body
-                .get(start as usize)
-                .is_some_and(|byte| matches!(byte, b'\n' | b'\r'))
-            {
-                start += 1;
-            }
-            newlines.partition_point(|&newline| newline < start) as u64 + 1 + spec.skip_lines as u64
-        })
-    };
-    for record in reader.records() {
-        let record = match record {
-            Ok(record) => record,
+    for row in data_rows(&mut reader, body, spec.skip_lines as u64, headers.len()) {
+        let (line, record) = match row {
+            Ok(row) => row,
             Err(error) => {
-                let line = line_at(error.position());
-                errors.push(RowError {
-                    line,
-                    message: format!("not readable as CSV: {error}"),
-                });
+                errors.push(error);
                 continue;
             }
         };
-        let line = line_at(record.position());
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        if record.len() != headers.len() {
-            errors.push(RowError {
-                line,
-                message: format!(
-                    "{} fields where the header has {}",
-                    record.len(),
-                    headers.len()
-                ),
-            });
-            continue;
-        }
         let field = |index: Option<usize>| index.and_then(|i| record.get(i)).unwrap_or("");
         let mut problems = Vec::new();
         let date_text = field(date_column);

@@ -313,10 +313,13 @@ const ELECTOR_CONFIRMATION_NANOTON: u128 = NANOTON_PER_TON as u128;
 
 /// Nanotons as an exact TON amount.
 pub fn ton(nanoton: u128) -> Decimal {
-    let whole = Decimal::from(nanoton / u128::from(NANOTON_PER_TON));
-    let fraction =
-        Decimal::from_i128_with_scale((nanoton % u128::from(NANOTON_PER_TON)) as i128, 9);
-    (whole + fraction).normalize()
+    // Exact up to 2^96 nanotons, far above the supply; a nonsense amount beyond it is capped
+    // rather than a panic.
+    i128::try_from(nanoton)
+        .ok()
+        .and_then(|nanoton| Decimal::try_from_i128_with_scale(nanoton, 9).ok())
+        .unwrap_or(Decimal::MAX)
+        .normalize()
 }
 
 fn raw(address: &str) -> Option<String> {
@@ -372,6 +375,28 @@ fn entry(
     }
 }
 
+/// An incoming transfer booked whole as income of `stream`, its sender counted as a payer.
+fn payment(
+    result: &mut Attribution,
+    watched: &Watched,
+    tx: &Transaction,
+    message: &TransactionMessage,
+    stream: String,
+    description: String,
+    tags: Vec<String>,
+) {
+    result.payers.insert(message.source.clone());
+    result.entries.push(entry(
+        watched,
+        tx,
+        message,
+        ton(message.value_nanoton),
+        stream,
+        description,
+        tags,
+    ));
+}
+
 /// Attributes `transactions` (oldest first, only those newer than `state.last_lt`) of one
 /// account, updating `state`. `own` holds the raw addresses of every watched account.
 pub fn attribute(
@@ -421,16 +446,8 @@ pub fn attribute(
                 .unwrap_or_else(|| watched.stream.clone());
             let mut tags = vec!["onchain".to_owned()];
             tags.extend(rule.tags.iter().cloned());
-            result.payers.insert(message.source.clone());
-            result.entries.push(entry(
-                watched,
-                tx,
-                message,
-                ton(message.value_nanoton),
-                stream,
-                comment.unwrap_or("transfer matched by a rule").to_owned(),
-                tags,
-            ));
+            let description = comment.unwrap_or("transfer matched by a rule").to_owned();
+            payment(&mut result, watched, tx, message, stream, description, tags);
             continue;
         }
         if own.contains(&sender) {
@@ -539,16 +556,15 @@ pub fn attribute(
                 } else {
                     "transfer-in"
                 };
-                result.payers.insert(message.source.clone());
-                result.entries.push(entry(
+                payment(
+                    &mut result,
                     watched,
                     tx,
                     message,
-                    ton(message.value_nanoton),
                     watched.stream.clone(),
                     comment.unwrap_or("payment").to_owned(),
                     vec!["onchain".to_owned(), tag.to_owned()],
-                ));
+                );
             }
         }
     }

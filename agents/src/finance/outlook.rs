@@ -233,17 +233,23 @@ pub fn forecast_line(
 ) -> (Result<Forecast, forecast::ForecastError>, Vec<Anomaly>) {
     let size = bucket_size(values);
     if size == 1 {
+        // The level shifts found here are the ones the forecast adjusts for.
         let spikes = forecast::anomalies(values, sigmas);
-        let result = forecast::forecast(&without_spikes(values, &spikes), horizon);
+        let result = forecast::forecast_after(&without_spikes(values, &spikes), horizon, &spikes);
         return (result, spikes);
     }
     let (sums, start) = bucket_sums(values, size);
     // 30-day windows do not follow calendar months, so a window with two paydays or none is
     // no anomaly: lines billed monthly are not checked for spikes (see docs/finance.md).
-    let anomalies = if size == 30 {
-        Vec::new()
+    let (anomalies, result) = if size == 30 {
+        (
+            Vec::new(),
+            forecast::forecast(&sums, horizon.div_ceil(size)),
+        )
     } else {
-        forecast::anomalies(&sums, sigmas)
+        let found = forecast::anomalies(&sums, sigmas);
+        let result = forecast::forecast_after(&sums, horizon.div_ceil(size), &found);
+        (found, result)
     };
     let anomalies = anomalies
         .into_iter()
@@ -253,7 +259,7 @@ pub fn forecast_line(
             anomaly
         })
         .collect();
-    let result = forecast::forecast(&sums, horizon.div_ceil(size)).map(|buckets| {
+    let result = result.map(|buckets| {
         let daily = |band: &[f64]| -> Vec<f64> {
             (0..horizon)
                 .map(|day| band.get(day / size).copied().unwrap_or(0.0) / size as f64)

@@ -25,8 +25,8 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use tools::tonapi::StakingPool;
 
-use super::import::{ImportError, RowError, strip_bom};
-use super::report::Valuer;
+use super::import::{ImportError, RowError, data_rows, strip_bom};
+use super::report::{Valuer, aligned};
 use super::{FinanceConfig, is_currency_code};
 
 /// The asset a wallet balance is in; also the asset a [`RebalanceStep::Transfer`] moves.
@@ -296,11 +296,7 @@ impl PortfolioConfig {
 
 /// The holding a wallet balance is stored as: account = the wallet's label, asset TON.
 pub fn wallet_holding(wallet: &PortfolioWallet, date: NaiveDate, balance_nanoton: u128) -> Holding {
-    let quantity = i128::try_from(balance_nanoton)
-        .ok()
-        .and_then(|nanoton| Decimal::try_from_i128_with_scale(nanoton, NANOTON_SCALE).ok())
-        .unwrap_or(Decimal::MAX)
-        .normalize();
+    let quantity = super::onchain::ton(balance_nanoton);
     Holding {
         date,
         account: wallet.label.clone(),
@@ -400,56 +396,18 @@ pub fn parse_balances(text: &str, file: &str) -> Result<Vec<Holding>, ImportErro
         return Err(file_error(header_problems.join("; ")));
     }
 
-    // Lines as an editor shows them: count newlines up to each record's byte offset (the csv
-    // reader's own count skips blank lines).
-    let newlines: Vec<u64> = body
-        .iter()
-        .enumerate()
-        .filter(|(_, byte)| **byte == b'\n')
-        .map(|(index, _)| index as u64)
-        .collect();
-    let line_at = |position: Option<&csv::Position>| -> u64 {
-        position.map_or(0, |position| {
-            let mut start = position.byte();
-            while body
-                .get(start as usize)
-                .is_some_and(|byte| matches!(byte, b'\n' | b'\r'))
-            {
-                start += 1;
-            }
-            newlines.partition_point(|&newline| newline < start) as u64 + 1
-        })
-    };
-
     let mut holdings = Vec::new();
     let mut errors = Vec::new();
     let mut seen: HashMap<(String, String, NaiveDate), u64> = HashMap::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(record) => record,
+    let width = headers.len();
+    for row in data_rows(&mut reader, body, 0, width) {
+        let (line, record) = match row {
+            Ok(row) => row,
             Err(error) => {
-                errors.push(RowError {
-                    line: line_at(error.position()),
-                    message: format!("not readable as CSV: {error}"),
-                });
+                errors.push(error);
                 continue;
             }
         };
-        let line = line_at(record.position());
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        if record.len() != headers.len() {
-            errors.push(RowError {
-                line,
-                message: format!(
-                    "{} fields where the header has {}",
-                    record.len(),
-                    headers.len()
-                ),
-            });
-            continue;
-        }
         let field = |name: &str| {
             columns
                 .get(name)
@@ -1238,8 +1196,7 @@ pub fn rebalance_plan(report: &PortfolioReport, config: &PortfolioConfig) -> Vec
                         row.asset == TON
                             && (row.account == wallet.label || row.account == wallet.address)
                     })
-                    .map(|row| row.quantity)
-                    .sum();
+                    .fold(Decimal::ZERO, |held, row| held.saturating_add(row.quantity));
                 (wallet, held)
             })
             .filter(|(_, held)| *held > Decimal::ZERO)
@@ -1391,11 +1348,7 @@ pub fn staking_comparison(cycles: &[StakeCycle], pools: &[StakingPool]) -> Staki
             implementation: pool.implementation.clone(),
             apy: pool.apy,
             verified: pool.verified,
-            min_stake_ton: i128::try_from(pool.min_stake_nanoton)
-                .ok()
-                .and_then(|nanoton| Decimal::try_from_i128_with_scale(nanoton, NANOTON_SCALE).ok())
-                .unwrap_or(Decimal::MAX)
-                .normalize(),
+            min_stake_ton: super::onchain::ton(pool.min_stake_nanoton),
         })
         .collect();
     rows.sort_by(|a, b| b.apy.total_cmp(&a.apy).then_with(|| a.name.cmp(&b.name)));
@@ -1447,42 +1400,6 @@ pub fn staking_comparison(cycles: &[StakeCycle], pools: &[StakingPool]) -> Staki
 }
 
 // ---- rendering ----
-
-/// Rows as aligned columns: text columns (`left`) padded on the right, numbers on the left.
-fn aligned(rows: &[Vec<String>], left: &[usize]) -> String {
-    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
-        .map(|column| {
-            rows.iter()
-                .map(|row| row.get(column).map_or(0, |cell| cell.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for (index, row) in rows.iter().enumerate() {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(column, (cell, width))| {
-                if left.contains(&column) {
-                    format!("{cell:<width$}")
-                } else {
-                    format!("{cell:>width$}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-        if index == 0 {
-            out.push_str(
-                &"-".repeat(widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1)),
-            );
-            out.push('\n');
-        }
-    }
-    out
-}
 
 fn signed_money(value: Decimal) -> String {
     let text = money(value);

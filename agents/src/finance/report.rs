@@ -401,9 +401,8 @@ pub fn report_rows(report: &MonthlyReport, plain_numbers: bool) -> Vec<Vec<Strin
     rows
 }
 
-/// A plain-text table for a terminal, followed by burn, cash, runway and missing rates.
-pub fn render_table(report: &MonthlyReport) -> String {
-    let rows = report_rows(report, false);
+/// Rows as aligned columns: text columns (`left`) padded on the right, numbers on the left.
+pub(crate) fn aligned(rows: &[Vec<String>], left: &[usize]) -> String {
     let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
         .map(|column| {
             rows.iter()
@@ -419,7 +418,7 @@ pub fn render_table(report: &MonthlyReport) -> String {
             .zip(&widths)
             .enumerate()
             .map(|(column, (cell, width))| {
-                if column == 0 {
+                if left.contains(&column) {
                     format!("{cell:<width$}")
                 } else {
                     format!("{cell:>width$}")
@@ -435,6 +434,13 @@ pub fn render_table(report: &MonthlyReport) -> String {
             out.push('\n');
         }
     }
+    out
+}
+
+/// A plain-text table for a terminal, followed by burn, cash, runway and missing rates.
+pub fn render_table(report: &MonthlyReport) -> String {
+    let rows = report_rows(report, false);
+    let mut out = aligned(&rows, &[0]);
     if report.months.iter().any(|row| row.partial) {
         out.push_str("* month to date: its sums and changes are not final\n");
     }

@@ -748,23 +748,12 @@ fn approvals(context: &Context) -> Answer {
             format!("{}/{}", record.approvals.len(), record.approvals_needed()),
         ]);
         let id = &record.proposal.id;
-        answer.actions.extend([
-            Action {
-                label: "Approve".to_owned(),
-                action_id: format!("approve:{id}"),
-                style: ActionStyle::Primary,
-            },
-            Action {
-                label: "Reject".to_owned(),
-                action_id: format!("reject:{id}"),
-                style: ActionStyle::Danger,
-            },
-            Action {
-                label: "Details".to_owned(),
-                action_id: format!("details:{id}"),
-                style: ActionStyle::Default,
-            },
-        ]);
+        answer.actions.extend(approval_actions(id));
+        answer.actions.push(Action {
+            label: "Details".to_owned(),
+            action_id: format!("details:{id}"),
+            style: ActionStyle::Default,
+        });
     }
     answer = answer.table(table);
     if pending.len() > MAX_APPROVALS_SHOWN {
@@ -1092,6 +1081,22 @@ fn income(context: &Context, request: &super::IncomeRequest, now: DateTime<Utc>)
     }
 }
 
+/// The Approve and Reject buttons of a pending proposal.
+fn approval_actions(id: &str) -> [Action; 2] {
+    [
+        Action {
+            label: "Approve".to_owned(),
+            action_id: format!("approve:{id}"),
+            style: ActionStyle::Primary,
+        },
+        Action {
+            label: "Reject".to_owned(),
+            action_id: format!("reject:{id}"),
+            style: ActionStyle::Danger,
+        },
+    ]
+}
+
 /// `/expense`: a proposal from the caller; the policies decide whether it is booked at once,
 /// waits for approvers, or is refused.
 async fn expense(context: &Context, request: &super::ExpenseRequest) -> Answer {
@@ -1144,22 +1149,17 @@ async fn expense(context: &Context, request: &super::ExpenseRequest) -> Answer {
         ProposalState::Executed => base(Answer::new("Expense booked"))
             .paragraph("The policies let it run on its own; it is in the ledger."),
         ProposalState::Pending => {
+            let who = match &record.decision {
+                policies::Decision::NeedsApproval { eligible_roles, .. } => {
+                    format!(" from a {}", eligible_roles.join(" or "))
+                }
+                _ => String::new(),
+            };
             let mut answer = base(Answer::new("Expense awaiting approval")).paragraph(format!(
-                "It needs {} approval(s) from a cfo or ceo; it is booked once approved.",
+                "It needs {} approval(s){who}; it is booked once approved.",
                 record.approvals_needed()
             ));
-            answer.actions.extend([
-                Action {
-                    label: "Approve".to_owned(),
-                    action_id: format!("approve:{id}"),
-                    style: ActionStyle::Primary,
-                },
-                Action {
-                    label: "Reject".to_owned(),
-                    action_id: format!("reject:{id}"),
-                    style: ActionStyle::Danger,
-                },
-            ]);
+            answer.actions.extend(approval_actions(&id));
             answer
         }
         ProposalState::Denied => Answer::with_outcome(

@@ -722,6 +722,10 @@ async fn an_expense_from_chat_is_routed_by_the_policies_and_finance_shows_it() {
     )
     .await;
     assert_eq!(waiting.title, "Expense awaiting approval", "{waiting:?}");
+    assert_eq!(
+        waiting.paragraphs[0],
+        "It needs 1 approval(s) from a cfo; it is booked once approved."
+    );
     let pending_id = waiting.facts[0].value.clone();
     assert!(pending_id.starts_with("expense-"), "{pending_id}");
     assert_eq!(

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tools::prometheus::PrometheusScraper;
 use tools::toncenter::{ToncenterClient, Transaction, TransactionCursor};
 
-use super::{FinanceError, journal};
+use super::{Every, FinanceError, journal};
 
 /// What a sync reads from: toncenter, the Cocoon nodes' metrics pages, and the validators.
 pub struct OnchainSources {
@@ -78,18 +78,10 @@ pub async fn hourly(
     store: Store,
     config: std::sync::Arc<FinanceConfig>,
     sources: std::sync::Arc<OnchainSources>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut every = Every::new(std::time::Duration::from_secs(3600), stop);
+    while every.tick().await {
         match sources.sync(&store, &config, "agent:finance").await {
             Ok(summary) => {
                 for account in &summary.accounts {
@@ -289,7 +281,10 @@ pub async fn sync(
                 store.state().put(&key, &state)?;
                 row.new_entries = outcome.inserted;
                 row.duplicates = outcome.duplicates.len();
-                row.income_ton = attribution.entries.iter().map(|entry| entry.amount).sum();
+                row.income_ton = attribution
+                    .entries
+                    .iter()
+                    .fold(Decimal::ZERO, |sum, entry| sum.saturating_add(entry.amount));
                 row.cycles = attribution.cycles;
                 row.unmatched = attribution.unmatched;
                 row.skipped = attribution.skipped;

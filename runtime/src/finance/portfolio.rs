@@ -18,7 +18,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
 use super::onchain::{OnchainSources, stake_cycles};
-use super::{FinanceError, journal};
+use super::{Every, FinanceError, journal};
 
 /// The agent name alerts and proposals carry.
 pub const AGENT: &str = "finance";
@@ -467,14 +467,17 @@ pub async fn check(
             else {
                 continue;
             };
-            let nanoton = (quantity * Decimal::from(1_000_000_000u64))
-                .trunc()
-                .to_u64()
-                .unwrap_or(u64::MAX);
-            let cents = (value * Decimal::ONE_HUNDRED)
-                .round()
-                .to_u64()
-                .unwrap_or(u64::MAX);
+            // An amount no transfer can carry is not proposed at all.
+            let (Some(nanoton), Some(cents)) = (
+                quantity
+                    .checked_mul(Decimal::from(1_000_000_000u64))
+                    .and_then(|nanoton| nanoton.trunc().to_u64()),
+                value
+                    .checked_mul(Decimal::ONE_HUNDRED)
+                    .and_then(|cents| cents.round().to_u64()),
+            ) else {
+                continue;
+            };
             let proposal = policies::Proposal {
                 id: format!(
                     "rebalance-{}-{}-{index}",
@@ -539,18 +542,10 @@ pub async fn daily(
     telemetry: agents::telemetry::Telemetry,
     gate: std::sync::Arc<crate::gate::Gatekeeper>,
     alerts: tokio::sync::mpsc::UnboundedSender<Alert>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut every = Every::new(std::time::Duration::from_secs(24 * 3600), stop);
+    while every.tick().await {
         let today = Utc::now().date_naive();
         let view = match view(&store, &config, &sources, 30, today).await {
             Ok(view) => view,

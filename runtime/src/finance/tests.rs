@@ -219,18 +219,22 @@ comment = "job 902"
         ]))
         .unwrap();
 
+        let sync_now = || async {
+            sync(
+                &store,
+                &config,
+                &validators,
+                &client,
+                Some(&scraper),
+                "test",
+            )
+            .await
+            .unwrap()
+        };
+
         // 10m: the stake is out, two customers have paid; nothing came back yet.
         sim.advance(Duration::from_secs(600));
-        let first = sync(
-            &store,
-            &config,
-            &validators,
-            &client,
-            Some(&scraper),
-            "test",
-        )
-        .await
-        .unwrap();
+        let first = sync_now().await;
         let cocoon = &first.accounts[0];
         assert_eq!(cocoon.error, None);
         assert_eq!((cocoon.read, cocoon.new_entries, cocoon.payers), (3, 2, 2));
@@ -250,16 +254,7 @@ comment = "job 902"
 
         // 45m: the stake came back with 123.5 TON, and Alice paid again.
         sim.advance(Duration::from_secs(2100));
-        let second = sync(
-            &store,
-            &config,
-            &validators,
-            &client,
-            Some(&scraper),
-            "test",
-        )
-        .await
-        .unwrap();
+        let second = sync_now().await;
         assert_eq!(
             (second.accounts[0].read, second.accounts[0].new_entries),
             (1, 1),
@@ -298,16 +293,7 @@ comment = "job 902"
             && matches!(&entry.source, EntrySource::OnChain { tx, .. } if !tx.is_empty())));
 
         // A third sync with nothing new books nothing; the cycle is kept for the APY.
-        let third = sync(
-            &store,
-            &config,
-            &validators,
-            &client,
-            Some(&scraper),
-            "test",
-        )
-        .await
-        .unwrap();
+        let third = sync_now().await;
         assert_eq!(third.new_entries(), 0);
         assert_eq!(store.ledger().len(), 4);
         let cycles = stake_cycles(&store).unwrap();

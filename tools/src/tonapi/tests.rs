@@ -58,6 +58,19 @@ address = "-1:1111111111111111111111111111111111111111111111111111111111111111"
 delta_ton = -0.5
 "#;
 
+/// tonapi answers the next `count` requests with 429 and `Retry-After: seconds`.
+fn rate_limited(count: u32, seconds: u64) -> Fault {
+    Fault {
+        service: SimService::Tonapi,
+        from: None,
+        until: None,
+        count: Some(count),
+        kind: FaultKind::RateLimit {
+            retry_after_seconds: Some(seconds),
+        },
+    }
+}
+
 async fn start_tonapi_sim() -> (SimHandle, Scenario) {
     crate::http::install_crypto_provider();
     let scenario = Scenario::from_toml(TONAPI_SCENARIO, "tonapi/tests.rs").unwrap();
@@ -179,15 +192,7 @@ async fn accounts_from_the_sim_follow_balance_events_and_unknown_ones_do_not_exi
 async fn sim_rate_limit_on_tonapi_is_retried_then_reported_with_the_hint() {
     let (sim, _) = start_tonapi_sim().await;
     let client = keyed(&sim.tonapi_url());
-    let fault = |count| Fault {
-        service: SimService::Tonapi,
-        from: None,
-        until: None,
-        count: Some(count),
-        kind: FaultKind::RateLimit {
-            retry_after_seconds: Some(4),
-        },
-    };
+    let fault = |count| rate_limited(count, 4);
     sim.inject_fault(fault(1));
     assert_eq!(client.validators().await.unwrap().attempts, 2);
     sim.inject_fault(fault(3));
@@ -701,15 +706,7 @@ async fn bulk_error_bodies_become_clear_errors_and_transient_ones_are_retried() 
 async fn sim_bulk_honours_tonapi_faults_and_answers_a_bad_request_with_400() {
     let (sim, _) = start_tonapi_sim().await;
     let client = keyed(&sim.tonapi_url());
-    sim.inject_fault(Fault {
-        service: SimService::Tonapi,
-        from: None,
-        until: None,
-        count: Some(1),
-        kind: FaultKind::RateLimit {
-            retry_after_seconds: Some(4),
-        },
-    });
+    sim.inject_fault(rate_limited(1, 4));
     let fetched = client.accounts(&[ALPHA, NOBODY]).await.unwrap();
     assert_eq!(fetched.attempts, 2);
     assert_eq!(fetched.value.len(), 2);
@@ -812,15 +809,7 @@ async fn staking_pools_from_the_sim_are_three_fixed_pools_cycling_with_config_34
 async fn sim_staking_pools_honour_tonapi_faults() {
     let (sim, _) = start_tonapi_sim().await;
     let client = keyed(&sim.tonapi_url());
-    sim.inject_fault(Fault {
-        service: SimService::Tonapi,
-        from: None,
-        until: None,
-        count: Some(1),
-        kind: FaultKind::RateLimit {
-            retry_after_seconds: Some(1),
-        },
-    });
+    sim.inject_fault(rate_limited(1, 1));
     let fetched = client.staking_pools().await.unwrap();
     assert_eq!(fetched.attempts, 2);
     assert_eq!(fetched.value.len(), 3);

@@ -430,4 +430,6 @@ fn nanotons_convert_exactly() {
     assert_eq!(ton(1), dec("0.000000001"));
     assert_eq!(ton(1_500_000_000), dec("1.5"));
     assert_eq!(ton(u128::from(u64::MAX)), dec("18446744073.709551615"));
+    // Beyond what a decimal holds: capped, not a panic.
+    assert_eq!(ton(u128::MAX), Decimal::MAX);
 }
