@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tools::tonapi::StakingPool;
 
 use super::import::{ImportError, RowError, data_rows, strip_bom};
-use super::report::{Valuer, aligned};
+use super::report::{Valuer, aligned, money};
 use super::{FinanceConfig, is_currency_code};
 
 /// The asset a wallet balance is in; also the asset a [`RebalanceStep::Transfer`] moves.
@@ -1113,23 +1113,6 @@ pub enum RebalanceStep {
         value: Decimal,
         description: String,
     },
-}
-
-fn money(value: Decimal) -> String {
-    let rounded = value.round_dp(0);
-    let digits = rounded.abs().to_string();
-    let mut grouped = String::new();
-    for (index, c) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    if rounded.is_sign_negative() && !rounded.is_zero() {
-        format!("-{grouped}")
-    } else {
-        grouped
-    }
 }
 
 fn percent(share: f64) -> String {

@@ -323,7 +323,8 @@ pub fn monthly_report(
     })
 }
 
-fn money(value: Decimal) -> String {
+/// Whole units with thousands commas: `-1,234`.
+pub(crate) fn money(value: Decimal) -> String {
     let rounded = value.round_dp(0);
     let digits = rounded.abs().to_string();
     let mut grouped = String::new();

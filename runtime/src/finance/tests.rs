@@ -381,16 +381,7 @@ mod portfolio_check {
 
     #[tokio::test]
     async fn a_broken_limit_alerts_once_proposes_the_transfer_and_resolves() {
-        let scenario = Scenario::from_toml(
-            &format!(
-                "name = \"treasury\"\nseed = 3\n\n[[validators]]\nname = \"treasury\"\naddress = \"{TREASURY}\"\nbalance_ton = 1000.0\n"
-            ),
-            "treasury.toml",
-        )
-        .unwrap();
-        let sim = SimWorld::start(scenario, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let (_sim, mut config) = jetton_world(&[]).await;
         let fixture = crate::test_support::gate_fixture(
             |_| crate::executors::ExecutorsConfig::default(),
             vec![crate::config::UserConfig {
@@ -403,17 +394,6 @@ mod portfolio_check {
         )
         .await;
         let store = fixture.store.clone();
-        let mut config = crate::config::load(&crate::config::ConfigSource::Embedded, &[]).unwrap();
-        config.sources.toncenter.base_url = sim.toncenter_url();
-        config.sources.tonapi.base_url = sim.tonapi_url();
-        config.sources.toncenter.requests_per_second = 1000.0;
-        // With a key tonapi's limit is the configured one (4 s between keyless requests).
-        config.sources.tonapi.api_key = Some(tools::secret::Secret::new("test-key"));
-        config.sources.tonapi.requests_per_second = 1000.0;
-        config.finance.portfolio.wallets = vec![PortfolioWallet {
-            address: TREASURY.to_owned(),
-            label: "treasury".to_owned(),
-        }];
         config.finance.portfolio.limits = vec![ConcentrationLimit {
             asset: Some("TON".to_owned()),
             class: None,
@@ -531,6 +511,7 @@ mod portfolio_check {
         config.sources.tonapi.base_url = sim.tonapi_url();
         config.sources.toncenter.requests_per_second = 1000.0;
         config.sources.tonapi.api_key = Some(tools::secret::Secret::new("test-key"));
+        // With a key tonapi's limit is the configured one (4 s between keyless requests).
         config.sources.tonapi.requests_per_second = 1000.0;
         config.finance.portfolio.wallets = vec![PortfolioWallet {
             address: TREASURY.to_owned(),
