@@ -874,35 +874,70 @@ async fn write_checkpoint(store: &Store) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM with the signal's name.
-pub async fn shutdown_signal() -> &'static str {
+/// SIGINT and SIGTERM, listened for from the moment [`ShutdownSignals::listen`] returns: a
+/// signal that arrives before [`ShutdownSignals::recv`] is polled is kept, not met by the
+/// default action (which would end the process without flushing the store).
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the daemon");
-                let _ = tokio::signal::ctrl_c().await;
-                return "SIGINT";
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    pub fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for {name}");
+                    None
+                }
+            };
+            Self {
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
+
+    /// Resolves on SIGINT or SIGTERM with the signal's name.
+    pub async fn recv(self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(self.interrupt) => "SIGINT",
+                _ = next(self.terminate) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
     }
 }
 
 /// `command-center run`.
 pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // Before anything can announce readiness: whoever waits for "ready" and then stops the
+    // daemon must reach the orderly shutdown.
+    let signals = ShutdownSignals::listen();
     let daemon = Daemon::start(config, options).await?;
     let state = daemon.state.clone();
     let addr = daemon.http_addr;
@@ -930,7 +965,7 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
             "demo running: try `command-center status` and `command-center audit tail` in another terminal"
         );
     }
-    let reason = shutdown_signal().await;
+    let reason = signals.recv().await;
     ready.abort();
     daemon.shutdown(reason).await
 }

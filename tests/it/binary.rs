@@ -417,11 +417,22 @@ fn the_demo_alerts_and_recovers_on_its_own() {
     );
     assert!(foreign.join("precious.txt").exists());
 
-    // The next demo run replaces the previous demo's data.
+    // The next demo run replaces the previous demo's data. Stopped while it is still starting
+    // (its world is up, the agents are not): the signal is not lost to the default action,
+    // which would end the process without an orderly stop (no exit code); it starts, then
+    // stops in order.
     let mut again = Daemon::spawn(dir.path(), &["run", "--demo"]);
-    again.wait_for("ready", Duration::from_secs(60));
+    again.wait_for("sim world listening", Duration::from_secs(60));
     again.signal(libc::SIGTERM);
     assert_eq!(again.wait_exit(Duration::from_secs(30)), Some(0));
+    assert!(
+        again
+            .log
+            .iter()
+            .any(|line| line.contains("shutting down") && line.contains("SIGTERM")),
+        "{}",
+        again.log.join("\n")
+    );
     let store = memory::Store::open(&data).unwrap();
     let first = store.journal().get(1).unwrap().unwrap();
     assert_eq!(first.kind, "daemon.started");
